@@ -1,0 +1,144 @@
+//! HAProxy's configuration language, in three stages (STYLE.md point 2):
+//! text → [`syntax::SyntaxTree`] (file and line on every node) → [`model::Config`]
+//! (validated, all errors collected) → the runtime snapshot (built by the proxy).
+//! Stages one and two never touch the network, so `lbd -c` and the GUI share them.
+
+pub mod acl;
+pub mod addr;
+mod build;
+pub mod diag;
+pub mod keywords;
+pub mod lexer;
+pub mod model;
+pub mod syntax;
+pub mod units;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use diag::{Diagnostic, Diagnostics, Loc, Severity};
+pub use model::Config;
+
+use lexer::{Env, ProcessEnv};
+
+/// The result of checking a configuration: the model when it is valid, and every
+/// warning and error found.
+#[derive(Debug)]
+pub struct Checked {
+    pub config: Option<Config>,
+    pub diags: Diagnostics,
+    /// The files read, in order.
+    pub files: Vec<PathBuf>,
+}
+
+impl Checked {
+    pub fn is_valid(&self) -> bool {
+        self.config.is_some()
+    }
+}
+
+/// One configuration source: a file name (for messages) and its text.
+pub struct Source {
+    pub name: String,
+    pub text: String,
+}
+
+/// Expands `-f` arguments as HAProxy does: a directory contributes its `*.cfg`
+/// files in lexical order; files are kept in the order given.
+pub fn expand_paths(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)?
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|e| e.extension().is_some_and(|x| x == "cfg") && e.is_file())
+                .collect();
+            entries.sort();
+            out.extend(entries);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Checks sources already in memory (the GUI's editor, tests, the fuzzer).
+pub fn check_sources(sources: &[Source], env: &dyn Env) -> Checked {
+    let mut diags = Diagnostics::default();
+    let mut tree = syntax::SyntaxTree::default();
+    for src in sources {
+        let name: Arc<str> = Arc::from(src.name.as_str());
+        syntax::parse_text(&name, &src.text, env, &mut tree, &mut diags);
+    }
+    let config = build::build(&tree, &mut diags);
+    let config = if diags.has_errors() { None } else { config };
+    Checked {
+        config,
+        diags,
+        files: Vec::new(),
+    }
+}
+
+/// Checks one text, naming it `name` in messages.
+pub fn check_str(name: &str, text: &str) -> Checked {
+    check_sources(
+        &[Source {
+            name: name.to_owned(),
+            text: text.to_owned(),
+        }],
+        &ProcessEnv,
+    )
+}
+
+/// Reads and checks files (and directories) in order.
+pub fn check_files(paths: &[PathBuf]) -> Checked {
+    let mut diags = Diagnostics::default();
+    let files = match expand_paths(paths) {
+        Ok(f) => f,
+        Err(e) => {
+            let loc = Loc {
+                file: Arc::from("<command line>"),
+                line: 0,
+            };
+            diags.alert(&loc, None, format!("cannot list configuration directory: {e}"));
+            return Checked {
+                config: None,
+                diags,
+                files: Vec::new(),
+            };
+        }
+    };
+    let mut sources = Vec::new();
+    for f in &files {
+        match read_text(f) {
+            Ok(text) => sources.push(Source {
+                name: f.display().to_string(),
+                text,
+            }),
+            Err(e) => {
+                let loc = Loc {
+                    file: Arc::from(f.display().to_string()),
+                    line: 0,
+                };
+                diags.alert(&loc, None, format!("Could not open configuration file {} : {e}", f.display()));
+            }
+        }
+    }
+    if diags.has_errors() {
+        return Checked {
+            config: None,
+            diags,
+            files,
+        };
+    }
+    let mut checked = check_sources(&sources, &ProcessEnv);
+    checked.files = files;
+    checked
+}
+
+fn read_text(path: &Path) -> std::io::Result<String> {
+    let bytes = std::fs::read(path)?;
+    // Configuration files are text; bytes that are not UTF-8 are kept visible.
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}

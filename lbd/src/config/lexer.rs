@@ -103,6 +103,10 @@ struct WordBuf {
 /// Split one line (without its line terminator) into words.
 pub fn split_line(line: &str, env: &dyn Env) -> Result<Vec<String>, LexError> {
     let input = line.as_bytes();
+    // Most lines hold no quote, escape, variable or comment: split them directly.
+    if !input.iter().any(|b| matches!(b, b'\\' | b'"' | b'\'' | b'#' | b'$')) {
+        return Ok(line.split([' ', '\t']).filter(|w| !w.is_empty()).map(str::to_owned).collect());
+    }
     let mut words: Vec<String> = Vec::new();
     let mut cur = WordBuf::default();
     let mut squote = false;
@@ -114,7 +118,8 @@ pub fn split_line(line: &str, env: &dyn Env) -> Result<Vec<String>, LexError> {
     let finish = |cur: &mut WordBuf, words: &mut Vec<String>| {
         if cur.started && (cur.literal || !cur.bytes.is_empty() || !cur.has_var) {
             // `\xNN` may produce bytes that are not UTF-8; keep them visible rather than fail.
-            words.push(String::from_utf8_lossy(&cur.bytes).into_owned());
+            let bytes = std::mem::take(&mut cur.bytes);
+            words.push(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()));
         }
         *cur = WordBuf::default();
     };

@@ -7,6 +7,7 @@ pub mod acl;
 pub mod addr;
 mod build;
 pub mod diag;
+pub mod generate;
 pub mod keywords;
 pub mod lexer;
 pub mod model;

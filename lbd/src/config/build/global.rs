@@ -25,6 +25,9 @@ pub(crate) const FACILITIES: &[&str] = &[
 
 pub(crate) const LEVELS: &[&str] = &["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"];
 
+/// Smallest `tune.bufsize`: the built-in error responses must fit in one buffer.
+const MIN_BUFSIZE: u64 = 1024;
+
 /// Largest `nbthread` accepted.
 const MAX_THREADS: u64 = 64;
 
@@ -233,6 +236,10 @@ pub(super) fn line(g: &mut Global, seen: &mut Overrides, line: &Line, ctx: &mut 
                 return;
             };
             match units::parse_size(text) {
+                Ok(v) if kw == "tune.bufsize" && v < MIN_BUFSIZE => ctx.alert(
+                    line,
+                    format!("'tune.bufsize {v}' is too small: lbd's own error pages need at least {MIN_BUFSIZE} bytes."),
+                ),
                 Ok(v) if v <= i32::MAX as u64 => {
                     if kw == "tune.bufsize" {
                         g.tune_bufsize = v as u32;

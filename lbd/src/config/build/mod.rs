@@ -291,8 +291,7 @@ pub fn build(tree: &SyntaxTree, diags: &mut Diagnostics) -> Option<Config> {
         }
     }
 
-    let had_line_errors = ctx.diags.has_errors();
-    post::check(&global, &mut proxies, &mut ctx, had_line_errors);
+    post::check(&global, &mut proxies, &mut ctx);
     if ctx.diags.has_errors() {
         return None;
     }

@@ -2,7 +2,7 @@
 //! switched-to backends, servers that cannot be checked, server ids, and the
 //! warnings HAProxy prints after parsing.
 
-use super::super::acl::{AclRef, Condition, SampleExpr};
+use super::super::acl::{Condition, SampleExpr};
 use super::super::addr::{ServerAddr, ServerPort};
 use super::super::diag::Loc;
 use super::super::model::*;
@@ -10,10 +10,6 @@ use super::Ctx;
 
 fn find_backend<'a>(proxies: &'a [Proxy], name: &str) -> Option<&'a Proxy> {
     proxies.iter().find(|p| p.caps.backend && p.name.0 == name)
-}
-
-fn cond_samples(c: &Condition) -> Vec<&SampleExpr> {
-    c.samples().collect()
 }
 
 /// Every condition of a proxy with the line it sits on.
@@ -30,8 +26,7 @@ fn conditions(p: &Proxy) -> Vec<(&Condition, &Loc)> {
     out
 }
 
-pub(super) fn check(global: &Global, proxies: &mut [Proxy], ctx: &mut Ctx, had_line_errors: bool) {
-    let _ = had_line_errors;
+pub(super) fn check(global: &Global, proxies: &mut [Proxy], ctx: &mut Ctx) {
     // Backends named by default_backend / use_backend, and their modes.
     for p in proxies.iter() {
         if !p.caps.frontend {
@@ -111,22 +106,10 @@ pub(super) fn check(global: &Global, proxies: &mut [Proxy], ctx: &mut Ctx, had_l
                 );
             }
         }
-        let mut checked: Vec<&Loc> = Vec::new();
+        // Named ACLs are checked where a rule uses them, as HAProxy does.
         for (cond, loc) in conditions(p) {
-            for s in cond_samples(cond) {
+            for s in cond.samples() {
                 check_backend_ref(s, p, proxies, loc, ctx);
-            }
-            checked.push(loc);
-        }
-        // Named ACLs that no rule uses still have their backends checked.
-        for def in p.acls.values() {
-            for e in &def.exprs {
-                if let Some(b) = &e.sample.backend_ref {
-                    if find_backend(proxies, b).is_none() && !checked.is_empty() {
-                        // Reported through the rule that uses it, above.
-                    }
-                    let _ = b;
-                }
             }
         }
     }
@@ -282,11 +265,5 @@ fn warnings(global: &Global, proxies: &[Proxy], ctx: &mut Ctx) {
                 }
             }
         }
-        for cond_terms in p.acls.values() {
-            let _ = cond_terms;
-        }
     }
-    let any_listener = proxies.iter().any(|p| p.caps.frontend && !p.disabled && !p.binds.is_empty());
-    let _ = any_listener;
-    let _ = AclRef::Named(String::new(), Vec::new());
 }

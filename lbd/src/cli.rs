@@ -77,7 +77,13 @@ pub fn run(args: Args) -> ExitCode {
         let _ = writeln!(err, "{}", d.haproxy_line(pid));
     }
     if !checked.is_valid() {
-        let names: Vec<String> = checked.files.iter().map(|f| f.display().to_string()).collect();
+        // Name the files that hold errors, in the order they were read.
+        let names: Vec<String> = checked
+            .files
+            .iter()
+            .map(|f| f.display().to_string())
+            .filter(|name| checked.diags.errors().any(|d| &*d.loc.file == name.as_str()))
+            .collect();
         if !names.is_empty() {
             let _ = writeln!(
                 err,

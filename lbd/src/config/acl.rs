@@ -389,7 +389,7 @@ pub fn parse_sample(text: &str) -> Result<SampleExpr, AclError> {
 }
 
 /// ACL keywords that are a fetch plus a match method (`path_beg` = `path -m beg`).
-fn acl_keyword(name: &str) -> Option<(&str, MatchMethod)> {
+fn acl_keyword(name: &str) -> Option<(String, MatchMethod)> {
     const SUFFIXES: &[(&str, MatchMethod)] = &[
         ("_beg", MatchMethod::Beg),
         ("_end", MatchMethod::End),
@@ -413,16 +413,10 @@ fn acl_keyword(name: &str) -> Option<(&str, MatchMethod)> {
                 _ => continue,
             };
             // Rebuild "base(args)"; the caller re-parses it as a sample.
-            return Some((leak_join(base, args), *method));
+            return Some((format!("{base}{args}"), *method));
         }
     }
     None
-}
-
-/// Joins a fetch name and its argument text. ACL keywords are few and parsed once
-/// per config check, so a small allocation kept for the expression's life is fine.
-fn leak_join(base: &str, args: &str) -> &'static str {
-    Box::leak(format!("{base}{args}").into_boxed_str())
 }
 
 fn valid_acl_name(name: &str) -> Result<(), AclError> {
@@ -483,7 +477,7 @@ pub fn parse_acl_expr(words: &[String]) -> Result<AclExpr, AclError> {
             (s, m)
         }
         Err(AclError::UnknownFetch(_)) => match acl_keyword(first) {
-            Some((base, m)) => (parse_sample(base)?, m),
+            Some((base, m)) => (parse_sample(&base)?, m),
             None => {
                 return Err(AclError::UnknownFetch(
                     split_call(first).map(|(n, _)| n).unwrap_or(first).to_owned(),

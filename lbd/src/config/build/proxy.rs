@@ -22,7 +22,7 @@ fn cap_name(kind: SectionKind) -> &'static str {
 /// Applies one line to a proxy (or to a `defaults` section being built).
 pub(super) fn line(p: &mut Proxy, kind: SectionKind, line: &Line, global: &Global, ctx: &mut Ctx) {
     let Some(kw) = line.arg(0) else { return };
-    let Some(entry) = keywords::find(keywords::PROXY, kw).or_else(|| keywords::find(EXTRA, kw)) else {
+    let Some(entry) = keywords::find(keywords::PROXY, kw) else {
         ctx.alert(line, format!("unknown keyword '{kw}' in '{}' section", section_label(kind)));
         return;
     };
@@ -230,7 +230,7 @@ pub(super) fn line(p: &mut Proxy, kind: SectionKind, line: &Line, global: &Globa
             }
             p.errorfiles.insert(code, file.into());
         }
-        "http-request" | "http-response" | "http-after-response" => rules::http_rule(p, kind, line, ctx),
+        "http-request" | "http-response" | "http-after-response" => rules::http_rule(p, line, ctx),
         "tcp-request" | "tcp-response" => rules::tcp_rule(p, kind, line, ctx),
         "http-check" => rules::http_check(p, line, ctx),
         "tcp-check" => rules::tcp_check(line, ctx),
@@ -311,9 +311,6 @@ pub(super) fn line(p: &mut Proxy, kind: SectionKind, line: &Line, global: &Globa
         _ => ctx.alert(line, format!("'{kw}' is not supported yet.")),
     }
 }
-
-/// Proxy keywords outside the main table because they are rare.
-const EXTRA: &[keywords::Keyword] = &[];
 
 /// Capability of sub-keywords: `tcp-request connection` only in frontends, and so on.
 fn sub_verdict(kw: &str, sub: Option<&str>, kind: SectionKind) -> Option<Verdict> {

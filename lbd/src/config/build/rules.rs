@@ -139,7 +139,7 @@ fn exact_args(ctx: &mut Ctx, line: &Line, from: usize, n: usize, what: &str) -> 
     Some(line.words[from..end].to_vec())
 }
 
-pub(super) fn http_rule(p: &mut Proxy, kind: SectionKind, line: &Line, ctx: &mut Ctx) {
+pub(super) fn http_rule(p: &mut Proxy, line: &Line, ctx: &mut Ctx) {
     let which = line.arg(0).unwrap_or("http-request");
     let Some(action) = line.arg(1) else {
         ctx.alert(line, format!("'{which}' expects an action."));
@@ -376,7 +376,6 @@ pub(super) fn http_rule(p: &mut Proxy, kind: SectionKind, line: &Line, ctx: &mut
     let Ok(cond) = ctx.condition(line, cond_from, &what, &p.acls) else {
         return;
     };
-    let _ = kind;
     p_rules(p, which).push(HttpRule {
         action: act,
         cond,

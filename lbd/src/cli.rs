@@ -109,9 +109,14 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    let _ = writeln!(
-        err,
-        "[ALERT]    ({pid}) : the configuration is valid, but this build of lbd does not serve traffic yet (only -c is available)."
-    );
-    ExitCode::from(1)
+    let Some(config) = checked.config else { return ExitCode::from(1) };
+    drop(out);
+    drop(err);
+    match crate::runtime::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("[ALERT]    ({pid}) : {e}");
+            ExitCode::from(1)
+        }
+    }
 }

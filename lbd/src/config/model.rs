@@ -47,6 +47,14 @@ pub struct Caps {
     pub backend: bool,
 }
 
+/// Syslog facilities, as HAProxy names them.
+pub const FACILITIES: &[&str] = &[
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "auth2", "ftp", "ntp", "audit", "alert", "cron2",
+    "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+];
+
+pub const LEVELS: &[&str] = &["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"];
+
 /// A syslog target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogTarget {

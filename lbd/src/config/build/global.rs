@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::super::keywords;
-use super::super::model::{Global, LogTarget, SocketLevel, StatsSocket};
+use super::super::model::{Global, LogTarget, SocketLevel, StatsSocket, FACILITIES, LEVELS};
 use super::super::syntax::{Line, SectionKind};
 use super::super::units;
 use super::Ctx;
@@ -16,14 +16,6 @@ pub(super) struct Overrides {
     logs: bool,
     stats_sockets: bool,
 }
-
-/// Syslog facilities, as HAProxy names them.
-pub(crate) const FACILITIES: &[&str] = &[
-    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "auth2", "ftp", "ntp", "audit", "alert", "cron2",
-    "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
-];
-
-pub(crate) const LEVELS: &[&str] = &["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"];
 
 /// Smallest `tune.bufsize`: the built-in error responses must fit in one buffer.
 const MIN_BUFSIZE: u64 = 1024;

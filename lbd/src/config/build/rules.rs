@@ -309,7 +309,7 @@ pub(super) fn http_rule(p: &mut Proxy, line: &Line, ctx: &mut Ctx) {
                 ctx.alert(line, format!("'{what}' expects a level."));
                 return;
             };
-            if l != "silent" && !super::global::LEVELS.contains(&l) {
+            if l != "silent" && !LEVELS.contains(&l) {
                 ctx.alert(line, format!("'{what}' : unknown level '{l}'."));
                 return;
             }

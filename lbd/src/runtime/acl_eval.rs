@@ -1,0 +1,278 @@
+//! Evaluating conditions at run time. The ACLs were compiled when the
+//! configuration was checked; here samples are fetched and matched.
+
+use std::net::{IpAddr, SocketAddr};
+
+use super::snapshot::{BackendRt, FrontendRt, Snapshot};
+use crate::config::acl::{AclExpr, AclRef, Condition, MatchMethod, Pattern, SampleExpr};
+
+/// What an HTTP request offers to fetches (only the head is read).
+pub struct HttpView<'a> {
+    pub method: &'a str,
+    /// The request target as sent (`/path?query`).
+    pub uri: &'a str,
+    pub version: &'a str,
+    pub headers: &'a [(String, String)],
+}
+
+impl HttpView<'_> {
+    pub fn path(&self) -> &str {
+        let p = self.uri.split('?').next().unwrap_or("");
+        // An absolute URI's path starts after the authority.
+        match p.find("://") {
+            Some(i) => p[i + 3..].find('/').map_or("/", |j| &p[i + 3 + j..]),
+            None => p,
+        }
+    }
+
+    pub fn query(&self) -> Option<&str> {
+        self.uri.split_once('?').map(|(_, q)| q)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Everything fetches may look at.
+pub struct SampleCtx<'a> {
+    pub src: Option<SocketAddr>,
+    pub dst: Option<SocketAddr>,
+    pub snapshot: &'a Snapshot,
+    pub frontend: &'a FrontendRt,
+    pub backend: Option<&'a BackendRt>,
+    pub http: Option<&'a HttpView<'a>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sample {
+    Bool(bool),
+    Int(i64),
+    Ip(IpAddr),
+    Str(String),
+}
+
+impl Sample {
+    /// The bytes a stick table keys on.
+    pub fn key_bytes(&self) -> Vec<u8> {
+        match self {
+            Sample::Ip(IpAddr::V4(v4)) => v4.octets().to_vec(),
+            Sample::Ip(IpAddr::V6(v6)) => v6.octets().to_vec(),
+            Sample::Int(i) => i.to_be_bytes().to_vec(),
+            Sample::Bool(b) => vec![u8::from(*b)],
+            Sample::Str(s) => s.as_bytes().to_vec(),
+        }
+    }
+
+    fn as_text(&self) -> String {
+        match self {
+            Sample::Bool(b) => u8::from(*b).to_string(),
+            Sample::Int(i) => i.to_string(),
+            Sample::Ip(ip) => ip.to_string(),
+            Sample::Str(s) => s.clone(),
+        }
+    }
+}
+
+fn backend_for<'a>(ctx: &'a SampleCtx, arg: Option<&str>) -> Option<&'a BackendRt> {
+    match arg {
+        Some(name) => ctx.snapshot.backends.get(name).map(|b| &**b),
+        None => ctx.backend.or_else(|| ctx.snapshot.backends.get(ctx.frontend.name()).map(|b| &**b)),
+    }
+}
+
+/// Fetches a sample; `None` when it does not exist here (no such header, no HTTP).
+pub fn fetch(expr: &SampleExpr, ctx: &SampleCtx) -> Option<Sample> {
+    let arg = expr.arg.as_deref();
+    let http = ctx.http;
+    let raw = match expr.fetch {
+        "always_true" => Sample::Bool(true),
+        "always_false" => Sample::Bool(false),
+        "src" => Sample::Ip(ctx.src?.ip()),
+        "dst" => Sample::Ip(ctx.dst?.ip()),
+        "src_port" => Sample::Int(i64::from(ctx.src?.port())),
+        "dst_port" => Sample::Int(i64::from(ctx.dst?.port())),
+        "fe_name" => Sample::Str(ctx.frontend.name().to_owned()),
+        "be_name" => Sample::Str(ctx.backend?.name().to_owned()),
+        "nbsrv" => Sample::Int(backend_for(ctx, arg)?.usable_servers() as i64),
+        "be_conn" => Sample::Int(i64::from(
+            backend_for(ctx, arg)?.cur_conns.load(std::sync::atomic::Ordering::Relaxed),
+        )),
+        "fe_conn" => Sample::Int(i64::from(ctx.frontend.cur_conns.load(std::sync::atomic::Ordering::Relaxed))),
+        "ssl_fc" => Sample::Bool(false),
+        "method" => Sample::Str(http?.method.to_owned()),
+        "path" => Sample::Str(http?.path().to_owned()),
+        "pathq" | "url" => Sample::Str(http?.uri.to_owned()),
+        "query" => Sample::Str(http?.query()?.to_owned()),
+        "base" => {
+            let h = http?;
+            Sample::Str(format!("{}{}", h.header("host").unwrap_or(""), h.path()))
+        }
+        "req.ver" | "req_ver" => Sample::Str(http?.version.trim_start_matches("HTTP/").to_owned()),
+        "hdr" | "req.hdr" | "req.fhdr" => {
+            let h = http?;
+            match arg {
+                Some(name) => Sample::Str(h.header(name.split(',').next().unwrap_or(name))?.to_owned()),
+                None => Sample::Str(h.headers.first()?.1.clone()),
+            }
+        }
+        "hdr_cnt" | "req.hdr_cnt" => {
+            let h = http?;
+            let n = match arg {
+                Some(name) => h.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).count(),
+                None => h.headers.len(),
+            };
+            Sample::Int(n as i64)
+        }
+        "hdr_val" => Sample::Int(http?.header(arg?)?.trim().parse().ok()?),
+        "hdr_ip" | "req.hdr_ip" => Sample::Ip(http?.header(arg?)?.split(',').next()?.trim().parse().ok()?),
+        "url_param" | "urlp" => {
+            let q = http?.query()?;
+            let name = arg?;
+            let v = q
+                .split('&')
+                .find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v))?;
+            Sample::Str(v.to_owned())
+        }
+        "cook" | "req.cook" => {
+            let c = http?.header("cookie")?;
+            let name = arg?;
+            let v = c
+                .split(';')
+                .find_map(|kv| kv.trim().split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v))?;
+            Sample::Str(v.to_owned())
+        }
+        "req.proto_http" => Sample::Bool(http.is_some()),
+        "str" => Sample::Str(arg?.to_owned()),
+        "int" => Sample::Int(arg?.parse().ok()?),
+        "env" => Sample::Str(std::env::var(arg?).ok()?),
+        "hostname" => Sample::Str(std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?.trim().to_owned()),
+        _ => return None,
+    };
+    Some(convert(raw, &expr.converters))
+}
+
+fn convert(mut s: Sample, converters: &[(String, Option<String>)]) -> Sample {
+    for (name, arg) in converters {
+        s = match (name.as_str(), s) {
+            ("lower", v) => Sample::Str(v.as_text().to_lowercase()),
+            ("upper", v) => Sample::Str(v.as_text().to_uppercase()),
+            ("length", v) => Sample::Int(v.as_text().len() as i64),
+            ("ipmask", Sample::Ip(IpAddr::V4(v4))) => {
+                let bits: u32 = arg
+                    .as_deref()
+                    .and_then(|a| a.split(',').next())
+                    .and_then(|a| a.parse().ok())
+                    .unwrap_or(32)
+                    .min(32);
+                let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+                Sample::Ip(IpAddr::V4((u32::from(v4) & mask).into()))
+            }
+            ("not", Sample::Bool(b)) => Sample::Bool(!b),
+            ("bool", Sample::Int(i)) => Sample::Bool(i != 0),
+            (_, v) => v,
+        };
+    }
+    s
+}
+
+fn ip_in(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - u32::from(bits.min(32))) };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(bits.min(128)))
+            };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V4(n)) => a.to_ipv4_mapped().is_some_and(|a4| ip_in(IpAddr::V4(a4), IpAddr::V4(n), bits)),
+        (IpAddr::V4(a), IpAddr::V6(n)) => ip_in(IpAddr::V6(a.to_ipv6_mapped()), IpAddr::V6(n), bits),
+    }
+}
+
+fn str_match(method: MatchMethod, icase: bool, text: &str, pat: &str) -> bool {
+    let (t, p) = if icase {
+        (text.to_lowercase(), pat.to_lowercase())
+    } else {
+        (text.to_owned(), pat.to_owned())
+    };
+    match method {
+        MatchMethod::Str | MatchMethod::Bin => t == p,
+        MatchMethod::Beg => t.starts_with(&p),
+        MatchMethod::End => t.ends_with(&p),
+        MatchMethod::Sub => t.contains(&p),
+        MatchMethod::Dir => t.split('/').any(|seg| seg == p),
+        MatchMethod::Dom => t.split(['/', '.', '?']).any(|seg| seg == p) || t == p,
+        _ => false,
+    }
+}
+
+/// Whether one ACL expression matches.
+pub fn eval_expr(e: &AclExpr, ctx: &SampleCtx) -> bool {
+    let sample = fetch(&e.sample, ctx);
+    match e.method {
+        MatchMethod::Found => return sample.is_some(),
+        MatchMethod::Bool => {
+            return match sample {
+                Some(Sample::Bool(b)) => b,
+                Some(Sample::Int(i)) => i != 0,
+                Some(Sample::Str(s)) => !s.is_empty(),
+                Some(Sample::Ip(_)) => true,
+                None => false,
+            }
+        }
+        _ => {}
+    }
+    let Some(sample) = sample else { return false };
+    e.patterns.iter().any(|p| match (e.method, p) {
+        (MatchMethod::Int, Pattern::Int(lo, hi)) | (MatchMethod::Len, Pattern::Int(lo, hi)) => {
+            let v = match (&sample, e.method) {
+                (_, MatchMethod::Len) => sample.as_text().len() as i64,
+                (Sample::Int(i), _) => *i,
+                (Sample::Bool(b), _) => i64::from(*b),
+                (other, _) => match other.as_text().trim().parse() {
+                    Ok(v) => v,
+                    Err(_) => return false,
+                },
+            };
+            lo.is_none_or(|l| v >= l) && hi.is_none_or(|h| v <= h)
+        }
+        (MatchMethod::Ip, Pattern::Net(net, bits)) => match &sample {
+            Sample::Ip(ip) => ip_in(*ip, *net, *bits),
+            other => other.as_text().parse::<IpAddr>().is_ok_and(|ip| ip_in(ip, *net, *bits)),
+        },
+        (MatchMethod::Reg, Pattern::Reg(re)) => re.is_match(&sample.as_text()),
+        (m, Pattern::Str(s)) => str_match(m, e.ignore_case, &sample.as_text(), s),
+        _ => false,
+    })
+}
+
+fn eval_ref(r: &AclRef, ctx: &SampleCtx) -> bool {
+    match r {
+        AclRef::Named(_, exprs) => exprs.iter().any(|e| eval_expr(e, ctx)),
+        AclRef::Anonymous(e) => eval_expr(e, ctx),
+    }
+}
+
+/// Evaluates `if`/`unless` conditions: an OR of ANDed terms.
+pub fn eval(cond: &Condition, ctx: &SampleCtx) -> bool {
+    let holds = cond
+        .any_of
+        .iter()
+        .any(|terms| terms.iter().all(|t| eval_ref(&t.acl, ctx) != t.negate));
+    holds != cond.unless
+}
+
+/// `None` (no condition) holds.
+pub fn holds(cond: Option<&Condition>, ctx: &SampleCtx) -> bool {
+    cond.is_none_or(|c| eval(c, ctx))
+}

@@ -1,0 +1,180 @@
+//! Balancing algorithms. Each pick sees the backend's servers and the client,
+//! and chooses among the usable ones (up, weight above zero, a free slot); when
+//! no active server is usable, the backups take over (the first one, or all of
+//! them with `option allbackups`), as in HAProxy.
+
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use super::snapshot::ServerRt;
+use crate::config::model::Balance;
+
+/// The outcome of a pick.
+pub enum Pick {
+    Server(Arc<ServerRt>),
+    /// Servers are up but every one is at its `maxconn`: the caller queues.
+    Full,
+    /// No server is up.
+    NoServer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Algo {
+    RoundRobin,
+    LeastConn,
+    Source,
+    First,
+    Random(u32),
+}
+
+struct State {
+    /// Smooth weighted round robin: the current weight of each server.
+    current: Vec<i64>,
+    /// Where leastconn starts looking among equally loaded servers, so they rotate.
+    rotate: usize,
+    rng: u64,
+}
+
+pub struct Balancer {
+    algo: Algo,
+    state: Mutex<State>,
+}
+
+/// A 64-bit mix of an address, so `balance source` spreads well.
+fn hash_ip(ip: IpAddr) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let bytes: Vec<u8> = match ip {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    };
+    for b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    // Final avalanche (splitmix64).
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+fn next_rand(state: &mut u64) -> u64 {
+    // xorshift64*: fast, good enough to spread load, never used for secrets.
+    let mut x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+}
+
+impl Balancer {
+    pub fn new(balance: &Balance, servers: usize) -> Self {
+        let algo = match balance {
+            Balance::LeastConn => Algo::LeastConn,
+            Balance::Source => Algo::Source,
+            Balance::First => Algo::First,
+            Balance::Random(n) => Algo::Random((*n).max(1)),
+            // Hashing on HTTP data needs HTTP mode; without it HAProxy falls back to round robin.
+            _ => Algo::RoundRobin,
+        };
+        let seed = u64::from(std::process::id()) << 32 | (servers as u64 + 0x9e37_79b9);
+        Balancer {
+            algo,
+            state: Mutex::new(State {
+                current: vec![0; servers],
+                rotate: 0,
+                rng: seed | 1,
+            }),
+        }
+    }
+
+    /// Chooses a server. `exclude` skips one server (the last retry of `option redispatch`).
+    pub fn pick(&self, servers: &[Arc<ServerRt>], client: IpAddr, allbackups: bool, exclude: Option<u32>) -> Pick {
+        let eligible = |s: &ServerRt| s.is_up() && s.weight.load(Ordering::Relaxed) > 0 && Some(s.conf.id) != exclude;
+        let mut candidates: Vec<usize> = (0..servers.len())
+            .filter(|&i| !servers[i].conf.params.backup && eligible(&servers[i]))
+            .collect();
+        if candidates.is_empty() {
+            let backups = (0..servers.len()).filter(|&i| servers[i].conf.params.backup && eligible(&servers[i]));
+            candidates = if allbackups { backups.collect() } else { backups.take(1).collect() };
+        }
+        if candidates.is_empty() {
+            return Pick::NoServer;
+        }
+        let with_slot: Vec<usize> = candidates.iter().copied().filter(|&i| servers[i].has_slot()).collect();
+        if with_slot.is_empty() {
+            return Pick::Full;
+        }
+        let weight = |i: usize| i64::from(servers[i].weight.load(Ordering::Relaxed));
+        let Ok(mut st) = self.state.lock() else {
+            return Pick::Server(Arc::clone(&servers[with_slot[0]]));
+        };
+        if st.current.len() != servers.len() {
+            st.current = vec![0; servers.len()];
+        }
+        let chosen = match self.algo {
+            Algo::RoundRobin => {
+                let total: i64 = with_slot.iter().map(|&i| weight(i)).sum();
+                let mut best = with_slot[0];
+                for &i in &with_slot {
+                    st.current[i] += weight(i);
+                    if st.current[i] > st.current[best] {
+                        best = i;
+                    }
+                }
+                st.current[best] -= total;
+                best
+            }
+            Algo::LeastConn => {
+                // Load = connections per unit of weight; equal loads rotate.
+                let load = |i: usize| u64::from(servers[i].cur_conns.load(Ordering::Relaxed)) * 256 / weight(i).max(1) as u64;
+                let min = with_slot.iter().map(|&i| load(i)).min().unwrap_or(0);
+                let tied: Vec<usize> = with_slot.iter().copied().filter(|&i| load(i) == min).collect();
+                st.rotate = st.rotate.wrapping_add(1);
+                tied[st.rotate % tied.len()]
+            }
+            Algo::Source => {
+                let total: u64 = with_slot.iter().map(|&i| weight(i) as u64).sum();
+                let mut point = hash_ip(client) % total.max(1);
+                let mut pick = with_slot[0];
+                for &i in &with_slot {
+                    let w = weight(i) as u64;
+                    if point < w {
+                        pick = i;
+                        break;
+                    }
+                    point -= w;
+                }
+                pick
+            }
+            Algo::First => *with_slot.iter().min_by_key(|&&i| servers[i].conf.id).unwrap_or(&with_slot[0]),
+            Algo::Random(draws) => {
+                let total: u64 = with_slot.iter().map(|&i| weight(i) as u64).sum();
+                let mut best: Option<usize> = None;
+                for _ in 0..draws {
+                    let mut point = next_rand(&mut st.rng) % total.max(1);
+                    let mut pick = with_slot[0];
+                    for &i in &with_slot {
+                        let w = weight(i) as u64;
+                        if point < w {
+                            pick = i;
+                            break;
+                        }
+                        point -= w;
+                    }
+                    best = match best {
+                        Some(b) if servers[b].cur_conns.load(Ordering::Relaxed) <= servers[pick].cur_conns.load(Ordering::Relaxed) => {
+                            Some(b)
+                        }
+                        _ => Some(pick),
+                    };
+                }
+                best.unwrap_or(with_slot[0])
+            }
+        };
+        Pick::Server(Arc::clone(&servers[chosen]))
+    }
+}

@@ -1,0 +1,307 @@
+//! Health checks. Each checked server has its own task, so a slow server never
+//! delays another's checks, and checks never run on the connection path.
+//!
+//! State machine (HAProxy's): a health counter from 0 to `rise + fall - 1`; the
+//! server is up while the counter is at least `rise`. A server starts up with the
+//! counter at `rise`, so the first failed check takes it down. While up, a success
+//! raises the counter to the maximum; a failure lowers it, and going below `rise`
+//! marks the server down (counter 0). While down, successes raise it, and reaching
+//! `rise` marks it up (counter at the maximum). Intervals: `inter` when stable,
+//! `fastinter` while changing state, `downinter` while down.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::log::Level;
+use super::snapshot::{BackendRt, ServerRt, Snapshot};
+use crate::config::model::{CheckKind, ExpectMatch, HttpCheckSend};
+
+/// Largest check response read; enough for a status line, headers and a small body.
+const MAX_CHECK_RESPONSE: usize = 16 * 1024;
+
+/// What a check found.
+pub struct Outcome {
+    pub ok: bool,
+    /// `Layer4 connection problem`, `Layer7 wrong status`, ...
+    pub reason: String,
+    /// Detail: `Connection refused`, `code: 503`.
+    pub info: String,
+    pub duration: Duration,
+}
+
+/// Spawns one check task per checked server of every backend.
+pub fn spawn_all(snapshot: &Arc<Snapshot>) {
+    for backend in snapshot.backends.values() {
+        for server in &backend.servers {
+            if server.conf.params.check && !server.conf.params.disabled {
+                tokio::spawn(run(Arc::clone(snapshot), Arc::clone(backend), Arc::clone(server)));
+            }
+        }
+    }
+}
+
+fn interval(server: &ServerRt, health: u32) -> Duration {
+    let p = &server.conf.params;
+    let max = p.rise + p.fall - 1;
+    if health == 0 {
+        p.downinter.unwrap_or(p.inter)
+    } else if health < max && health != p.rise {
+        p.fastinter.unwrap_or(p.inter)
+    } else {
+        p.inter
+    }
+}
+
+async fn run(snapshot: Arc<Snapshot>, backend: Arc<BackendRt>, server: Arc<ServerRt>) {
+    // Spread the first checks over the first interval so thousands of servers do
+    // not all connect in the same millisecond.
+    let first = server.conf.params.inter.as_millis() as u64;
+    let spread = (u64::from(server.conf.id) * 7919) % first.max(1);
+    tokio::time::sleep(Duration::from_millis(spread)).await;
+    loop {
+        let outcome = check_once(&backend, &server).await;
+        apply(&snapshot, &backend, &server, &outcome);
+        let health = server.health.lock().map(|h| h.value).unwrap_or(0);
+        tokio::time::sleep(interval(&server, health)).await;
+    }
+}
+
+/// Records a result and moves the server up or down as the counter says.
+pub fn apply(snapshot: &Snapshot, backend: &BackendRt, server: &ServerRt, outcome: &Outcome) {
+    let p = &server.conf.params;
+    let max = p.rise + p.fall - 1;
+    let was_up = server.is_up_by_checks();
+    let Ok(mut h) = server.health.lock() else { return };
+    h.last_status = if outcome.ok {
+        format!("{} {}", outcome.reason, outcome.info)
+    } else {
+        format!("{}: {}", outcome.reason, outcome.info)
+    };
+    let mut change = None;
+    if was_up {
+        if outcome.ok {
+            h.value = (h.value + 1).min(max).max(p.rise);
+        } else if h.value > p.rise {
+            h.value -= 1;
+        } else {
+            h.value = 0;
+            change = Some(false);
+        }
+    } else if outcome.ok {
+        h.value += 1;
+        if h.value >= p.rise {
+            h.value = max;
+            change = Some(true);
+        }
+    } else {
+        h.value = 0;
+    }
+    drop(h);
+    if let Some(up) = change {
+        set_state(snapshot, backend, server, up, outcome);
+    }
+}
+
+/// Marks a server up or down, logs it the HAProxy way and applies
+/// `on-marked-down` / `on-marked-up`.
+pub fn set_state(snapshot: &Snapshot, backend: &BackendRt, server: &ServerRt, up: bool, outcome: &Outcome) {
+    server.set_up(up);
+    let (act, bck) = backend.active_and_backup_up();
+    let sessions = server.cur_conns.load(std::sync::atomic::Ordering::Relaxed);
+    let info = if outcome.info.is_empty() {
+        String::new()
+    } else {
+        format!(", info: \"{}\"", outcome.info)
+    };
+    let msg = if up {
+        format!(
+            "Server {}/{} is UP, reason: {}{info}, check duration: {}ms. {act} active and {bck} backup servers online. 0 sessions requeued, 0 total in queue.",
+            backend.name(),
+            server.name(),
+            outcome.reason,
+            outcome.duration.as_millis()
+        )
+    } else {
+        format!(
+            "Server {}/{} is DOWN, reason: {}{info}, check duration: {}ms. {act} active and {bck} backup servers left. {sessions} sessions active, 0 requeued, 0 remaining in queue.",
+            backend.name(),
+            server.name(),
+            outcome.reason,
+            outcome.duration.as_millis()
+        )
+    };
+    let level = if !up && act + bck == 0 { Level::Alert } else { Level::Notice };
+    snapshot.logger.log(level, &msg);
+    eprintln!("[{}] {msg}", if up { "NOTICE" } else { "WARNING" });
+    if !up && act + bck == 0 {
+        let m = format!("backend '{}' has no server available!", backend.name());
+        snapshot.logger.log(Level::Emerg, &m);
+        eprintln!("[ALERT] {m}");
+    }
+    if !up && server.conf.params.on_marked_down_shutdown {
+        server.shutdown_sessions();
+    }
+    if up && server.conf.params.on_marked_up_shutdown_backup && !server.conf.params.backup {
+        for s in backend.servers.iter().filter(|s| s.conf.params.backup) {
+            s.shutdown_sessions();
+        }
+    }
+}
+
+fn check_target(backend: &BackendRt, server: &ServerRt) -> Option<SocketAddr> {
+    let p = &server.conf.params;
+    let base = server.target(p.check_port.unwrap_or(0))?;
+    let ip = p.check_addr.unwrap_or(base.ip());
+    let port = p.check_port.unwrap_or(base.port());
+    let _ = backend;
+    if port == 0 {
+        return None;
+    }
+    Some(SocketAddr::new(ip, port))
+}
+
+/// Runs one check against a server.
+pub async fn check_once(backend: &BackendRt, server: &ServerRt) -> Outcome {
+    let started = Instant::now();
+    let conf = &backend.conf;
+    let inter = server.conf.params.inter;
+    let connect_timeout = conf.timeouts.connect.map_or(inter, |c| c.min(inter));
+    let read_timeout = conf.timeouts.check.unwrap_or(inter);
+    let fail = |reason: &str, info: String| Outcome {
+        ok: false,
+        reason: reason.into(),
+        info,
+        duration: started.elapsed(),
+    };
+    let Some(target) = check_target(backend, server) else {
+        return fail("Layer4 connection problem", "no port to check".into());
+    };
+    let mut stream = match tokio::time::timeout(connect_timeout, TcpStream::connect(target)).await {
+        Err(_) => return fail("Layer4 timeout", String::new()),
+        Ok(Err(e)) => return fail("Layer4 connection problem", io_info(&e)),
+        Ok(Ok(s)) => s,
+    };
+    let http = match &conf.check {
+        CheckKind::Http(h) => Some(request_bytes(h, conf.http_check_send.as_ref())),
+        _ => None,
+    };
+    let Some(request) = http else {
+        return Outcome {
+            ok: true,
+            reason: "Layer4 check passed".into(),
+            info: String::new(),
+            duration: started.elapsed(),
+        };
+    };
+    let exchange = async {
+        stream.write_all(&request).await?;
+        let mut buf = Vec::with_capacity(4096);
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if buf.len() >= MAX_CHECK_RESPONSE {
+                break;
+            }
+            // Without string matchers the status line and headers are enough.
+            if backend
+                .conf
+                .http_expects
+                .iter()
+                .all(|e| matches!(e.matcher, ExpectMatch::Status(_) | ExpectMatch::RStatus(_)))
+                && buf.windows(4).any(|w| w == b"\r\n\r\n")
+            {
+                break;
+            }
+        }
+        Ok::<Vec<u8>, std::io::Error>(buf)
+    };
+    let response = match tokio::time::timeout(read_timeout, exchange).await {
+        Err(_) => return fail("Layer7 timeout", String::new()),
+        Ok(Err(e)) => return fail("Layer7 invalid response", io_info(&e)),
+        Ok(Ok(r)) => r,
+    };
+    evaluate_http(backend, &response, started)
+}
+
+fn io_info(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "Connection refused".into(),
+        std::io::ErrorKind::ConnectionReset => "Connection reset by peer".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// The request an HTTP check sends: `option httpchk` (legacy headers included)
+/// overridden by `http-check send`.
+fn request_bytes(h: &crate::config::model::HttpCheck, send: Option<&HttpCheckSend>) -> Vec<u8> {
+    let method = send.and_then(|s| s.method.as_deref()).unwrap_or(&h.method);
+    let uri = send.and_then(|s| s.uri.as_deref()).unwrap_or(&h.uri);
+    let version = send.and_then(|s| s.version.as_deref()).unwrap_or(&h.version);
+    let mut out = format!("{method} {uri} {version}\r\n");
+    let mut headers: Vec<(String, String)> = h.headers.clone();
+    if let Some(s) = send {
+        headers.extend(s.headers.iter().cloned());
+    }
+    for (n, v) in &headers {
+        out.push_str(&format!("{n}: {v}\r\n"));
+    }
+    let body = send.and_then(|s| s.body.clone()).or_else(|| h.body.clone());
+    if let Some(b) = &body {
+        out.push_str(&format!("content-length: {}\r\n", b.len()));
+    }
+    out.push_str("connection: close\r\n\r\n");
+    if let Some(b) = body {
+        out.push_str(&b);
+    }
+    out.into_bytes()
+}
+
+fn evaluate_http(backend: &BackendRt, response: &[u8], started: Instant) -> Outcome {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut resp = httparse::Response::new(&mut headers);
+    let status = match resp.parse(response) {
+        Ok(_) => resp.code,
+        Err(_) => None,
+    };
+    let Some(code) = status else {
+        return Outcome {
+            ok: false,
+            reason: "Layer7 invalid response".into(),
+            info: String::new(),
+            duration: started.elapsed(),
+        };
+    };
+    let body_start = response.windows(4).position(|w| w == b"\r\n\r\n").map_or(response.len(), |p| p + 4);
+    let body = String::from_utf8_lossy(&response[body_start..]);
+    let code_text = code.to_string();
+    let expects = &backend.conf.http_expects;
+    let ok = if expects.is_empty() {
+        (200..400).contains(&code)
+    } else {
+        expects.iter().all(|e| {
+            let m = match &e.matcher {
+                ExpectMatch::Status(ranges) => ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&code)),
+                // Unanchored, as HAProxy: `(2|3|401)` accepts 503.
+                ExpectMatch::RStatus(re) => re.is_match(&code_text),
+                ExpectMatch::String(s) => body.contains(s.as_str()),
+                ExpectMatch::RString(re) => re.is_match(&body),
+            };
+            m != e.negate
+        })
+    };
+    let reason = if ok { "Layer7 check passed" } else { "Layer7 wrong status" };
+    Outcome {
+        ok,
+        reason: reason.into(),
+        info: format!("code: {code}"),
+        duration: started.elapsed(),
+    }
+}

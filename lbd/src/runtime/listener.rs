@@ -1,0 +1,262 @@
+//! Listening sockets and accept loops. Sockets are opened with SO_REUSEPORT so
+//! a second lbd (or a restart) can bind beside a running one. Accept loops never
+//! die: on EMFILE/ENFILE they back off and count, every error is logged with a
+//! rate limit, and `maxconn` stops accepting (leaving clients in the kernel's
+//! backlog) rather than refusing.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{watch, Semaphore};
+
+use super::session::Accepted;
+use super::snapshot::{FrontendRt, Snapshot};
+use super::{http_min, session, ACTIVE_CONNS};
+use crate::config::addr::ListenAddr;
+use crate::config::model::{Bind, Mode};
+
+/// Accept errors seen, by kind, for the stats.
+pub static ACCEPT_ERRORS: AtomicU64 = AtomicU64::new(0);
+/// Accepts delayed because the process ran out of file descriptors.
+pub static FD_EXHAUSTED: AtomicU64 = AtomicU64::new(0);
+
+/// Pause after EMFILE/ENFILE before accepting again.
+const FD_BACKOFF: Duration = Duration::from_millis(100);
+/// At most one log line per this period for accept errors.
+const ERROR_LOG_PERIOD: Duration = Duration::from_secs(10);
+
+pub enum BoundSocket {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+pub struct Bound {
+    pub addr: ListenAddr,
+    pub socket: BoundSocket,
+}
+
+fn tcp_socket(sa: SocketAddr, bind: &Bind, default_backlog: i32) -> std::io::Result<std::net::TcpListener> {
+    let domain = if sa.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+    let s = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    if sa.is_ipv6() {
+        if bind.params.v6only {
+            s.set_only_v6(true)?;
+        } else if bind.params.v4v6 {
+            s.set_only_v6(false)?;
+        }
+    }
+    if bind.params.transparent {
+        let _ = s.set_ip_transparent(true);
+    }
+    // A VIP the box does not hold yet can still be bound (as with ip_nonlocal_bind).
+    let _ = s.set_freebind(true);
+    s.set_nonblocking(true)?;
+    s.bind(&sa.into())?;
+    let backlog = bind.params.backlog.map_or(default_backlog, |b| b.min(i32::MAX as u32) as i32);
+    s.listen(backlog)?;
+    Ok(s.into())
+}
+
+/// Opens every socket of a frontend. Called before anything is served, so a
+/// bind error stops the start cleanly.
+pub fn bind_frontend(fe: &FrontendRt, snapshot: &Snapshot) -> Result<Vec<Bound>, String> {
+    let default_backlog = fe
+        .conf
+        .backlog
+        .or(fe.conf.maxconn)
+        .map_or(1024, |b| b.clamp(1, i32::MAX as u32) as i32);
+    let mut out = Vec::new();
+    for bind in &fe.conf.binds {
+        for addr in &bind.addrs {
+            let socket = match addr {
+                ListenAddr::Inet(sa) => {
+                    let l = tcp_socket(*sa, bind, default_backlog)
+                        .map_err(|e| format!("{}: cannot bind {sa} ({}): {e}", fe.name(), bind.loc))?;
+                    BoundSocket::Tcp(TcpListener::from_std(l).map_err(|e| format!("{}: {sa}: {e}", fe.name()))?)
+                }
+                ListenAddr::Unix { path, .. } => {
+                    if let Some(dir) = path.parent() {
+                        let _ = std::fs::create_dir_all(dir);
+                    }
+                    // A stale socket from an earlier run would make bind fail.
+                    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket_like()) {
+                        let _ = std::fs::remove_file(path);
+                    }
+                    let l = UnixListener::bind(path)
+                        .map_err(|e| format!("{}: cannot bind {} ({}): {e}", fe.name(), path.display(), bind.loc))?;
+                    let mode = bind.params.mode.or(snapshot.global.unix_bind_mode);
+                    if let Some(m) = mode {
+                        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(m));
+                    }
+                    BoundSocket::Unix(l)
+                }
+            };
+            out.push(Bound {
+                addr: addr.clone(),
+                socket,
+            });
+        }
+    }
+    Ok(out)
+}
+
+trait SocketLike {
+    fn is_socket_like(&self) -> bool;
+}
+
+impl SocketLike for std::fs::FileType {
+    fn is_socket_like(&self) -> bool {
+        use std::os::unix::fs::FileTypeExt;
+        self.is_socket()
+    }
+}
+
+fn is_fd_exhaustion(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)
+    )
+}
+
+/// Logs an accept error at most once per period.
+struct RateLimitedLog {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RateLimitedLog {
+    fn error(&mut self, fe: &str, e: &std::io::Error) {
+        let now = Instant::now();
+        if self.last.is_some_and(|l| now.duration_since(l) < ERROR_LOG_PERIOD) {
+            self.suppressed += 1;
+            return;
+        }
+        eprintln!(
+            "[WARNING] frontend {fe}: accept error: {e} ({} similar errors not shown)",
+            self.suppressed
+        );
+        self.last = Some(now);
+        self.suppressed = 0;
+    }
+}
+
+/// Counts a connection in the frontend and process totals while it lives.
+struct ConnGuard {
+    fe: Arc<FrontendRt>,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.fe.cur_conns.fetch_sub(1, Ordering::AcqRel);
+        ACTIVE_CONNS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Accepts until `stop` turns true. `global` bounds the whole process.
+pub async fn accept_loop(
+    snapshot: Arc<Snapshot>,
+    fe: Arc<FrontendRt>,
+    bound: Bound,
+    global: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let per_fe = fe.conf.maxconn.filter(|m| *m > 0).map(|m| Arc::new(Semaphore::new(m as usize)));
+    let mut errors = RateLimitedLog { last: None, suppressed: 0 };
+    loop {
+        // Take the connection slots first: when full, the kernel keeps clients queued.
+        let permit_g = tokio::select! {
+            p = Arc::clone(&global).acquire_owned() => p,
+            _ = stop.changed() => return,
+        };
+        let Ok(permit_g) = permit_g else { return };
+        let permit_f = match &per_fe {
+            Some(s) => {
+                let p = tokio::select! {
+                    p = Arc::clone(s).acquire_owned() => p,
+                    _ = stop.changed() => return,
+                };
+                match p {
+                    Ok(p) => Some(p),
+                    Err(_) => return,
+                }
+            }
+            None => None,
+        };
+        if *stop.borrow() {
+            return;
+        }
+        let accepted = tokio::select! {
+            r = accept(&bound.socket) => r,
+            _ = stop.changed() => return,
+        };
+        match accepted {
+            Ok((stream, src, dst)) => {
+                fe.cur_conns.fetch_add(1, Ordering::AcqRel);
+                fe.total_conns.fetch_add(1, Ordering::Relaxed);
+                ACTIVE_CONNS.fetch_add(1, Ordering::AcqRel);
+                let guard = ConnGuard { fe: Arc::clone(&fe) };
+                let acc = Accepted {
+                    src,
+                    dst,
+                    accept_ms: super::log::now(),
+                    started: Instant::now(),
+                };
+                let snap = Arc::clone(&snapshot);
+                let fe2 = Arc::clone(&fe);
+                tokio::spawn(async move {
+                    let _permits = (permit_g, permit_f, guard);
+                    match stream {
+                        Stream::Tcp(s) => serve(snap, fe2, s, acc).await,
+                        Stream::Unix(s) => serve(snap, fe2, s, acc).await,
+                    }
+                });
+            }
+            Err(e) => {
+                ACCEPT_ERRORS.fetch_add(1, Ordering::Relaxed);
+                errors.error(fe.name(), &e);
+                if is_fd_exhaustion(&e) {
+                    FD_EXHAUSTED.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(FD_BACKOFF).await;
+                }
+            }
+        }
+    }
+}
+
+async fn serve<C>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, client: C, acc: Accepted)
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    if fe.conf.mode == Mode::Http {
+        http_min::run(snapshot, fe, client, acc).await;
+    } else {
+        session::run(snapshot, fe, client, acc, Vec::new(), None).await;
+    }
+}
+
+enum Stream {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+async fn accept(socket: &BoundSocket) -> std::io::Result<(Stream, Option<SocketAddr>, Option<SocketAddr>)> {
+    match socket {
+        BoundSocket::Tcp(l) => {
+            let (s, peer) = l.accept().await?;
+            let _ = s.set_nodelay(true);
+            let local = s.local_addr().ok();
+            Ok((Stream::Tcp(s), Some(peer), local))
+        }
+        BoundSocket::Unix(l) => {
+            let (s, _) = l.accept().await?;
+            Ok((Stream::Unix(s), None, None))
+        }
+    }
+}

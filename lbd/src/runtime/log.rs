@@ -1,0 +1,373 @@
+//! Traffic logs to syslog targets, in HAProxy's formats. Sending never blocks
+//! the data path: each target has a bounded queue, and a line that does not fit
+//! is dropped and counted.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::mpsc;
+
+use crate::config::addr;
+use crate::config::model::{LogTarget, FACILITIES};
+
+/// Lines waiting for one target; past this, lines are dropped (a slow or dead
+/// syslog must not slow traffic).
+const QUEUE_LINES: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Emerg = 0,
+    Alert = 1,
+    Crit = 2,
+    Err = 3,
+    Warning = 4,
+    Notice = 5,
+    Info = 6,
+    Debug = 7,
+}
+
+impl Level {
+    fn from_name(n: &str) -> Option<Level> {
+        Some(match n {
+            "emerg" => Level::Emerg,
+            "alert" => Level::Alert,
+            "crit" => Level::Crit,
+            "err" => Level::Err,
+            "warning" => Level::Warning,
+            "notice" => Level::Notice,
+            "info" => Level::Info,
+            "debug" => Level::Debug,
+            _ => return None,
+        })
+    }
+}
+
+/// The syslog facility number: the position in the standard list.
+fn facility_code(name: &str) -> u8 {
+    FACILITIES.iter().position(|f| *f == name).map_or(16, |i| i as u8)
+}
+
+/// One log destination with its queue.
+pub struct Sink {
+    facility: u8,
+    max_level: Level,
+    format: String,
+    tx: mpsc::Sender<Vec<u8>>,
+    pub dropped: AtomicU64,
+}
+
+enum Dest {
+    Unix(String),
+    Udp(SocketAddr),
+    Stdout,
+    Stderr,
+}
+
+fn dest_of(address: &str) -> Option<Dest> {
+    match address {
+        "stdout" => return Some(Dest::Stdout),
+        "stderr" => return Some(Dest::Stderr),
+        _ => {}
+    }
+    if let Some(path) = address.strip_prefix("unix@") {
+        return Some(Dest::Unix(path.to_owned()));
+    }
+    if address.starts_with('/') {
+        return Some(Dest::Unix(address.to_owned()));
+    }
+    let text = address
+        .strip_prefix("udp@")
+        .or_else(|| address.strip_prefix("udp4@"))
+        .unwrap_or(address);
+    let with_port = if text.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        text.to_owned()
+    } else {
+        format!("{text}:514")
+    };
+    match addr::parse_listen(&with_port, None) {
+        Ok(v) => match v.first() {
+            Some(addr::ListenAddr::Inet(sa)) => Some(Dest::Udp(*sa)),
+            _ => None,
+        },
+        Err(_) => None,
+    }
+}
+
+async fn writer(dest: Dest, mut rx: mpsc::Receiver<Vec<u8>>) {
+    match dest {
+        Dest::Unix(path) => {
+            let Ok(sock) = tokio::net::UnixDatagram::unbound() else { return };
+            while let Some(line) = rx.recv().await {
+                // A syslog that is down loses lines; it never stalls traffic.
+                let _ = sock.send_to(&line, &path).await;
+            }
+        }
+        Dest::Udp(sa) => {
+            let bind: SocketAddr = if sa.is_ipv4() {
+                ([0, 0, 0, 0], 0).into()
+            } else {
+                (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+            };
+            let Ok(sock) = tokio::net::UdpSocket::bind(bind).await else {
+                return;
+            };
+            while let Some(line) = rx.recv().await {
+                let _ = sock.send_to(&line, sa).await;
+            }
+        }
+        Dest::Stdout | Dest::Stderr => {
+            use tokio::io::AsyncWriteExt;
+            let mut out: Box<dyn tokio::io::AsyncWrite + Unpin + Send> = if matches!(dest, Dest::Stdout) {
+                Box::new(tokio::io::stdout())
+            } else {
+                Box::new(tokio::io::stderr())
+            };
+            while let Some(mut line) = rx.recv().await {
+                line.push(b'\n');
+                let _ = out.write_all(&line).await;
+            }
+        }
+    }
+}
+
+impl Sink {
+    /// Starts the writer task for a target. Must run inside the tokio runtime.
+    pub fn start(t: &LogTarget) -> Option<Arc<Sink>> {
+        let dest = dest_of(&t.address)?;
+        let (tx, rx) = mpsc::channel(QUEUE_LINES);
+        tokio::spawn(writer(dest, rx));
+        Some(Arc::new(Sink {
+            facility: facility_code(&t.facility),
+            max_level: t.level.as_deref().and_then(Level::from_name).unwrap_or(Level::Debug),
+            format: t.format.clone().unwrap_or_else(|| "rfc3164".into()),
+            tx,
+            dropped: AtomicU64::new(0),
+        }))
+    }
+
+    fn send(&self, level: Level, tag: &str, msg: &str) {
+        if level > self.max_level {
+            return;
+        }
+        let pri = u32::from(self.facility) * 8 + level as u32;
+        let line = match self.format.as_str() {
+            "raw" => msg.to_owned(),
+            "rfc5424" => format!("<{pri}>1 {} - {tag} {} - - {msg}", iso_time(now()), std::process::id()),
+            "short" => format!("<{}>{msg}", level as u32),
+            _ => format!("<{pri}>{} {tag}[{}]: {msg}", syslog_time(now()), std::process::id()),
+        };
+        if self.tx.try_send(line.into_bytes()).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The set of targets a proxy logs to.
+#[derive(Clone, Default)]
+pub struct Logger {
+    sinks: Vec<Arc<Sink>>,
+    tag: Arc<str>,
+}
+
+impl Logger {
+    pub fn new(sinks: Vec<Arc<Sink>>, tag: &str) -> Self {
+        Logger {
+            sinks,
+            tag: Arc::from(tag),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sinks.is_empty()
+    }
+
+    pub fn log(&self, level: Level, msg: &str) {
+        for s in &self.sinks {
+            s.send(level, &self.tag, msg);
+        }
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.sinks.iter().map(|s| s.dropped.load(Ordering::Relaxed)).sum()
+    }
+}
+
+/// Milliseconds since the epoch.
+pub fn now() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
+}
+
+/// Civil date from days since 1970-01-01 (proleptic Gregorian, UTC).
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+struct Parts {
+    y: i64,
+    mo: u32,
+    d: u32,
+    h: u64,
+    mi: u64,
+    s: u64,
+    ms: u64,
+}
+
+fn parts(ms_epoch: u128) -> Parts {
+    let ms = (ms_epoch % 1000) as u64;
+    let secs = (ms_epoch / 1000) as i64;
+    let (y, mo, d) = civil(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400) as u64;
+    Parts {
+        y,
+        mo,
+        d,
+        h: sod / 3600,
+        mi: sod / 60 % 60,
+        s: sod % 60,
+        ms,
+    }
+}
+
+/// `Nov 26 14:50:00`, the RFC 3164 timestamp (UTC).
+pub fn syslog_time(ms_epoch: u128) -> String {
+    let p = parts(ms_epoch);
+    format!("{} {:>2} {:02}:{:02}:{:02}", MONTHS[(p.mo - 1) as usize], p.d, p.h, p.mi, p.s)
+}
+
+/// `26/Nov/2026:14:50:00.123`, HAProxy's accept date (UTC).
+pub fn accept_date(ms_epoch: u128) -> String {
+    let p = parts(ms_epoch);
+    format!(
+        "{:02}/{}/{}:{:02}:{:02}:{:02}.{:03}",
+        p.d,
+        MONTHS[(p.mo - 1) as usize],
+        p.y,
+        p.h,
+        p.mi,
+        p.s,
+        p.ms
+    )
+}
+
+fn iso_time(ms_epoch: u128) -> String {
+    let p = parts(ms_epoch);
+    format!("{}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", p.y, p.mo, p.d, p.h, p.mi, p.s, p.ms)
+}
+
+/// The fields of a TCP log line (HAProxy's `option tcplog`).
+pub struct TcpLog<'a> {
+    pub client: Option<SocketAddr>,
+    pub accept_ms: u128,
+    pub frontend: &'a str,
+    pub backend: &'a str,
+    pub server: &'a str,
+    /// Time waiting in queues, to connect, and in total (ms); -1 when never reached.
+    pub tw: i64,
+    pub tc: i64,
+    pub tt: i64,
+    /// Bytes sent to the client.
+    pub bytes: u64,
+    /// Two characters: who ended the session, and in which state.
+    pub termination: [char; 2],
+    pub actconn: u32,
+    pub feconn: u32,
+    pub beconn: u32,
+    pub srv_conn: u32,
+    pub retries: u32,
+    pub redispatched: bool,
+    pub srv_queue: u32,
+    pub backend_queue: u32,
+}
+
+impl TcpLog<'_> {
+    /// `%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq`
+    pub fn format(&self) -> String {
+        let (ci, cp) = match self.client {
+            Some(SocketAddr::V4(a)) => (a.ip().to_string(), a.port().to_string()),
+            Some(SocketAddr::V6(a)) => match a.ip().to_ipv4_mapped() {
+                Some(v4) => (v4.to_string(), a.port().to_string()),
+                None => (a.ip().to_string(), a.port().to_string()),
+            },
+            None => ("unix".to_owned(), "0".to_owned()),
+        };
+        let rc = if self.redispatched {
+            format!("+{}", self.retries)
+        } else {
+            self.retries.to_string()
+        };
+        format!(
+            "{ci}:{cp} [{}] {} {}/{} {}/{}/{} {} {}{} {}/{}/{}/{}/{rc} {}/{}",
+            accept_date(self.accept_ms),
+            self.frontend,
+            self.backend,
+            self.server,
+            self.tw,
+            self.tc,
+            self.tt,
+            self.bytes,
+            self.termination[0],
+            self.termination[1],
+            self.actconn,
+            self.feconn,
+            self.beconn,
+            self.srv_conn,
+            self.srv_queue,
+            self.backend_queue
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        // 2026-11-26 14:50:00.123 UTC
+        let ms = 1_795_704_600_123u128;
+        assert_eq!(accept_date(ms), "26/Nov/2026:14:50:00.123");
+        assert_eq!(syslog_time(ms), "Nov 26 14:50:00");
+        assert_eq!(accept_date(0), "01/Jan/1970:00:00:00.000");
+    }
+
+    #[test]
+    fn tcplog_line_has_haproxy_fields() {
+        let l = TcpLog {
+            client: Some("10.0.0.5:34567".parse().unwrap()),
+            accept_ms: 1_795_704_600_123,
+            frontend: "ft",
+            backend: "bk",
+            server: "s1",
+            tw: 0,
+            tc: 1,
+            tt: 5007,
+            bytes: 212,
+            termination: ['-', '-'],
+            actconn: 1,
+            feconn: 1,
+            beconn: 0,
+            srv_conn: 0,
+            retries: 0,
+            redispatched: false,
+            srv_queue: 0,
+            backend_queue: 0,
+        };
+        assert_eq!(
+            l.format(),
+            "10.0.0.5:34567 [26/Nov/2026:14:50:00.123] ft bk/s1 0/1/5007 212 -- 1/1/0/0/0 0/0"
+        );
+    }
+}

@@ -1,0 +1,434 @@
+//! One client connection in TCP mode: choose a backend, a server (stickiness,
+//! balancing, queueing), connect with retries, relay bytes both ways with
+//! half-close and inactivity timeouts, and log the session in tcplog format.
+//!
+//! States: choose backend → [queue] → connect (retries, redispatch on the last)
+//! → data → closed. The two letters of the log's termination state say who
+//! ended the session (`C` client, `S` server, `c`/`s` a client/server timeout,
+//! `K` killed by `shutdown-sessions`, `P` lbd itself, `-` normal end) and in
+//! which state (`Q` queue, `C` connect, `D` data, `-` normal end).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::acl_eval::{self, fetch, HttpView, SampleCtx};
+use super::balance::Pick;
+use super::log::{Level, TcpLog};
+use super::snapshot::{BackendRt, FrontendRt, ServerRt, Snapshot};
+use crate::config::model::{OnError, StickKind};
+
+/// Relay buffer per direction.
+const RELAY_BUF: usize = 16 * 1024;
+/// Pause before retrying a connection that was refused at once (HAProxy's turn-around).
+const TURN_AROUND: Duration = Duration::from_secs(1);
+
+/// What the listener knows about a new connection.
+pub struct Accepted {
+    pub src: Option<SocketAddr>,
+    pub dst: Option<SocketAddr>,
+    pub accept_ms: u128,
+    pub started: Instant,
+}
+
+/// Holds a server slot for the life of a connection; frees it on drop.
+struct SlotGuard {
+    server: Arc<ServerRt>,
+    backend: Arc<BackendRt>,
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.server.cur_conns.fetch_sub(1, Ordering::AcqRel);
+        self.backend.cur_conns.fetch_sub(1, Ordering::AcqRel);
+        self.server.slot_freed.notify_one();
+        self.backend.slot_freed.notify_one();
+    }
+}
+
+fn take_slot(backend: &Arc<BackendRt>, server: &Arc<ServerRt>) -> SlotGuard {
+    server.cur_conns.fetch_add(1, Ordering::AcqRel);
+    server.total_conns.fetch_add(1, Ordering::Relaxed);
+    backend.cur_conns.fetch_add(1, Ordering::AcqRel);
+    backend.total_conns.fetch_add(1, Ordering::Relaxed);
+    SlotGuard {
+        server: Arc::clone(server),
+        backend: Arc::clone(backend),
+    }
+}
+
+/// Picks the backend: the first `use_backend` whose condition holds, else `default_backend`.
+pub fn choose_backend(snapshot: &Snapshot, fe: &FrontendRt, acc: &Accepted, http: Option<&HttpView>) -> Option<Arc<BackendRt>> {
+    let ctx = SampleCtx {
+        src: acc.src,
+        dst: acc.dst,
+        snapshot,
+        frontend: fe,
+        backend: None,
+        http,
+    };
+    for (b, cond) in &fe.switching {
+        if acl_eval::holds(cond.as_ref(), &ctx) {
+            return Some(Arc::clone(b));
+        }
+    }
+    fe.default_backend.clone()
+}
+
+struct Sticky {
+    keys: Vec<(usize, Vec<u8>)>,
+}
+
+/// Looks the client up in the backend's stick tables (`stick on`, `stick match`).
+fn sticky_server(
+    snapshot: &Snapshot,
+    fe: &FrontendRt,
+    be: &BackendRt,
+    acc: &Accepted,
+    http: Option<&HttpView>,
+) -> (Option<Arc<ServerRt>>, Sticky) {
+    let ctx = SampleCtx {
+        src: acc.src,
+        dst: acc.dst,
+        snapshot,
+        frontend: fe,
+        backend: Some(be),
+        http,
+    };
+    let mut keys = Vec::new();
+    let mut found = None;
+    for (i, r) in be.stick_rules.iter().enumerate() {
+        if !acl_eval::holds(r.rule.cond.as_ref(), &ctx) {
+            continue;
+        }
+        let Some(sample) = fetch(&r.rule.expr, &ctx) else { continue };
+        let key = r.table.key_for(&sample.key_bytes()).into_vec();
+        if found.is_none() && matches!(r.kind, StickKind::On | StickKind::Match) {
+            if let Some(id) = r.table.lookup(&key) {
+                if let Some(s) = be.server_by_id(id) {
+                    if s.is_up() && !s.conf.params.non_stick {
+                        found = Some(Arc::clone(s));
+                    }
+                }
+            }
+        }
+        keys.push((i, key));
+    }
+    (found, Sticky { keys })
+}
+
+fn store_sticky(be: &BackendRt, sticky: &Sticky, server: &ServerRt) {
+    if server.conf.params.non_stick {
+        return;
+    }
+    for (i, key) in &sticky.keys {
+        let r = &be.stick_rules[*i];
+        if matches!(r.kind, StickKind::On | StickKind::StoreRequest) {
+            r.table.store(key, server.conf.id);
+        }
+    }
+}
+
+enum Chosen {
+    Server(Arc<ServerRt>, SlotGuard),
+    QueueTimeout,
+    NoServer,
+}
+
+/// A sticky server if usable, else the balancer, waiting in the queue when every
+/// server is at its `maxconn` (bounded by `timeout queue`, else `timeout connect`).
+async fn choose_server(be: &Arc<BackendRt>, sticky: Option<Arc<ServerRt>>, client: std::net::IpAddr, exclude: Option<u32>) -> Chosen {
+    if let Some(s) = sticky {
+        if s.has_slot() || s.conf.params.maxconn == 0 {
+            let g = take_slot(be, &s);
+            return Chosen::Server(s, g);
+        }
+    }
+    let queue_timeout = be
+        .conf
+        .timeouts
+        .queue
+        .or(be.conf.timeouts.connect)
+        .unwrap_or(Duration::from_secs(5));
+    let deadline = tokio::time::Instant::now() + queue_timeout;
+    loop {
+        let notified = be.slot_freed.notified();
+        match be.balancer.pick(&be.servers, client, be.conf.options.allbackups, exclude) {
+            Pick::Server(s) => {
+                let g = take_slot(be, &s);
+                // Another session may have taken the slot between the pick and now.
+                if s.conf.params.maxconn != 0 && s.cur_conns.load(Ordering::Acquire) > s.conf.params.maxconn {
+                    drop(g);
+                } else {
+                    return Chosen::Server(s, g);
+                }
+            }
+            Pick::NoServer => return Chosen::NoServer,
+            Pick::Full => {}
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return Chosen::QueueTimeout;
+        }
+    }
+}
+
+/// `observe layer4`: a failed connection counts against the server.
+fn observe_failure(snapshot: &Snapshot, be: &BackendRt, s: &ServerRt) {
+    let p = &s.conf.params;
+    if p.observe.is_none() || !s.is_up() {
+        return;
+    }
+    let n = s.observed_errors.fetch_add(1, Ordering::AcqRel) + 1;
+    if n < p.error_limit {
+        return;
+    }
+    s.observed_errors.store(0, Ordering::Release);
+    let outcome = super::check::Outcome {
+        ok: false,
+        reason: "Health analyze".into(),
+        info: format!("{n} consecutive layer4 errors"),
+        duration: Duration::ZERO,
+    };
+    match p.on_error {
+        OnError::MarkDown | OnError::SuddenDeath => {
+            if let Ok(mut h) = s.health.lock() {
+                h.value = 0;
+            }
+            super::check::set_state(snapshot, be, s, false, &outcome);
+        }
+        OnError::FailCheck => super::check::apply(snapshot, be, s, &outcome),
+        OnError::FastInter => {}
+    }
+}
+
+/// Runs one TCP-mode session. `preread` holds bytes already read from the
+/// client (by the HTTP responder) that must reach the server first.
+pub async fn run<C>(
+    snapshot: Arc<Snapshot>,
+    fe: Arc<FrontendRt>,
+    mut client: C,
+    acc: Accepted,
+    preread: Vec<u8>,
+    backend: Option<Arc<BackendRt>>,
+) where
+    C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let be = match backend {
+        Some(b) => Some(b),
+        None => choose_backend(&snapshot, &fe, &acc, None),
+    };
+    let client_ip = acc.src.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |s| s.ip());
+    let local_port = acc.dst.map_or(0, |d| d.port());
+    let mut log = LogState {
+        backend: "<NOSRV>".into(),
+        server: "<NOSRV>".into(),
+        tw: -1,
+        tc: -1,
+        bytes_in: 0,
+        bytes_out: 0,
+        term: ['P', 'R'],
+        retries: 0,
+        redispatched: false,
+    };
+    let Some(be) = be else {
+        finish(&snapshot, &fe, &acc, &log, None);
+        return;
+    };
+    log.backend = be.name().to_owned();
+    let (sticky_srv, sticky) = sticky_server(&snapshot, &fe, &be, &acc, None);
+    let queued_at = Instant::now();
+    let (mut server, mut slot) = match choose_server(&be, sticky_srv, client_ip, None).await {
+        Chosen::Server(s, g) => (s, g),
+        Chosen::QueueTimeout => {
+            log.term = ['s', 'Q'];
+            log.tw = queued_at.elapsed().as_millis() as i64;
+            finish(&snapshot, &fe, &acc, &log, Some(&be));
+            return;
+        }
+        Chosen::NoServer => {
+            log.term = ['S', 'C'];
+            finish(&snapshot, &fe, &acc, &log, Some(&be));
+            return;
+        }
+    };
+    log.tw = queued_at.elapsed().as_millis() as i64;
+    let connect_timeout = be.conf.timeouts.connect.unwrap_or(Duration::from_secs(5));
+    let retries = be.conf.retries;
+    let connect_started = Instant::now();
+    let mut attempt = 0;
+    let upstream = loop {
+        let Some(target) = server.target(local_port) else {
+            log.term = ['P', 'C'];
+            log.server = server.name().to_owned();
+            finish(&snapshot, &fe, &acc, &log, Some(&be));
+            return;
+        };
+        let tried = Instant::now();
+        let res = tokio::time::timeout(connect_timeout, TcpStream::connect(target)).await;
+        match res {
+            Ok(Ok(s)) => break s,
+            failure => {
+                let timed_out = failure.is_err();
+                observe_failure(&snapshot, &be, &server);
+                if attempt >= retries {
+                    log.term = if timed_out { ['s', 'C'] } else { ['S', 'C'] };
+                    log.server = server.name().to_owned();
+                    log.retries = attempt;
+                    finish(&snapshot, &fe, &acc, &log, Some(&be));
+                    return;
+                }
+                attempt += 1;
+                // Refused at once: wait a turn-around before trying again.
+                if !timed_out {
+                    let pause = TURN_AROUND.min(connect_timeout).saturating_sub(tried.elapsed());
+                    tokio::time::sleep(pause).await;
+                }
+                // The last retry goes to another server with `option redispatch`.
+                if attempt == retries && be.conf.options.redispatch {
+                    let exclude = Some(server.conf.id);
+                    if let Chosen::Server(s, g) = choose_server(&be, None, client_ip, exclude).await {
+                        log.redispatched = true;
+                        server = s;
+                        slot = g;
+                    }
+                }
+            }
+        }
+    };
+    log.retries = attempt;
+    log.tc = connect_started.elapsed().as_millis() as i64;
+    log.server = server.name().to_owned();
+    server.observed_errors.store(0, Ordering::Release);
+    store_sticky(&be, &sticky, &server);
+    let _ = upstream.set_nodelay(true);
+    let mut kill = server.kill_receiver();
+    let (mut sr, mut sw) = upstream.into_split();
+    let (mut cr, mut cw) = tokio::io::split(&mut client);
+    let started = Instant::now();
+    let activity = Arc::new(AtomicU64::new(0));
+    let bytes_in = AtomicU64::new(preread.len() as u64);
+    let bytes_out = AtomicU64::new(0);
+    if !preread.is_empty() && sw.write_all(&preread).await.is_err() {
+        log.term = ['S', 'D'];
+        finish(&snapshot, &fe, &acc, &log, Some(&be));
+        drop(slot);
+        return;
+    }
+    let t = &be.conf.timeouts;
+    let tc = fe.conf.timeouts.client;
+    let ts = t.server;
+    // Once connected, `timeout tunnel` replaces both sides' timeouts.
+    let (tc, ts) = match t.tunnel.or(fe.conf.timeouts.tunnel) {
+        Some(tt) => (Some(tt), Some(tt)),
+        None => (tc, ts),
+    };
+    let idle_limit = match (tc, ts) {
+        (Some(c), Some(s)) => Some((c.min(s), if c <= s { 'c' } else { 's' })),
+        (Some(c), None) => Some((c, 'c')),
+        (None, Some(s)) => Some((s, 's')),
+        (None, None) => None,
+    };
+    let up = pipe(&mut cr, &mut sw, &activity, started, &bytes_in);
+    let down = pipe(&mut sr, &mut cw, &activity, started, &bytes_out);
+    let watchdog = async {
+        let Some((limit, who)) = idle_limit else {
+            return std::future::pending::<char>().await;
+        };
+        loop {
+            let last = Duration::from_millis(activity.load(Ordering::Acquire));
+            let idle = started.elapsed().saturating_sub(last);
+            if idle >= limit {
+                return who;
+            }
+            tokio::time::sleep(limit - idle).await;
+        }
+    };
+    let killed = async {
+        let _ = kill.changed().await;
+    };
+    let term = tokio::select! {
+        (a, b) = async { tokio::join!(up, down) } => match (a, b) {
+            (Ok(()), Ok(())) => ['-', '-'],
+            (Err(_), _) => ['C', 'D'],
+            (_, Err(_)) => ['S', 'D'],
+        },
+        who = watchdog => [who, 'D'],
+        _ = killed => ['K', 'D'],
+    };
+    log.term = term;
+    log.bytes_in = bytes_in.load(Ordering::Relaxed);
+    log.bytes_out = bytes_out.load(Ordering::Relaxed);
+    finish(&snapshot, &fe, &acc, &log, Some(&be));
+    drop(slot);
+}
+
+/// Copies one direction until EOF, then half-closes the other side.
+async fn pipe<R, W>(r: &mut R, w: &mut W, activity: &AtomicU64, started: Instant, count: &AtomicU64) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin + ?Sized,
+    W: AsyncWrite + Unpin + ?Sized,
+{
+    let mut buf = vec![0u8; RELAY_BUF];
+    loop {
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            // Half-close: the peer may still send the other way.
+            let _ = w.shutdown().await;
+            return Ok(());
+        }
+        w.write_all(&buf[..n]).await?;
+        count.fetch_add(n as u64, Ordering::Relaxed);
+        activity.store(started.elapsed().as_millis() as u64, Ordering::Release);
+    }
+}
+
+struct LogState {
+    backend: String,
+    server: String,
+    tw: i64,
+    tc: i64,
+    bytes_in: u64,
+    bytes_out: u64,
+    term: [char; 2],
+    retries: u32,
+    redispatched: bool,
+}
+
+fn finish(snapshot: &Snapshot, fe: &FrontendRt, acc: &Accepted, log: &LogState, be: Option<&BackendRt>) {
+    let o = &fe.conf.options;
+    if !(o.tcplog || o.httplog) || fe.logger.is_empty() {
+        return;
+    }
+    if o.dontlognull && log.bytes_in == 0 && log.term == ['-', '-'] {
+        return;
+    }
+    let line = TcpLog {
+        client: acc.src,
+        accept_ms: acc.accept_ms,
+        frontend: fe.name(),
+        backend: &log.backend,
+        server: &log.server,
+        tw: log.tw,
+        tc: log.tc,
+        tt: acc.started.elapsed().as_millis() as i64,
+        bytes: log.bytes_out,
+        termination: log.term,
+        actconn: super::ACTIVE_CONNS.load(Ordering::Relaxed),
+        feconn: fe.cur_conns.load(Ordering::Relaxed),
+        beconn: be.map_or(0, |b| b.cur_conns.load(Ordering::Relaxed)),
+        srv_conn: be
+            .and_then(|b| b.servers.iter().find(|s| s.name() == log.server))
+            .map_or(0, |s| s.cur_conns.load(Ordering::Relaxed)),
+        retries: log.retries,
+        redispatched: log.redispatched,
+        srv_queue: 0,
+        backend_queue: 0,
+    }
+    .format();
+    let _ = snapshot;
+    fe.logger.log(Level::Info, &line);
+}

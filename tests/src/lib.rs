@@ -78,3 +78,341 @@ mod tests {
         assert_eq!(first_alert_line("Configuration file is valid"), None);
     }
 }
+
+pub mod harness {
+    //! Real processes and real sockets on loopback for the end-to-end tests.
+
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+    use std::path::PathBuf;
+    use std::process::{Child, Command, Stdio};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::thread::JoinHandle;
+    use std::time::{Duration, Instant};
+
+    use super::lbd_bin;
+
+    /// A fresh scratch folder under the system temp dir, removed on drop.
+    pub struct Scratch {
+        pub path: PathBuf,
+    }
+
+    impl Scratch {
+        pub fn new(tag: &str) -> Scratch {
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let path = std::env::temp_dir().join(format!(
+                "lbd-e2e-{tag}-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = std::fs::remove_dir_all(&path);
+            std::fs::create_dir_all(&path).expect("scratch dir");
+            Scratch { path }
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+
+    /// A port nobody listens on right now (bound then released).
+    pub fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port")
+    }
+
+    /// A running lbd; killed on drop.
+    pub struct Lbd {
+        pub child: Child,
+        pub stderr: PathBuf,
+        pub config: PathBuf,
+        _dir: Scratch,
+    }
+
+    impl Lbd {
+        /// Starts `lbd -f CONFIG` and waits until it says it started.
+        pub fn start(config: &str) -> Lbd {
+            Self::start_with(config, &[])
+        }
+
+        pub fn start_with(config: &str, extra_args: &[&str]) -> Lbd {
+            let dir = Scratch::new("lbd");
+            let cfg = dir.path.join("lbd.cfg");
+            std::fs::write(&cfg, config).expect("write config");
+            let stderr = dir.path.join("stderr.log");
+            let err = std::fs::File::create(&stderr).expect("stderr file");
+            let child = Command::new(lbd_bin())
+                .arg("-f")
+                .arg(&cfg)
+                .args(extra_args)
+                .stdout(Stdio::null())
+                .stderr(err)
+                .spawn()
+                .expect("spawn lbd");
+            let lbd = Lbd {
+                child,
+                stderr,
+                config: cfg,
+                _dir: dir,
+            };
+            lbd.wait_for_log("started", Duration::from_secs(10));
+            lbd
+        }
+
+        pub fn log(&self) -> String {
+            std::fs::read_to_string(&self.stderr).unwrap_or_default()
+        }
+
+        /// Waits until lbd's stderr contains `needle`; panics with the log otherwise.
+        pub fn wait_for_log(&self, needle: &str, limit: Duration) {
+            let deadline = Instant::now() + limit;
+            while Instant::now() < deadline {
+                if self.log().contains(needle) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            panic!("lbd did not log {needle:?} within {limit:?}; log:\n{}", self.log());
+        }
+
+        pub fn pid(&self) -> u32 {
+            self.child.id()
+        }
+
+        /// Open file descriptors of the lbd process.
+        pub fn open_fds(&self) -> usize {
+            std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+                .map(|d| d.count())
+                .unwrap_or(0)
+        }
+
+        /// Resident memory in KiB.
+        pub fn rss_kib(&self) -> u64 {
+            let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        }
+    }
+
+    impl Drop for Lbd {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// A TCP server that greets each connection with its name and a newline,
+    /// then echoes what it receives until the client half-closes.
+    pub struct NamedServer {
+        pub name: String,
+        pub addr: SocketAddr,
+        stop: Arc<AtomicBool>,
+        pub accepted: Arc<AtomicUsize>,
+        /// Connections open right now.
+        pub open: Arc<AtomicUsize>,
+        thread: Option<JoinHandle<()>>,
+        streams: Arc<Mutex<Vec<TcpStream>>>,
+    }
+
+    impl NamedServer {
+        pub fn start(name: &str, addr: &str) -> NamedServer {
+            let listener = TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+            let addr = listener.local_addr().expect("addr");
+            listener.set_nonblocking(true).expect("nonblocking");
+            let stop = Arc::new(AtomicBool::new(false));
+            let accepted = Arc::new(AtomicUsize::new(0));
+            let open = Arc::new(AtomicUsize::new(0));
+            let streams = Arc::new(Mutex::new(Vec::new()));
+            let (s2, a2, o2, n2, st2) = (stop.clone(), accepted.clone(), open.clone(), name.to_owned(), streams.clone());
+            let thread = std::thread::spawn(move || {
+                while !s2.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((mut s, _)) => {
+                            a2.fetch_add(1, Ordering::Relaxed);
+                            o2.fetch_add(1, Ordering::Relaxed);
+                            let _ = s.set_nonblocking(false);
+                            if let Ok(c) = s.try_clone() {
+                                st2.lock().map(|mut v| v.push(c)).ok();
+                            }
+                            let (o3, n3) = (o2.clone(), n2.clone());
+                            std::thread::spawn(move || {
+                                let _ = s.write_all(format!("{n3}\n").as_bytes());
+                                let mut buf = [0u8; 16384];
+                                loop {
+                                    match s.read(&mut buf) {
+                                        Ok(0) | Err(_) => break,
+                                        Ok(n) => {
+                                            if s.write_all(&buf[..n]).is_err() {
+                                                break;
+                                            }
+                                        }
+                                    }
+                                }
+                                let _ = s.shutdown(Shutdown::Write);
+                                o3.fetch_sub(1, Ordering::Relaxed);
+                            });
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                    }
+                }
+            });
+            NamedServer {
+                name: name.to_owned(),
+                addr,
+                stop,
+                accepted,
+                open,
+                thread: Some(thread),
+                streams,
+            }
+        }
+
+        pub fn port(&self) -> u16 {
+            self.addr.port()
+        }
+
+        /// Stops listening and cuts every open connection (a crashed server).
+        pub fn kill(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+            if let Ok(mut v) = self.streams.lock() {
+                for s in v.drain(..) {
+                    let _ = s.shutdown(Shutdown::Both);
+                }
+            }
+        }
+    }
+
+    impl Drop for NamedServer {
+        fn drop(&mut self) {
+            self.kill();
+        }
+    }
+
+    /// Connects, reads the greeting line (the server's name) and closes.
+    pub fn ask(addr: &str) -> String {
+        let s = connect(addr);
+        read_name(&s)
+    }
+
+    pub fn connect(addr: &str) -> TcpStream {
+        let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        s
+    }
+
+    /// Connects from a chosen source address on loopback (127.0.0.0/8).
+    pub fn connect_from(src: &str, addr: &str) -> TcpStream {
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+        let src: SocketAddr = format!("{src}:0").parse().expect("src");
+        sock.bind(&src.into()).expect("bind src");
+        let dst: SocketAddr = addr.parse().expect("dst");
+        sock.connect(&dst.into())
+            .unwrap_or_else(|e| panic!("connect {addr} from {src}: {e}"));
+        let s: TcpStream = sock.into();
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        s
+    }
+
+    /// Reads one line (a server's greeting); empty when the connection closed first.
+    pub fn read_name(s: &TcpStream) -> String {
+        let mut line = String::new();
+        let _ = BufReader::new(s).read_line(&mut line);
+        line.trim_end().to_owned()
+    }
+
+    /// Counts answers per server name over `n` connections.
+    pub fn tally(addr: &str, n: usize) -> std::collections::BTreeMap<String, usize> {
+        let mut m = std::collections::BTreeMap::new();
+        for _ in 0..n {
+            *m.entry(ask(addr)).or_insert(0) += 1;
+        }
+        m
+    }
+
+    /// A syslog receiver on a UDP port of loopback.
+    pub struct Syslog {
+        pub sock: UdpSocket,
+    }
+
+    impl Syslog {
+        pub fn start() -> Syslog {
+            let sock = UdpSocket::bind("127.0.0.1:0").expect("udp");
+            sock.set_read_timeout(Some(Duration::from_millis(200))).ok();
+            Syslog { sock }
+        }
+
+        pub fn port(&self) -> u16 {
+            self.sock.local_addr().map(|a| a.port()).unwrap_or(0)
+        }
+
+        /// Every line received within `wait`.
+        pub fn lines(&self, wait: Duration) -> Vec<String> {
+            let deadline = Instant::now() + wait;
+            let mut out = Vec::new();
+            let mut buf = [0u8; 8192];
+            while Instant::now() < deadline {
+                if let Ok((n, _)) = self.sock.recv_from(&mut buf) {
+                    out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                }
+            }
+            out
+        }
+    }
+
+    /// Polls `f` until it holds or `limit` passes; returns the time it took.
+    pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if f() {
+                return Some(start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Sends one HTTP/1.0 GET and returns the status code and body.
+    pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+        let mut s = connect(addr);
+        let _ = s.write_all(format!("GET {path} HTTP/1.0\r\nHost: test\r\n\r\n").as_bytes());
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        let code = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        (code, body)
+    }
+}
+
+/// Raises this process's open-file limit to at least `want` (tests that hold
+/// thousands of sockets).
+pub fn raise_fd_limit(want: u64) {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit read and write only the struct passed in.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < want {
+            let new = libc::rlimit {
+                rlim_cur: want,
+                rlim_max: lim.rlim_max.max(want),
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &new) != 0 {
+                let capped = libc::rlimit {
+                    rlim_cur: lim.rlim_max,
+                    rlim_max: lim.rlim_max,
+                };
+                libc::setrlimit(libc::RLIMIT_NOFILE, &capped);
+            }
+        }
+    }
+}

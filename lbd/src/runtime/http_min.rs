@@ -27,7 +27,7 @@ enum Head {
 
 async fn read_head<C: AsyncRead + Unpin>(client: &mut C, buf: &mut Vec<u8>, limit: usize, timeout: Duration) -> Head {
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut chunk = [0u8; 4096];
+    let mut chunk = [0u8; 1024];
     loop {
         {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -100,7 +100,7 @@ where
         .http_request
         .or(fe.conf.timeouts.client)
         .unwrap_or(Duration::from_secs(30));
-    let mut buf = Vec::with_capacity(4096);
+    let mut buf = Vec::new();
     let (hs, method, uri, version) = match read_head(&mut client, &mut buf, limit, timeout).await {
         Head::Complete(hs, m, u, v) => (hs, m, u, v),
         Head::TooLarge | Head::Bad => {

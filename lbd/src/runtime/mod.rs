@@ -57,12 +57,20 @@ pub fn raise_fd_limit() -> u64 {
 }
 
 /// The process-wide connection limit: `maxconn` in `global`, or what the file
-/// limit allows (each connection needs two descriptors).
+/// limit allows (a proxied connection needs two descriptors).
 fn global_maxconn(config: &Config, fd_limit: u64) -> usize {
     let derived = (fd_limit.saturating_sub(FD_RESERVE) / 2).max(1);
     match config.global.maxconn {
         0 => derived as usize,
-        m => u64::from(m).min(derived) as usize,
+        m => {
+            if u64::from(m) > derived {
+                eprintln!(
+                    "[WARNING] global maxconn {m} needs up to {} file descriptors but the limit is {fd_limit}; connections beyond it wait in the accept queue.",
+                    u64::from(m) * 2 + FD_RESERVE
+                );
+            }
+            m as usize
+        }
     }
 }
 

@@ -22,8 +22,10 @@ use super::log::{Level, TcpLog};
 use super::snapshot::{BackendRt, FrontendRt, ServerRt, Snapshot};
 use crate::config::model::{OnError, StickKind};
 
-/// Relay buffer per direction.
+/// Relay buffer per direction while data flows.
 const RELAY_BUF: usize = 16 * 1024;
+/// Buffer an idle direction keeps.
+const SMALL_BUF: usize = 512;
 /// Pause before retrying a connection that was refused at once (HAProxy's turn-around).
 const TURN_AROUND: Duration = Duration::from_secs(1);
 
@@ -366,23 +368,38 @@ pub async fn run<C>(
     drop(slot);
 }
 
-/// Copies one direction until EOF, then half-closes the other side.
+/// Copies one direction until EOF, then half-closes the other side. An idle
+/// direction holds only a small buffer: the large one is allocated when a read
+/// fills the small one, and given back when reads come small again.
 async fn pipe<R, W>(r: &mut R, w: &mut W, activity: &AtomicU64, started: Instant, count: &AtomicU64) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin + ?Sized,
     W: AsyncWrite + Unpin + ?Sized,
 {
-    let mut buf = vec![0u8; RELAY_BUF];
+    let mut small = [0u8; SMALL_BUF];
+    let mut big: Option<Box<[u8]>> = None;
     loop {
-        let n = r.read(&mut buf).await?;
+        let n = match big.as_mut() {
+            Some(b) => r.read(b).await?,
+            None => r.read(&mut small).await?,
+        };
         if n == 0 {
             // Half-close: the peer may still send the other way.
             let _ = w.shutdown().await;
             return Ok(());
         }
-        w.write_all(&buf[..n]).await?;
+        let data = match big.as_deref() {
+            Some(b) => &b[..n],
+            None => &small[..n],
+        };
+        w.write_all(data).await?;
         count.fetch_add(n as u64, Ordering::Relaxed);
         activity.store(started.elapsed().as_millis() as u64, Ordering::Release);
+        match big {
+            None if n == SMALL_BUF => big = Some(vec![0u8; RELAY_BUF].into_boxed_slice()),
+            Some(_) if n < SMALL_BUF => big = None,
+            _ => {}
+        }
     }
 }
 

@@ -164,6 +164,32 @@ pub mod harness {
             lbd
         }
 
+        /// Starts lbd inside a network namespace (`ip netns exec NS lbd -f CONFIG`).
+        pub fn start_in_netns(ns: &str, config: &str) -> Lbd {
+            let dir = Scratch::new("lbd");
+            let cfg = dir.path.join("lbd.cfg");
+            std::fs::write(&cfg, config).expect("write config");
+            let stderr = dir.path.join("stderr.log");
+            let err = std::fs::File::create(&stderr).expect("stderr file");
+            let child = Command::new("ip")
+                .args(["netns", "exec", ns])
+                .arg(lbd_bin())
+                .arg("-f")
+                .arg(&cfg)
+                .stdout(Stdio::null())
+                .stderr(err)
+                .spawn()
+                .expect("spawn lbd in netns");
+            let lbd = Lbd {
+                child,
+                stderr,
+                config: cfg,
+                _dir: dir,
+            };
+            lbd.wait_for_log("started", Duration::from_secs(10));
+            lbd
+        }
+
         pub fn log(&self) -> String {
             std::fs::read_to_string(&self.stderr).unwrap_or_default()
         }
@@ -413,6 +439,93 @@ pub fn raise_fd_limit(want: u64) {
                 };
                 libc::setrlimit(libc::RLIMIT_NOFILE, &capped);
             }
+        }
+    }
+}
+
+pub mod netns {
+    //! Network namespaces the tests create and remove, so addresses such as the
+    //! seed's 10.0.0.15 exist only inside them and no traffic leaves the machine.
+
+    use std::process::Command;
+
+    fn ip(args: &[&str]) {
+        let out = Command::new("ip")
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("ip {args:?}: {e}"));
+        assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// A namespace with its loopback up and the given addresses on it; deleted on drop.
+    pub struct Netns {
+        pub name: String,
+    }
+
+    impl Netns {
+        pub fn new(tag: &str, addrs: &[&str]) -> Netns {
+            let name = format!("lbd-{tag}-{}", std::process::id());
+            let _ = Command::new("ip").args(["netns", "del", &name]).output();
+            ip(&["netns", "add", &name]);
+            let ns = Netns { name };
+            ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
+            for a in addrs {
+                ip(&["-n", &ns.name, "addr", "add", a, "dev", "lo"]);
+            }
+            ns
+        }
+
+        /// Runs `f` on a thread that has entered the namespace: sockets it opens live there.
+        pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+            let path = format!("/run/netns/{}", self.name);
+            std::thread::spawn(move || {
+                let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+                use std::os::fd::AsRawFd;
+                // SAFETY: setns on this thread only, with a valid namespace descriptor.
+                let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+                f()
+            })
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+        }
+    }
+
+    impl Drop for Netns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        }
+    }
+
+    /// A small LAN: an appliance namespace holding a bridge (`br0`) with
+    /// `app_addrs`, and one namespace per host, each wired to the bridge by a veth
+    /// (`eth0`) with its address. Everything goes away on drop.
+    pub struct Lan {
+        pub hosts: Vec<Netns>,
+        pub app: Netns,
+    }
+
+    impl Lan {
+        pub fn new(tag: &str, app_addrs: &[&str], hosts: &[(&str, &str)]) -> Lan {
+            let app = Netns::new(&format!("{tag}-app"), &[]);
+            ip(&["-n", &app.name, "link", "add", "br0", "type", "bridge"]);
+            ip(&["-n", &app.name, "link", "set", "br0", "up"]);
+            for a in app_addrs {
+                ip(&["-n", &app.name, "addr", "add", a, "dev", "br0"]);
+            }
+            let mut out = Vec::new();
+            for (i, (name, cidr)) in hosts.iter().enumerate() {
+                let host = Netns::new(&format!("{tag}-{name}"), &[]);
+                let port = format!("v{i}");
+                ip(&[
+                    "-n", &app.name, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &host.name,
+                ]);
+                ip(&["-n", &app.name, "link", "set", &port, "master", "br0", "up"]);
+                ip(&["-n", &host.name, "addr", "add", cidr, "dev", "eth0"]);
+                ip(&["-n", &host.name, "link", "set", "eth0", "up"]);
+                out.push(host);
+            }
+            Lan { hosts: out, app }
         }
     }
 }

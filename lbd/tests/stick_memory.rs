@@ -34,7 +34,14 @@ static A: Counting = Counting;
 #[test]
 fn a_full_ip_table_stays_bounded_and_costs_about_a_hundred_bytes_an_entry() {
     const SIZE: u64 = 100_000;
-    let conf = StickTable { key: TableType::Ip, size: SIZE, expire: None, nopurge: false, store: vec![], loc: Loc { file: "t".into(), line: 1 } };
+    let conf = StickTable {
+        key: TableType::Ip,
+        size: SIZE,
+        expire: None,
+        nopurge: false,
+        store: vec![],
+        loc: Loc { file: "t".into(), line: 1 },
+    };
     let before = LIVE.load(Ordering::Relaxed);
     let t = Table::new(&conf);
     // Twice the size: the table must stay at SIZE entries (LRU eviction).

@@ -50,7 +50,10 @@ fn unix_socket_bind_under_the_unix_bind_prefix_with_its_mode() {
 fn frontend_maxconn_keeps_extra_clients_waiting_in_the_backlog() {
     let srv = NamedServer::start("s", "127.0.0.1:0");
     let port = free_port();
-    let cfg = format!("{DEFAULTS}frontend f\n  bind 127.0.0.1:{port}\n  maxconn 2\n  default_backend b\nbackend b\n  server s 127.0.0.1:{}\n", srv.port());
+    let cfg = format!(
+        "{DEFAULTS}frontend f\n  bind 127.0.0.1:{port}\n  maxconn 2\n  default_backend b\nbackend b\n  server s 127.0.0.1:{}\n",
+        srv.port()
+    );
     let _lbd = Lbd::start(&cfg);
     let addr = format!("127.0.0.1:{port}");
     let a = connect(&addr);
@@ -75,7 +78,14 @@ fn accept_loop_survives_running_out_of_descriptors() {
     let port = free_port();
     let dir = Scratch::new("emfile");
     let cfg_path = dir.path.join("lbd.cfg");
-    std::fs::write(&cfg_path, format!("global\n  maxconn 1000\n{DEFAULTS}listen l\n  bind 127.0.0.1:{port}\n  server s 127.0.0.1:{}\n", srv.port())).expect("cfg");
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "global\n  maxconn 1000\n{DEFAULTS}listen l\n  bind 127.0.0.1:{port}\n  server s 127.0.0.1:{}\n",
+            srv.port()
+        ),
+    )
+    .expect("cfg");
     let err_path = dir.path.join("err");
     // A hard limit of 64 descriptors (lowering is always allowed).
     let mut child = Command::new("prlimit")
@@ -87,7 +97,9 @@ fn accept_loop_survives_running_out_of_descriptors() {
         .stderr(std::fs::File::create(&err_path).expect("err"))
         .spawn()
         .expect("prlimit lbd");
-    let started = wait_until(Duration::from_secs(10), || std::fs::read_to_string(&err_path).unwrap_or_default().contains("started"));
+    let started = wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(&err_path).unwrap_or_default().contains("started")
+    });
     assert!(started.is_some());
     let addr = format!("127.0.0.1:{port}");
     // 100 clients need 200 descriptors: lbd runs out, backs off, and keeps going.
@@ -148,7 +160,11 @@ frontend f\n  bind 127.0.0.1:{port}\n  default_backend rs\n"
     let lbd = Lbd::start(&cfg);
     lbd.wait_for_log("Server st/s is DOWN, reason: Layer7 wrong status", Duration::from_secs(3));
     std::thread::sleep(Duration::from_millis(500));
-    assert!(!lbd.log().contains("Server rs/s is DOWN"), "unanchored (2|3|401) matches the '3' of 503:\n{}", lbd.log());
+    assert!(
+        !lbd.log().contains("Server rs/s is DOWN"),
+        "unanchored (2|3|401) matches the '3' of 503:\n{}",
+        lbd.log()
+    );
 }
 
 #[test]
@@ -198,5 +214,8 @@ fn logs_reach_a_unix_datagram_socket_in_rfc3164() {
     let n = sock.recv(&mut buf).expect("a log line");
     let line = String::from_utf8_lossy(&buf[..n]);
     // local3 (19) * 8 + info (6) = 158
-    assert!(line.starts_with("<158>") && line.contains(" lbd[") && line.contains(" l l/s "), "{line}");
+    assert!(
+        line.starts_with("<158>") && line.contains(" lbd[") && line.contains(" l l/s "),
+        "{line}"
+    );
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::acl_eval::{self, HttpView, SampleCtx};
-use super::session::{self, Accepted};
+use super::session::{self, Accepted, ClientStream};
 use super::snapshot::{FrontendRt, Snapshot};
 use crate::config::model::RedirectKind;
 
@@ -89,10 +89,7 @@ fn page(code: u16, text: &str) -> String {
     format!("<html><body><h1>{code} {}</h1>\n{text}\n</body></html>\n", reason(code))
 }
 
-pub async fn run<C>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, mut client: C, acc: Accepted)
-where
-    C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+pub async fn run<C: ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, mut client: C, acc: Accepted) {
     let limit = snapshot.global.tune_bufsize as usize;
     let timeout = fe
         .conf

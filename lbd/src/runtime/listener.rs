@@ -230,10 +230,7 @@ pub async fn accept_loop(
     }
 }
 
-async fn serve<C>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, client: C, acc: Accepted)
-where
-    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
+async fn serve<C: session::ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, client: C, acc: Accepted) {
     if fe.conf.mode == Mode::Http {
         http_min::run(snapshot, fe, client, acc).await;
     } else {

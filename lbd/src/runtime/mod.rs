@@ -9,6 +9,7 @@ pub mod listener;
 pub mod log;
 pub mod session;
 pub mod snapshot;
+mod splice;
 pub mod stick;
 
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -29,6 +29,21 @@ const SMALL_BUF: usize = 512;
 /// Pause before retrying a connection that was refused at once (HAProxy's turn-around).
 const TURN_AROUND: Duration = Duration::from_secs(1);
 
+/// A client connection: TCP (which can be spliced) or a UNIX socket.
+pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    fn as_tcp(&self) -> Option<&TcpStream> {
+        None
+    }
+}
+
+impl ClientStream for TcpStream {
+    fn as_tcp(&self) -> Option<&TcpStream> {
+        Some(self)
+    }
+}
+
+impl ClientStream for tokio::net::UnixStream {}
+
 /// What the listener knows about a new connection.
 pub struct Accepted {
     pub src: Option<SocketAddr>,
@@ -209,16 +224,14 @@ fn observe_failure(snapshot: &Snapshot, be: &BackendRt, s: &ServerRt) {
 
 /// Runs one TCP-mode session. `preread` holds bytes already read from the
 /// client (by the HTTP responder) that must reach the server first.
-pub async fn run<C>(
+pub async fn run<C: ClientStream>(
     snapshot: Arc<Snapshot>,
     fe: Arc<FrontendRt>,
     mut client: C,
     acc: Accepted,
     preread: Vec<u8>,
     backend: Option<Arc<BackendRt>>,
-) where
-    C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+) {
     let be = match backend {
         Some(b) => Some(b),
         None => choose_backend(&snapshot, &fe, &acc, None),
@@ -307,65 +320,99 @@ pub async fn run<C>(
     server.observed_errors.store(0, Ordering::Release);
     store_sticky(&be, &sticky, &server);
     let _ = upstream.set_nodelay(true);
+    let mut upstream = upstream;
     let mut kill = server.kill_receiver();
-    let (mut sr, mut sw) = upstream.into_split();
-    let (mut cr, mut cw) = tokio::io::split(&mut client);
-    let started = Instant::now();
-    let activity = Arc::new(AtomicU64::new(0));
-    let bytes_in = AtomicU64::new(preread.len() as u64);
-    let bytes_out = AtomicU64::new(0);
-    if !preread.is_empty() && sw.write_all(&preread).await.is_err() {
-        log.term = ['S', 'D'];
-        finish(&snapshot, &fe, &acc, &log, Some(&be));
-        drop(slot);
-        return;
-    }
-    let t = &be.conf.timeouts;
-    let tc = fe.conf.timeouts.client;
-    let ts = t.server;
-    // Once connected, `timeout tunnel` replaces both sides' timeouts.
-    let (tc, ts) = match t.tunnel.or(fe.conf.timeouts.tunnel) {
-        Some(tt) => (Some(tt), Some(tt)),
-        None => (tc, ts),
+    let meter = Meter {
+        started: Instant::now(),
+        activity: AtomicU64::new(0),
+        bytes_in: AtomicU64::new(preread.len() as u64),
+        bytes_out: AtomicU64::new(0),
     };
-    let idle_limit = match (tc, ts) {
+    let limit = idle_limit(&fe, &be);
+    let (fo, bo) = (&fe.conf.options, &be.conf.options);
+    // HAProxy splices only when asked to (`option splice-*`); so does lbd.
+    let splice = fo.splice_auto || fo.splice_request || fo.splice_response || bo.splice_auto || bo.splice_request || bo.splice_response;
+    let term = if !preread.is_empty() && upstream.write_all(&preread).await.is_err() {
+        ['S', 'D']
+    } else if let (true, Some(ctcp)) = (splice, client.as_tcp()) {
+        let up = super::splice::relay(ctcp, &upstream, &meter.activity, meter.started, &meter.bytes_in);
+        let down = super::splice::relay(&upstream, ctcp, &meter.activity, meter.started, &meter.bytes_out);
+        supervise(up, down, &meter, limit, &mut kill).await
+    } else {
+        let (mut sr, mut sw) = upstream.split();
+        let (mut cr, mut cw) = tokio::io::split(&mut client);
+        let up = pipe(&mut cr, &mut sw, &meter.activity, meter.started, &meter.bytes_in);
+        let down = pipe(&mut sr, &mut cw, &meter.activity, meter.started, &meter.bytes_out);
+        supervise(up, down, &meter, limit, &mut kill).await
+    };
+    log.term = term;
+    log.bytes_in = meter.bytes_in.load(Ordering::Relaxed);
+    log.bytes_out = meter.bytes_out.load(Ordering::Relaxed);
+    finish(&snapshot, &fe, &acc, &log, Some(&be));
+    drop(slot);
+}
+
+/// Byte counts and the time of the last activity of a session.
+struct Meter {
+    started: Instant,
+    /// Milliseconds after `started` of the last byte moved, either way.
+    activity: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+}
+
+/// The inactivity limit of an established session and who is blamed when it
+/// fires: data moving either way keeps both sides alive (HAProxy's default,
+/// without `option independent-streams`), so the smaller of `timeout client`
+/// and `timeout server` decides. `timeout tunnel` replaces both once connected.
+fn idle_limit(fe: &FrontendRt, be: &BackendRt) -> Option<(Duration, char)> {
+    let (tc, ts) = match be.conf.timeouts.tunnel.or(fe.conf.timeouts.tunnel) {
+        Some(tt) => (Some(tt), Some(tt)),
+        None => (fe.conf.timeouts.client, be.conf.timeouts.server),
+    };
+    match (tc, ts) {
         (Some(c), Some(s)) => Some((c.min(s), if c <= s { 'c' } else { 's' })),
         (Some(c), None) => Some((c, 'c')),
         (None, Some(s)) => Some((s, 's')),
         (None, None) => None,
-    };
-    let up = pipe(&mut cr, &mut sw, &activity, started, &bytes_in);
-    let down = pipe(&mut sr, &mut cw, &activity, started, &bytes_out);
+    }
+}
+
+/// Runs both directions until they end, the session idles out, or the server's
+/// sessions are shut down. Returns the log's termination state.
+async fn supervise<U, D>(
+    up: U,
+    down: D,
+    meter: &Meter,
+    limit: Option<(Duration, char)>,
+    kill: &mut tokio::sync::watch::Receiver<u64>,
+) -> [char; 2]
+where
+    U: std::future::Future<Output = std::io::Result<()>>,
+    D: std::future::Future<Output = std::io::Result<()>>,
+{
     let watchdog = async {
-        let Some((limit, who)) = idle_limit else {
+        let Some((limit, who)) = limit else {
             return std::future::pending::<char>().await;
         };
         loop {
-            let last = Duration::from_millis(activity.load(Ordering::Acquire));
-            let idle = started.elapsed().saturating_sub(last);
+            let last = Duration::from_millis(meter.activity.load(Ordering::Acquire));
+            let idle = meter.started.elapsed().saturating_sub(last);
             if idle >= limit {
                 return who;
             }
             tokio::time::sleep(limit - idle).await;
         }
     };
-    let killed = async {
-        let _ = kill.changed().await;
-    };
-    let term = tokio::select! {
+    tokio::select! {
         (a, b) = async { tokio::join!(up, down) } => match (a, b) {
             (Ok(()), Ok(())) => ['-', '-'],
             (Err(_), _) => ['C', 'D'],
             (_, Err(_)) => ['S', 'D'],
         },
         who = watchdog => [who, 'D'],
-        _ = killed => ['K', 'D'],
-    };
-    log.term = term;
-    log.bytes_in = bytes_in.load(Ordering::Relaxed);
-    log.bytes_out = bytes_out.load(Ordering::Relaxed);
-    finish(&snapshot, &fe, &acc, &log, Some(&be));
-    drop(slot);
+        _ = kill.changed() => ['K', 'D'],
+    }
 }
 
 /// Copies one direction until EOF, then half-closes the other side. An idle

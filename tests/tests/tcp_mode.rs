@@ -578,3 +578,30 @@ fn nine_thousand_proxied_idle_connections_then_fds_return_to_start() {
         lbd.open_fds()
     );
 }
+
+#[test]
+fn two_thousand_checked_servers_do_not_starve_the_data_path() {
+    // 2,000 checked servers on ports where nothing listens (refused at once,
+    // every 500 ms: 4,000 checks a second), and one real backend: its
+    // connections must stay fast.
+    let srv = NamedServer::start("live", "127.0.0.1:0");
+    let port = free_port();
+    let mut cfg = format!("global\n  nbthread 2\n{DEFAULTS}backend dead\n  default-server check inter 500ms\n");
+    for i in 0..2000 {
+        cfg.push_str(&format!("  server d{i} 127.0.0.{}:{}\n", 2 + i / 200, 20_000 + i % 200));
+    }
+    cfg.push_str(&format!(
+        "listen l\n  bind 127.0.0.1:{port}\n  server live 127.0.0.1:{}\n",
+        srv.port()
+    ));
+    let lbd = Lbd::start(&cfg);
+    lbd.wait_for_log("Server dead/d1999 is DOWN", Duration::from_secs(10));
+    let addr = format!("127.0.0.1:{port}");
+    let mut worst = Duration::ZERO;
+    for _ in 0..50 {
+        let t = Instant::now();
+        assert_eq!(ask(&addr), "live");
+        worst = worst.max(t.elapsed());
+    }
+    assert!(worst < Duration::from_millis(200), "slowest of 50 requests took {worst:?}");
+}

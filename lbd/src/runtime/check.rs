@@ -33,15 +33,24 @@ pub struct Outcome {
     pub duration: Duration,
 }
 
-/// Spawns one check task per checked server of every backend.
-pub fn spawn_all(snapshot: &Arc<Snapshot>) {
-    for backend in snapshot.backends.values() {
-        for server in &backend.servers {
-            if server.conf.params.check && !server.conf.params.disabled {
-                tokio::spawn(run(Arc::clone(snapshot), Arc::clone(backend), Arc::clone(server)));
+/// Starts the checks on a runtime of their own, on its own thread: however many
+/// servers are checked, the workers that move traffic never wait behind a check.
+pub fn start_all(snapshot: &Arc<Snapshot>) -> std::io::Result<()> {
+    let snapshot = Arc::clone(snapshot);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::Builder::new().name("lbd-checks".into()).spawn(move || {
+        rt.block_on(async move {
+            for backend in snapshot.backends.values() {
+                for server in &backend.servers {
+                    if server.conf.params.check && !server.conf.params.disabled {
+                        tokio::spawn(run(Arc::clone(&snapshot), Arc::clone(backend), Arc::clone(server)));
+                    }
+                }
             }
-        }
-    }
+            std::future::pending::<()>().await;
+        });
+    })?;
+    Ok(())
 }
 
 fn interval(server: &ServerRt, health: u32) -> Duration {

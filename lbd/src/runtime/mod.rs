@@ -112,7 +112,7 @@ async fn serve(config: Config, fd_limit: u64) -> anyhow::Result<()> {
             ));
         }
     }
-    check::spawn_all(&snapshot);
+    check::start_all(&snapshot)?;
     eprintln!(
         "[NOTICE] lbd {} started ({} frontends, {} backends)",
         env!("CARGO_PKG_VERSION"),

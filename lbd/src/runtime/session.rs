@@ -337,12 +337,14 @@ pub async fn run<C: ClientStream>(
     } else if let (true, Some(ctcp)) = (splice, client.as_tcp()) {
         let up = super::splice::relay(ctcp, &upstream, &meter.activity, meter.started, &meter.bytes_in);
         let down = super::splice::relay(&upstream, ctcp, &meter.activity, meter.started, &meter.bytes_out);
+        tokio::pin!(up, down);
         supervise(up, down, &meter, limit, &mut kill).await
     } else {
         let (mut sr, mut sw) = upstream.split();
         let (mut cr, mut cw) = tokio::io::split(&mut client);
         let up = pipe(&mut cr, &mut sw, &meter.activity, meter.started, &meter.bytes_in);
         let down = pipe(&mut sr, &mut cw, &meter.activity, meter.started, &meter.bytes_out);
+        tokio::pin!(up, down);
         supervise(up, down, &meter, limit, &mut kill).await
     };
     log.term = term;

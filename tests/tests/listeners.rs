@@ -32,7 +32,7 @@ fn unix_socket_bind_under_the_unix_bind_prefix_with_its_mode() {
     let srv = NamedServer::start("s", "127.0.0.1:0");
     let dir = Scratch::new("unix");
     let cfg = format!(
-        "global\n  unix-bind prefix {}/\n{DEFAULTS}frontend f\n  bind /ssl:web mode 660 name web\n  default_backend b\nbackend b\n  server s 127.0.0.1:{}\n",
+        "global\n  unix-bind prefix {}/\n{DEFAULTS}frontend f\n  bind /ssl:web mode 660 group haproxy name web\n  default_backend b\nbackend b\n  server s 127.0.0.1:{}\n",
         dir.path.display(),
         srv.port()
     );
@@ -40,6 +40,14 @@ fn unix_socket_bind_under_the_unix_bind_prefix_with_its_mode() {
     let path = dir.path.join("ssl:web");
     let meta = std::fs::metadata(&path).expect("socket exists under the prefix");
     assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    // Debian's haproxy package creates the `haproxy` group (scripts/test installs it).
+    let haproxy_gid = std::fs::read_to_string("/etc/group").unwrap_or_default().lines().find_map(|l| {
+        l.strip_prefix("haproxy:")
+            .and_then(|r| r.split(':').nth(1))
+            .and_then(|g| g.parse::<u32>().ok())
+    });
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(Some(meta.gid()), haproxy_gid, "group set from the bind line");
     let mut s = std::os::unix::net::UnixStream::connect(&path).expect("connect");
     let mut buf = [0u8; 2];
     s.read_exact(&mut buf).expect("greeting");

@@ -95,6 +95,19 @@ pub fn bind_frontend(fe: &FrontendRt, snapshot: &Snapshot) -> Result<Vec<Bound>,
                     if let Some(m) = mode {
                         let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(m));
                     }
+                    let g = &snapshot.global;
+                    let uid = bind
+                        .params
+                        .uid
+                        .or_else(|| id_of("/etc/passwd", bind.params.user.as_deref().or(g.unix_bind_user.as_deref())));
+                    let gid = bind
+                        .params
+                        .gid
+                        .or_else(|| id_of("/etc/group", bind.params.group.as_deref().or(g.unix_bind_group.as_deref())));
+                    if uid.is_some() || gid.is_some() {
+                        std::os::unix::fs::chown(path, uid, gid)
+                            .map_err(|e| format!("{}: cannot set the owner of {}: {e}", fe.name(), path.display()))?;
+                    }
                     BoundSocket::Unix(l)
                 }
             };
@@ -105,6 +118,19 @@ pub fn bind_frontend(fe: &FrontendRt, snapshot: &Snapshot) -> Result<Vec<Bound>,
         }
     }
     Ok(out)
+}
+
+/// The numeric id of a user or group name (or of a number given as text).
+fn id_of(file: &str, name: Option<&str>) -> Option<u32> {
+    let name = name?;
+    if let Ok(n) = name.parse::<u32>() {
+        return Some(n);
+    }
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next() == Some(name)).then(|| f.nth(1).and_then(|id| id.parse().ok())).flatten()
+    })
 }
 
 trait SocketLike {

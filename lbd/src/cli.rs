@@ -112,7 +112,8 @@ pub fn run(args: Args) -> ExitCode {
     let Some(config) = checked.config else { return ExitCode::from(1) };
     drop(out);
     drop(err);
-    match crate::runtime::run(config) {
+    let files = crate::config::expand_paths(&args.files).unwrap_or_default();
+    match crate::runtime::run(config, files) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("[ALERT]    ({pid}) : {e}");

@@ -33,24 +33,24 @@ pub struct Outcome {
     pub duration: Duration,
 }
 
-/// Starts the checks on a runtime of their own, on its own thread: however many
-/// servers are checked, the workers that move traffic never wait behind a check.
-pub fn start_all(snapshot: &Arc<Snapshot>) -> std::io::Result<()> {
-    let snapshot = Arc::clone(snapshot);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    std::thread::Builder::new().name("lbd-checks".into()).spawn(move || {
-        rt.block_on(async move {
-            for backend in snapshot.backends.values() {
-                for server in &backend.servers {
-                    if server.conf.params.check && !server.conf.params.disabled {
-                        tokio::spawn(run(Arc::clone(&snapshot), Arc::clone(backend), Arc::clone(server)));
+/// Spawns, on the checks' runtime, one task per checked server of `snapshot`.
+/// The tasks stop when the generation moves on (a reload); the next snapshot's
+/// tasks continue from the same shared health state.
+pub fn spawn_for(handle: &tokio::runtime::Handle, snapshot: &Arc<Snapshot>, generation: u64, gen_rx: tokio::sync::watch::Receiver<u64>) {
+    for backend in snapshot.backends.values() {
+        for server in &backend.servers {
+            if server.conf.params.check && !server.conf.params.disabled {
+                let (snap, be, srv) = (Arc::clone(snapshot), Arc::clone(backend), Arc::clone(server));
+                let mut rx = gen_rx.clone();
+                handle.spawn(async move {
+                    tokio::select! {
+                        _ = run(snap, be, srv) => {}
+                        _ = rx.wait_for(|g| *g != generation) => {}
                     }
-                }
+                });
             }
-            std::future::pending::<()>().await;
-        });
-    })?;
-    Ok(())
+        }
+    }
 }
 
 fn interval(server: &ServerRt, health: u32) -> Duration {
@@ -72,6 +72,10 @@ async fn run(snapshot: Arc<Snapshot>, backend: Arc<BackendRt>, server: Arc<Serve
     let spread = (u64::from(server.conf.id) * 7919) % first.max(1);
     tokio::time::sleep(Duration::from_millis(spread)).await;
     loop {
+        if server.checks_paused.load(std::sync::atomic::Ordering::Acquire) {
+            tokio::time::sleep(server.conf.params.inter).await;
+            continue;
+        }
         let outcome = check_once(&backend, &server).await;
         apply(&snapshot, &backend, &server, &outcome);
         let health = server.health.lock().map(|h| h.value).unwrap_or(0);

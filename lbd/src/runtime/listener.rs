@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 use super::session::Accepted;
 use super::snapshot::{FrontendRt, Snapshot};
-use super::{http_min, session, ACTIVE_CONNS};
+use super::{http_min, session, Runtime, ACTIVE_CONNS};
 use crate::config::addr::ListenAddr;
 use crate::config::model::{Bind, Mode};
 
@@ -33,11 +33,6 @@ const ERROR_LOG_PERIOD: Duration = Duration::from_secs(10);
 pub enum BoundSocket {
     Tcp(TcpListener),
     Unix(UnixListener),
-}
-
-pub struct Bound {
-    pub addr: ListenAddr,
-    pub socket: BoundSocket,
 }
 
 fn tcp_socket(sa: SocketAddr, bind: &Bind, default_backlog: i32) -> std::io::Result<std::net::TcpListener> {
@@ -64,60 +59,47 @@ fn tcp_socket(sa: SocketAddr, bind: &Bind, default_backlog: i32) -> std::io::Res
     Ok(s.into())
 }
 
-/// Opens every socket of a frontend. Called before anything is served, so a
-/// bind error stops the start cleanly.
-pub fn bind_frontend(fe: &FrontendRt, snapshot: &Snapshot) -> Result<Vec<Bound>, String> {
+/// Opens one listening socket for `addr` of a frontend's `bind` line.
+pub fn bind_addr(fe: &FrontendRt, bind: &Bind, addr: &ListenAddr, global: &crate::config::model::Global) -> Result<BoundSocket, String> {
     let default_backlog = fe
         .conf
         .backlog
         .or(fe.conf.maxconn)
         .map_or(1024, |b| b.clamp(1, i32::MAX as u32) as i32);
-    let mut out = Vec::new();
-    for bind in &fe.conf.binds {
-        for addr in &bind.addrs {
-            let socket = match addr {
-                ListenAddr::Inet(sa) => {
-                    let l = tcp_socket(*sa, bind, default_backlog)
-                        .map_err(|e| format!("{}: cannot bind {sa} ({}): {e}", fe.name(), bind.loc))?;
-                    BoundSocket::Tcp(TcpListener::from_std(l).map_err(|e| format!("{}: {sa}: {e}", fe.name()))?)
-                }
-                ListenAddr::Unix { path, .. } => {
-                    if let Some(dir) = path.parent() {
-                        let _ = std::fs::create_dir_all(dir);
-                    }
-                    // A stale socket from an earlier run would make bind fail.
-                    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket_like()) {
-                        let _ = std::fs::remove_file(path);
-                    }
-                    let l = UnixListener::bind(path)
-                        .map_err(|e| format!("{}: cannot bind {} ({}): {e}", fe.name(), path.display(), bind.loc))?;
-                    let mode = bind.params.mode.or(snapshot.global.unix_bind_mode);
-                    if let Some(m) = mode {
-                        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(m));
-                    }
-                    let g = &snapshot.global;
-                    let uid = bind
-                        .params
-                        .uid
-                        .or_else(|| id_of("/etc/passwd", bind.params.user.as_deref().or(g.unix_bind_user.as_deref())));
-                    let gid = bind
-                        .params
-                        .gid
-                        .or_else(|| id_of("/etc/group", bind.params.group.as_deref().or(g.unix_bind_group.as_deref())));
-                    if uid.is_some() || gid.is_some() {
-                        std::os::unix::fs::chown(path, uid, gid)
-                            .map_err(|e| format!("{}: cannot set the owner of {}: {e}", fe.name(), path.display()))?;
-                    }
-                    BoundSocket::Unix(l)
-                }
-            };
-            out.push(Bound {
-                addr: addr.clone(),
-                socket,
-            });
+    match addr {
+        ListenAddr::Inet(sa) => {
+            let l = tcp_socket(*sa, bind, default_backlog).map_err(|e| format!("{}: cannot bind {sa} ({}): {e}", fe.name(), bind.loc))?;
+            Ok(BoundSocket::Tcp(
+                TcpListener::from_std(l).map_err(|e| format!("{}: {sa}: {e}", fe.name()))?,
+            ))
+        }
+        ListenAddr::Unix { path, .. } => {
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            // A stale socket from an earlier run would make bind fail.
+            if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket_like()) {
+                let _ = std::fs::remove_file(path);
+            }
+            let l = UnixListener::bind(path).map_err(|e| format!("{}: cannot bind {} ({}): {e}", fe.name(), path.display(), bind.loc))?;
+            if let Some(m) = bind.params.mode.or(global.unix_bind_mode) {
+                let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(m));
+            }
+            let uid = bind
+                .params
+                .uid
+                .or_else(|| id_of("/etc/passwd", bind.params.user.as_deref().or(global.unix_bind_user.as_deref())));
+            let gid = bind
+                .params
+                .gid
+                .or_else(|| id_of("/etc/group", bind.params.group.as_deref().or(global.unix_bind_group.as_deref())));
+            if uid.is_some() || gid.is_some() {
+                std::os::unix::fs::chown(path, uid, gid)
+                    .map_err(|e| format!("{}: cannot set the owner of {}: {e}", fe.name(), path.display()))?;
+            }
+            Ok(BoundSocket::Unix(l))
         }
     }
-    Ok(out)
 }
 
 /// The numeric id of a user or group name (or of a number given as text).
@@ -185,24 +167,30 @@ impl Drop for ConnGuard {
     }
 }
 
-/// Accepts until `stop` turns true. `global` bounds the whole process.
-pub async fn accept_loop(
-    snapshot: Arc<Snapshot>,
-    fe: Arc<FrontendRt>,
-    bound: Bound,
-    global: Arc<Semaphore>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let per_fe = fe.conf.maxconn.filter(|m| *m > 0).map(|m| Arc::new(Semaphore::new(m as usize)));
+/// Accepts on one socket until `stop` turns true. Each connection is served
+/// by the frontend that binds this address in the snapshot current at accept
+/// time, so a reload changes what new connections get without closing the socket.
+pub async fn accept_loop(rt: Arc<Runtime>, addr: ListenAddr, socket: BoundSocket, mut stop: watch::Receiver<bool>) {
     let mut errors = RateLimitedLog { last: None, suppressed: 0 };
     loop {
+        if *stop.borrow() {
+            return;
+        }
+        let snapshot = rt.current();
+        let Some(fe) = snapshot.frontend_for(&addr).cloned() else {
+            // Removed by a reload: the runtime stops this loop right after the switch.
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tokio::time::sleep(Duration::from_millis(50)) => continue,
+            }
+        };
         // Take the connection slots first: when full, the kernel keeps clients queued.
         let permit_g = tokio::select! {
-            p = Arc::clone(&global).acquire_owned() => p,
+            p = Arc::clone(&rt.slots).acquire_owned() => p,
             _ = stop.changed() => return,
         };
         let Ok(permit_g) = permit_g else { return };
-        let permit_f = match &per_fe {
+        let permit_f = match &fe.slots {
             Some(s) => {
                 let p = tokio::select! {
                     p = Arc::clone(s).acquire_owned() => p,
@@ -215,15 +203,15 @@ pub async fn accept_loop(
             }
             None => None,
         };
-        if *stop.borrow() {
-            return;
-        }
         let accepted = tokio::select! {
-            r = accept(&bound.socket) => r,
+            r = accept(&socket) => r,
             _ = stop.changed() => return,
         };
         match accepted {
             Ok((stream, src, dst)) => {
+                // A reload may have happened while waiting: serve with what is current now.
+                let snapshot = rt.current();
+                let fe = snapshot.frontend_for(&addr).cloned().unwrap_or(fe);
                 fe.cur_conns.fetch_add(1, Ordering::AcqRel);
                 fe.total_conns.fetch_add(1, Ordering::Relaxed);
                 ACTIVE_CONNS.fetch_add(1, Ordering::AcqRel);
@@ -234,13 +222,11 @@ pub async fn accept_loop(
                     accept_ms: super::log::now(),
                     started: Instant::now(),
                 };
-                let snap = Arc::clone(&snapshot);
-                let fe2 = Arc::clone(&fe);
                 tokio::spawn(async move {
                     let _permits = (permit_g, permit_f, guard);
                     match stream {
-                        Stream::Tcp(s) => serve(snap, fe2, s, acc).await,
-                        Stream::Unix(s) => serve(snap, fe2, s, acc).await,
+                        Stream::Tcp(s) => serve(snapshot, fe, s, acc).await,
+                        Stream::Unix(s) => serve(snapshot, fe, s, acc).await,
                     }
                 });
             }

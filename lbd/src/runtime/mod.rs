@@ -12,12 +12,16 @@ pub mod snapshot;
 mod splice;
 pub mod stick;
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use tokio::sync::{watch, Semaphore};
 
+use crate::config::addr::ListenAddr;
 use crate::config::Config;
 use snapshot::Snapshot;
 
@@ -75,9 +79,130 @@ fn global_maxconn(config: &Config, fd_limit: u64) -> usize {
     }
 }
 
+/// The running load balancer: the current snapshot and the open listeners.
+pub struct Runtime {
+    current: ArcSwap<Snapshot>,
+    /// The configuration files, re-read on reload.
+    files: Vec<PathBuf>,
+    /// Open listeners by address, with the switch that stops each accept loop.
+    listeners: Mutex<HashMap<ListenAddr, watch::Sender<bool>>>,
+    /// Process-wide connection slots (`maxconn` in `global`).
+    pub slots: Arc<Semaphore>,
+    /// Bumped at each reload; check tasks of older generations stop.
+    generation: watch::Sender<u64>,
+    checks: tokio::runtime::Handle,
+    /// Serialises reloads.
+    reloading: tokio::sync::Mutex<()>,
+    pub started: Instant,
+    pub reloads: AtomicU64,
+}
+
+/// A stable hash of the configuration text, to tell which one is live.
+pub fn config_hash(files: &[PathBuf]) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for f in files {
+        f.hash(&mut h);
+        std::fs::read(f).unwrap_or_default().hash(&mut h);
+    }
+    format!("{:016x}", h.finish())
+}
+
+impl Runtime {
+    /// The snapshot new connections use.
+    pub fn current(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    fn start_checks(&self, snapshot: &Arc<Snapshot>) {
+        let generation = *self.generation.borrow();
+        check::spawn_for(&self.checks, snapshot, generation, self.generation.subscribe());
+    }
+
+    /// Opens the listeners `snapshot` needs that are not open yet. Returns them
+    /// unstarted, so a failure leaves everything as it was.
+    fn bind_missing(&self, snapshot: &Snapshot) -> Result<Vec<(ListenAddr, listener::BoundSocket)>, String> {
+        let open = self.listeners.lock().map_err(|_| "listener table poisoned".to_owned())?;
+        let mut fresh: Vec<(ListenAddr, listener::BoundSocket)> = Vec::new();
+        for fe in &snapshot.frontends {
+            for bind in &fe.conf.binds {
+                for addr in &bind.addrs {
+                    if open.contains_key(addr) || fresh.iter().any(|(a, _)| a == addr) {
+                        continue;
+                    }
+                    fresh.push((addr.clone(), listener::bind_addr(fe, bind, addr, &snapshot.global)?));
+                }
+            }
+        }
+        Ok(fresh)
+    }
+
+    fn start_listeners(self: &Arc<Self>, fresh: Vec<(ListenAddr, listener::BoundSocket)>) {
+        let Ok(mut open) = self.listeners.lock() else { return };
+        for (addr, socket) in fresh {
+            let (tx, rx) = watch::channel(false);
+            eprintln!("[NOTICE] listening on {addr}");
+            tokio::spawn(listener::accept_loop(Arc::clone(self), addr.clone(), socket, rx));
+            open.insert(addr, tx);
+        }
+    }
+
+    /// Closes listeners that `snapshot` no longer binds.
+    fn close_unused(&self, snapshot: &Snapshot) {
+        let Ok(mut open) = self.listeners.lock() else { return };
+        let wanted: std::collections::HashSet<&ListenAddr> = snapshot
+            .frontends
+            .iter()
+            .flat_map(|f| f.conf.binds.iter().flat_map(|b| b.addrs.iter()))
+            .collect();
+        let gone: Vec<ListenAddr> = open.keys().filter(|a| !wanted.contains(a)).cloned().collect();
+        for addr in gone {
+            if let Some(tx) = open.remove(&addr) {
+                let _ = tx.send(true);
+            }
+            if let ListenAddr::Unix { path, .. } = &addr {
+                let _ = std::fs::remove_file(path);
+            }
+            eprintln!("[NOTICE] closed {addr}");
+        }
+    }
+
+    /// Re-reads the configuration files. On any error nothing changes and the
+    /// error text is returned. On success new listeners are bound before the
+    /// switch, removed ones closed after it; servers and stick tables with the
+    /// same names keep their state; connections in flight finish on the old
+    /// snapshot, at most `hard-stop-after` longer. Returns the new config hash.
+    pub async fn reload(self: &Arc<Self>) -> Result<String, String> {
+        let _one_at_a_time = self.reloading.lock().await;
+        let checked = crate::config::check_files(&self.files);
+        let Some(config) = checked.config else {
+            let text: Vec<String> = checked.diags.errors().map(|d| d.haproxy_line(std::process::id())).collect();
+            return Err(text.join("\n"));
+        };
+        let hash = config_hash(&self.files);
+        let old = self.current();
+        let new = Arc::new(Snapshot::build(&config, &hash, Some(&old)));
+        let fresh = self.bind_missing(&new)?;
+        self.current.store(Arc::clone(&new));
+        self.start_listeners(fresh);
+        self.close_unused(&new);
+        self.generation.send_modify(|g| *g += 1);
+        self.start_checks(&new);
+        self.reloads.fetch_add(1, Ordering::Relaxed);
+        if let Some(limit) = old.global.hard_stop_after.or(new.global.hard_stop_after) {
+            tokio::spawn(async move {
+                tokio::time::sleep(limit).await;
+                let _ = old.hard_stop.send(true);
+            });
+        }
+        new.logger.log(log::Level::Notice, &format!("configuration reloaded, hash {hash}"));
+        Ok(hash)
+    }
+}
+
 /// Builds the snapshot, binds every listener, starts checks and serves until a
 /// stop signal. Returns an error (before serving anything) when a bind fails.
-pub fn run(config: Config) -> anyhow::Result<()> {
+pub fn run(config: Config, files: Vec<PathBuf>) -> anyhow::Result<()> {
     let fd_limit = raise_fd_limit();
     let threads = config
         .global
@@ -88,31 +213,37 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .enable_all()
         .thread_name("lbd-worker")
         .build()?;
-    rt.block_on(serve(config, fd_limit))
+    rt.block_on(serve(config, files, fd_limit))
 }
 
-async fn serve(config: Config, fd_limit: u64) -> anyhow::Result<()> {
-    let snapshot = Arc::new(Snapshot::build(&config));
-    let mut bound = Vec::new();
-    for fe in &snapshot.frontends {
-        let sockets = listener::bind_frontend(fe, &snapshot).map_err(|e| anyhow::anyhow!(e))?;
-        bound.push((Arc::clone(fe), sockets));
-    }
-    let global = Arc::new(Semaphore::new(global_maxconn(&config, fd_limit)));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    for (fe, sockets) in bound {
-        for b in sockets {
-            eprintln!("[NOTICE] frontend {} listening on {}", fe.name(), b.addr);
-            tokio::spawn(listener::accept_loop(
-                Arc::clone(&snapshot),
-                Arc::clone(&fe),
-                b,
-                Arc::clone(&global),
-                stop_rx.clone(),
-            ));
-        }
-    }
-    check::start_all(&snapshot)?;
+/// The health checks' own runtime, on its own thread: however many servers are
+/// checked, the workers that move traffic never wait behind a check.
+fn check_runtime() -> anyhow::Result<tokio::runtime::Handle> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let handle = rt.handle().clone();
+    std::thread::Builder::new()
+        .name("lbd-checks".into())
+        .spawn(move || rt.block_on(std::future::pending::<()>()))?;
+    Ok(handle)
+}
+
+async fn serve(config: Config, files: Vec<PathBuf>, fd_limit: u64) -> anyhow::Result<()> {
+    let hash = config_hash(&files);
+    let snapshot = Arc::new(Snapshot::build(&config, &hash, None));
+    let runtime = Arc::new(Runtime {
+        current: ArcSwap::from(Arc::clone(&snapshot)),
+        files,
+        listeners: Mutex::new(HashMap::new()),
+        slots: Arc::new(Semaphore::new(global_maxconn(&config, fd_limit))),
+        generation: watch::channel(0).0,
+        checks: check_runtime()?,
+        reloading: tokio::sync::Mutex::new(()),
+        started: Instant::now(),
+        reloads: AtomicU64::new(0),
+    });
+    let fresh = runtime.bind_missing(&snapshot).map_err(|e| anyhow::anyhow!(e))?;
+    runtime.start_listeners(fresh);
+    runtime.start_checks(&snapshot);
     eprintln!(
         "[NOTICE] lbd {} started ({} frontends, {} backends)",
         env!("CARGO_PKG_VERSION"),
@@ -130,13 +261,21 @@ async fn serve(config: Config, fd_limit: u64) -> anyhow::Result<()> {
             _ = term.recv() => break false,
             _ = int.recv() => break false,
             _ = usr1.recv() => break true,
-            _ = hup.recv() => eprintln!("[WARNING] SIGHUP: reload is not available in this build; the running configuration stays."),
+            _ = hup.recv() => match runtime.reload().await {
+                Ok(h) => eprintln!("[NOTICE] reloaded: config hash {h}"),
+                Err(e) => eprintln!("[ALERT] reload refused, the running configuration stays:\n{e}"),
+            },
         }
     };
-    let _ = stop_tx.send(true);
+    // Stop accepting everywhere.
+    if let Ok(mut open) = runtime.listeners.lock() {
+        for (_, tx) in open.drain() {
+            let _ = tx.send(true);
+        }
+    }
     if graceful {
-        // Stop accepting, let connections in flight finish (bounded by hard-stop-after).
-        let limit = config.global.hard_stop_after.unwrap_or(Duration::MAX);
+        // Let connections in flight finish (bounded by hard-stop-after).
+        let limit = runtime.current().global.hard_stop_after.unwrap_or(Duration::MAX);
         let deadline = tokio::time::Instant::now() + limit.min(Duration::from_secs(365 * 86_400));
         eprintln!(
             "[NOTICE] graceful stop: waiting for {} connections",

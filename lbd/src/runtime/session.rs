@@ -322,6 +322,7 @@ pub async fn run<C: ClientStream>(
     let _ = upstream.set_nodelay(true);
     let mut upstream = upstream;
     let mut kill = server.kill_receiver();
+    let mut hard_stop = snapshot.hard_stop.subscribe();
     let meter = Meter {
         started: Instant::now(),
         activity: AtomicU64::new(0),
@@ -338,14 +339,14 @@ pub async fn run<C: ClientStream>(
         let up = super::splice::relay(ctcp, &upstream, &meter.activity, meter.started, &meter.bytes_in);
         let down = super::splice::relay(&upstream, ctcp, &meter.activity, meter.started, &meter.bytes_out);
         tokio::pin!(up, down);
-        supervise(up, down, &meter, limit, &mut kill).await
+        supervise(up, down, &meter, limit, &mut kill, &mut hard_stop).await
     } else {
         let (mut sr, mut sw) = upstream.split();
         let (mut cr, mut cw) = tokio::io::split(&mut client);
         let up = pipe(&mut cr, &mut sw, &meter.activity, meter.started, &meter.bytes_in);
         let down = pipe(&mut sr, &mut cw, &meter.activity, meter.started, &meter.bytes_out);
         tokio::pin!(up, down);
-        supervise(up, down, &meter, limit, &mut kill).await
+        supervise(up, down, &meter, limit, &mut kill, &mut hard_stop).await
     };
     log.term = term;
     log.bytes_in = meter.bytes_in.load(Ordering::Relaxed);
@@ -388,6 +389,7 @@ async fn supervise<U, D>(
     meter: &Meter,
     limit: Option<(Duration, char)>,
     kill: &mut tokio::sync::watch::Receiver<u64>,
+    hard_stop: &mut tokio::sync::watch::Receiver<bool>,
 ) -> [char; 2]
 where
     U: std::future::Future<Output = std::io::Result<()>>,
@@ -414,6 +416,8 @@ where
         },
         who = watchdog => [who, 'D'],
         _ = kill.changed() => ['K', 'D'],
+        // A reload replaced this session's snapshot and `hard-stop-after` ran out.
+        _ = hard_stop.wait_for(|stop| *stop) => ['K', 'D'],
     }
 }
 

@@ -14,20 +14,33 @@ use super::balance::Balancer;
 use super::log::{Logger, Sink};
 use super::stick::Table;
 use crate::config::acl::Condition;
-use crate::config::addr::{ServerAddr, ServerPort};
+use crate::config::addr::{ListenAddr, ServerAddr, ServerPort};
 use crate::config::model::{Config, Global, Proxy, Server, StickKind};
 
-/// One server and its live state.
-pub struct ServerRt {
-    pub conf: Server,
-    pub backend: String,
+/// The live state of a server. It outlives snapshots: a reload that keeps a
+/// server (same backend and server name) keeps this state, so health, counters
+/// and operator actions carry over.
+pub struct ServerState {
     /// Up as far as health checks (or the lack of them) say.
     up: AtomicBool,
-    /// Taken out by the operator (`disabled`).
+    /// Taken out by the operator (`disabled`, `set server ... state maint`).
     pub maint: AtomicBool,
+    /// Draining: no new clients from the balancer; sticky clients still come.
+    pub drain: AtomicBool,
+    /// Health checks paused by `disable health`.
+    pub checks_paused: AtomicBool,
     pub weight: AtomicU32,
     pub cur_conns: AtomicU32,
+    pub max_conns: AtomicU32,
     pub total_conns: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub connect_errors: AtomicU64,
+    pub checks_failed: AtomicU64,
+    /// Times the server went down.
+    pub downs: AtomicU64,
+    /// Unix time (s) of the last state change.
+    pub last_change: AtomicU64,
     /// Consecutive errors seen by `observe layer4`.
     pub observed_errors: AtomicU32,
     /// Bumped to cut every live session of the server (`shutdown-sessions`).
@@ -43,32 +56,63 @@ pub struct ServerRt {
 pub struct Health {
     pub value: u32,
     pub last_status: String,
+    pub last_code: Option<u16>,
+    pub last_duration_ms: u64,
 }
 
-impl ServerRt {
-    fn new(conf: Server, backend: &str) -> Self {
-        let up = true;
-        let weight = conf.params.weight;
-        // HAProxy starts a server up with the counter at `rise`: one failed check takes it down.
-        let health = conf.params.rise;
-        ServerRt {
-            backend: backend.to_owned(),
-            up: AtomicBool::new(up),
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl ServerState {
+    fn new(conf: &Server) -> Self {
+        ServerState {
+            up: AtomicBool::new(true),
             maint: AtomicBool::new(conf.params.disabled),
-            weight: AtomicU32::new(weight),
+            drain: AtomicBool::new(false),
+            checks_paused: AtomicBool::new(false),
+            weight: AtomicU32::new(conf.params.weight),
             cur_conns: AtomicU32::new(0),
+            max_conns: AtomicU32::new(0),
             total_conns: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            connect_errors: AtomicU64::new(0),
+            checks_failed: AtomicU64::new(0),
+            downs: AtomicU64::new(0),
+            last_change: AtomicU64::new(unix_now()),
             observed_errors: AtomicU32::new(0),
             kill: watch::channel(0).0,
             slot_freed: Notify::new(),
+            // HAProxy starts a server up with the counter at `rise`: one failed check takes it down.
             health: Mutex::new(Health {
-                value: health,
+                value: conf.params.rise,
                 last_status: "initial".into(),
+                last_code: None,
+                last_duration_ms: 0,
             }),
-            conf,
         }
     }
+}
 
+/// One server of a snapshot: its configuration and its (carried-over) state.
+pub struct ServerRt {
+    pub conf: Server,
+    pub backend: String,
+    pub state: Arc<ServerState>,
+}
+
+impl std::ops::Deref for ServerRt {
+    type Target = ServerState;
+    fn deref(&self) -> &ServerState {
+        &self.state
+    }
+}
+
+impl ServerRt {
     pub fn name(&self) -> &str {
         &self.conf.name.0
     }
@@ -83,10 +127,15 @@ impl ServerRt {
     }
 
     pub fn set_up(&self, up: bool) {
-        self.up.store(up, Ordering::Release);
+        if self.up.swap(up, Ordering::AcqRel) != up {
+            self.last_change.store(unix_now(), Ordering::Relaxed);
+            if !up {
+                self.downs.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
-    /// Usable by the balancer: up, weight above zero, and a free slot when `maxconn` is set.
+    /// Usable by the balancer: a free slot when `maxconn` is set.
     pub fn has_slot(&self) -> bool {
         let max = self.conf.params.maxconn;
         max == 0 || self.cur_conns.load(Ordering::Acquire) < max
@@ -162,6 +211,8 @@ pub struct FrontendRt {
     pub switching: Vec<(Arc<BackendRt>, Option<Condition>)>,
     pub cur_conns: AtomicU32,
     pub total_conns: AtomicU64,
+    /// `maxconn` of the frontend, as permits taken before `accept`.
+    pub slots: Option<Arc<tokio::sync::Semaphore>>,
     /// The frontend's own log targets, plus the global ones with `log global`.
     pub logger: Logger,
 }
@@ -179,23 +230,55 @@ pub struct Snapshot {
     pub backends: HashMap<String, Arc<BackendRt>>,
     pub tables: HashMap<String, Arc<Table>>,
     pub logger: Logger,
+    /// Which configuration this is (a hash of the files' text).
+    pub config_hash: String,
+    /// Turns true when a newer snapshot replaced this one and `hard-stop-after`
+    /// ran out: the sessions still on it end.
+    pub hard_stop: watch::Sender<bool>,
 }
 
 impl Snapshot {
-    /// Builds the snapshot; starts the log writers, so it must run inside the runtime.
-    pub fn build(config: &Config) -> Self {
+    /// The frontend that binds `addr` in this snapshot.
+    pub fn frontend_for(&self, addr: &ListenAddr) -> Option<&Arc<FrontendRt>> {
+        self.frontends.iter().find(|f| f.conf.binds.iter().any(|b| b.addrs.contains(addr)))
+    }
+
+    /// Builds the snapshot; starts the log writers, so it must run inside the
+    /// runtime. Servers and stick tables of `previous` with the same names keep
+    /// their state.
+    pub fn build(config: &Config, config_hash: &str, previous: Option<&Snapshot>) -> Self {
         let global_sinks: Vec<Arc<Sink>> = config.global.logs.iter().filter_map(Sink::start).collect();
         let tag = config.global.log_tag.clone().unwrap_or_else(|| "lbd".into());
         let logger = Logger::new(global_sinks.clone(), &tag);
         let mut tables = HashMap::new();
         for p in &config.proxies {
             if let Some(t) = &p.stick_table {
-                tables.insert(p.name.0.clone(), Arc::new(Table::new(t)));
+                let kept = previous.and_then(|prev| prev.tables.get(&p.name.0)).filter(|old| old.same_shape(t));
+                let table = kept.cloned().unwrap_or_else(|| Arc::new(Table::new(t)));
+                tables.insert(p.name.0.clone(), table);
             }
         }
         let mut backends = HashMap::new();
         for p in config.proxies.iter().filter(|p| p.caps.backend) {
-            let servers: Vec<Arc<ServerRt>> = p.servers.iter().map(|s| Arc::new(ServerRt::new(s.clone(), &p.name.0))).collect();
+            let old_backend = previous.and_then(|prev| prev.backends.get(&p.name.0));
+            let servers: Vec<Arc<ServerRt>> = p
+                .servers
+                .iter()
+                .map(|s| {
+                    let state = match old_backend.and_then(|b| b.servers.iter().find(|o| o.conf.name == s.name)) {
+                        Some(old) => {
+                            old.state.weight.store(s.params.weight, Ordering::Relaxed);
+                            Arc::clone(&old.state)
+                        }
+                        None => Arc::new(ServerState::new(s)),
+                    };
+                    Arc::new(ServerRt {
+                        conf: s.clone(),
+                        backend: p.name.0.clone(),
+                        state,
+                    })
+                })
+                .collect();
             let stick_rules = p
                 .stick_rules
                 .iter()
@@ -236,6 +319,10 @@ impl Snapshot {
                 sinks.extend(global_sinks.iter().cloned());
             }
             frontends.push(Arc::new(FrontendRt {
+                slots: p
+                    .maxconn
+                    .filter(|m| *m > 0)
+                    .map(|m| Arc::new(tokio::sync::Semaphore::new(m as usize))),
                 logger: Logger::new(sinks, &tag),
                 conf: p.clone(),
                 default_backend,
@@ -250,6 +337,8 @@ impl Snapshot {
             backends,
             tables,
             logger,
+            config_hash: config_hash.to_owned(),
+            hard_stop: watch::channel(false).0,
         }
     }
 }

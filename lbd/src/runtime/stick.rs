@@ -45,6 +45,15 @@ impl Table {
         }
     }
 
+    /// Whether a reloaded `stick-table` line describes this same table (then its
+    /// entries carry over).
+    pub fn same_shape(&self, conf: &StickTable) -> bool {
+        self.key == conf.key
+            && self.size == usize::try_from(conf.size).unwrap_or(usize::MAX)
+            && self.expire == conf.expire
+            && self.nopurge == conf.nopurge
+    }
+
     /// Shapes a sample into this table's key: strings are cut to `len`.
     pub fn key_for(&self, sample: &[u8]) -> Box<[u8]> {
         match self.key {

@@ -8,6 +8,7 @@ mod http_min;
 pub mod listener;
 pub mod log;
 pub mod session;
+pub mod relay;
 pub mod snapshot;
 mod splice;
 pub mod stick;

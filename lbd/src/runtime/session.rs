@@ -13,19 +13,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::acl_eval::{self, fetch, HttpView, SampleCtx};
 use super::balance::Pick;
+use super::relay;
 use super::log::{Level, TcpLog};
 use super::snapshot::{BackendRt, FrontendRt, ServerRt, Snapshot};
 use crate::config::model::{OnError, StickKind};
 
-/// Relay buffer per direction while data flows.
-const RELAY_BUF: usize = 16 * 1024;
-/// Buffer an idle direction keeps.
-const SMALL_BUF: usize = 512;
 /// Pause before retrying a connection that was refused at once (HAProxy's turn-around).
 const TURN_AROUND: Duration = Duration::from_secs(1);
 
@@ -340,11 +337,16 @@ pub async fn run<C: ClientStream>(
         let down = super::splice::relay(&upstream, ctcp, &meter.activity, meter.started, &meter.bytes_out);
         tokio::pin!(up, down);
         supervise(up, down, &meter, limit, &mut kill, &mut hard_stop).await
+    } else if let Some(ctcp) = client.as_tcp() {
+        let up = relay::tcp(ctcp, &upstream, meter.tally(&meter.bytes_in));
+        let down = relay::tcp(&upstream, ctcp, meter.tally(&meter.bytes_out));
+        tokio::pin!(up, down);
+        supervise(up, down, &meter, limit, &mut kill, &mut hard_stop).await
     } else {
         let (mut sr, mut sw) = upstream.split();
         let (mut cr, mut cw) = tokio::io::split(&mut client);
-        let up = pipe(&mut cr, &mut sw, &meter.activity, meter.started, &meter.bytes_in);
-        let down = pipe(&mut sr, &mut cw, &meter.activity, meter.started, &meter.bytes_out);
+        let up = relay::copy(&mut cr, &mut sw, meter.tally(&meter.bytes_in));
+        let down = relay::copy(&mut sr, &mut cw, meter.tally(&meter.bytes_out));
         tokio::pin!(up, down);
         supervise(up, down, &meter, limit, &mut kill, &mut hard_stop).await
     };
@@ -362,6 +364,12 @@ struct Meter {
     activity: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+}
+
+impl Meter {
+    fn tally<'a>(&'a self, bytes: &'a AtomicU64) -> relay::Tally<'a> {
+        relay::Tally { activity: &self.activity, started: self.started, bytes }
+    }
 }
 
 /// The inactivity limit of an established session and who is blamed when it
@@ -418,41 +426,6 @@ where
         _ = kill.changed() => ['K', 'D'],
         // A reload replaced this session's snapshot and `hard-stop-after` ran out.
         _ = hard_stop.wait_for(|stop| *stop) => ['K', 'D'],
-    }
-}
-
-/// Copies one direction until EOF, then half-closes the other side. An idle
-/// direction holds only a small buffer: the large one is allocated when a read
-/// fills the small one, and given back when reads come small again.
-async fn pipe<R, W>(r: &mut R, w: &mut W, activity: &AtomicU64, started: Instant, count: &AtomicU64) -> std::io::Result<()>
-where
-    R: AsyncRead + Unpin + ?Sized,
-    W: AsyncWrite + Unpin + ?Sized,
-{
-    let mut small = [0u8; SMALL_BUF];
-    let mut big: Option<Box<[u8]>> = None;
-    loop {
-        let n = match big.as_mut() {
-            Some(b) => r.read(b).await?,
-            None => r.read(&mut small).await?,
-        };
-        if n == 0 {
-            // Half-close: the peer may still send the other way.
-            let _ = w.shutdown().await;
-            return Ok(());
-        }
-        let data = match big.as_deref() {
-            Some(b) => &b[..n],
-            None => &small[..n],
-        };
-        w.write_all(data).await?;
-        count.fetch_add(n as u64, Ordering::Relaxed);
-        activity.store(started.elapsed().as_millis() as u64, Ordering::Release);
-        match big {
-            None if n == SMALL_BUF => big = Some(vec![0u8; RELAY_BUF].into_boxed_slice()),
-            Some(_) if n < SMALL_BUF => big = None,
-            _ => {}
-        }
     }
 }
 

@@ -93,7 +93,10 @@ impl Balancer {
 
     /// Chooses a server. `exclude` skips one server (the last retry of `option redispatch`).
     pub fn pick(&self, servers: &[Arc<ServerRt>], client: IpAddr, allbackups: bool, exclude: Option<u32>) -> Pick {
-        let eligible = |s: &ServerRt| s.is_up() && s.weight.load(Ordering::Relaxed) > 0 && Some(s.conf.id) != exclude;
+        // Draining servers take no new clients from the balancer (sticky ones still come).
+        let eligible = |s: &ServerRt| {
+            s.is_up() && !s.drain.load(Ordering::Relaxed) && s.weight.load(Ordering::Relaxed) > 0 && Some(s.conf.id) != exclude
+        };
         let mut candidates: Vec<usize> = (0..servers.len())
             .filter(|&i| !servers[i].conf.params.backup && eligible(&servers[i]))
             .collect();

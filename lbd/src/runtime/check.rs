@@ -89,6 +89,11 @@ pub fn apply(snapshot: &Snapshot, backend: &BackendRt, server: &ServerRt, outcom
     let max = p.rise + p.fall - 1;
     let was_up = server.is_up_by_checks();
     let Ok(mut h) = server.health.lock() else { return };
+    h.last_code = outcome.info.strip_prefix("code: ").and_then(|c| c.parse().ok());
+    h.last_duration_ms = outcome.duration.as_millis() as u64;
+    if !outcome.ok {
+        server.checks_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     h.last_status = if outcome.ok {
         format!("{} {}", outcome.reason, outcome.info)
     } else {

@@ -212,7 +212,8 @@ pub async fn accept_loop(rt: Arc<Runtime>, addr: ListenAddr, socket: BoundSocket
                 // A reload may have happened while waiting: serve with what is current now.
                 let snapshot = rt.current();
                 let fe = snapshot.frontend_for(&addr).cloned().unwrap_or(fe);
-                fe.cur_conns.fetch_add(1, Ordering::AcqRel);
+                let now = fe.cur_conns.fetch_add(1, Ordering::AcqRel) + 1;
+                fe.max_conns.fetch_max(now, Ordering::Relaxed);
                 fe.total_conns.fetch_add(1, Ordering::Relaxed);
                 ACTIVE_CONNS.fetch_add(1, Ordering::AcqRel);
                 let guard = ConnGuard { fe: Arc::clone(&fe) };

@@ -2,13 +2,14 @@
 //! stick tables and logs. `run` is what `lbd -f CONFIG` calls.
 
 pub mod acl_eval;
+pub mod api;
 pub mod balance;
 pub mod check;
 mod http_min;
 pub mod listener;
 pub mod log;
-pub mod session;
 pub mod relay;
+pub mod session;
 pub mod snapshot;
 mod splice;
 pub mod stick;
@@ -245,6 +246,9 @@ async fn serve(config: Config, files: Vec<PathBuf>, fd_limit: u64) -> anyhow::Re
     let fresh = runtime.bind_missing(&snapshot).map_err(|e| anyhow::anyhow!(e))?;
     runtime.start_listeners(fresh);
     runtime.start_checks(&snapshot);
+    for sock in &snapshot.global.stats_sockets {
+        tokio::spawn(api::serve(Arc::clone(&runtime), sock.clone()));
+    }
     eprintln!(
         "[NOTICE] lbd {} started ({} frontends, {} backends)",
         env!("CARGO_PKG_VERSION"),

@@ -68,7 +68,11 @@ fn step(src: &TcpStream, dst: &TcpStream) -> io::Result<Step> {
                 Err(e) => return Err(e),
             }
         }
-        Ok(if off == n { Step::Moved(n) } else { Step::Partial(n, buf[off..n].to_vec()) })
+        Ok(if off == n {
+            Step::Moved(n)
+        } else {
+            Step::Partial(n, buf[off..n].to_vec())
+        })
     })
 }
 

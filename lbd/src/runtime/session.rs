@@ -18,8 +18,8 @@ use tokio::net::TcpStream;
 
 use super::acl_eval::{self, fetch, HttpView, SampleCtx};
 use super::balance::Pick;
-use super::relay;
 use super::log::{Level, TcpLog};
+use super::relay;
 use super::snapshot::{BackendRt, FrontendRt, ServerRt, Snapshot};
 use crate::config::model::{OnError, StickKind};
 
@@ -65,9 +65,11 @@ impl Drop for SlotGuard {
 }
 
 fn take_slot(backend: &Arc<BackendRt>, server: &Arc<ServerRt>) -> SlotGuard {
-    server.cur_conns.fetch_add(1, Ordering::AcqRel);
+    let now = server.cur_conns.fetch_add(1, Ordering::AcqRel) + 1;
+    server.max_conns.fetch_max(now, Ordering::Relaxed);
     server.total_conns.fetch_add(1, Ordering::Relaxed);
-    backend.cur_conns.fetch_add(1, Ordering::AcqRel);
+    let now = backend.cur_conns.fetch_add(1, Ordering::AcqRel) + 1;
+    backend.max_conns.fetch_max(now, Ordering::Relaxed);
     backend.total_conns.fetch_add(1, Ordering::Relaxed);
     SlotGuard {
         server: Arc::clone(server),
@@ -285,6 +287,7 @@ pub async fn run<C: ClientStream>(
             Ok(Ok(s)) => break s,
             failure => {
                 let timed_out = failure.is_err();
+                server.connect_errors.fetch_add(1, Ordering::Relaxed);
                 observe_failure(&snapshot, &be, &server);
                 if attempt >= retries {
                     log.term = if timed_out { ['s', 'C'] } else { ['S', 'C'] };
@@ -353,6 +356,14 @@ pub async fn run<C: ClientStream>(
     log.term = term;
     log.bytes_in = meter.bytes_in.load(Ordering::Relaxed);
     log.bytes_out = meter.bytes_out.load(Ordering::Relaxed);
+    for (a, b) in [
+        (&fe.bytes_in, &fe.bytes_out),
+        (&be.bytes_in, &be.bytes_out),
+        (&server.bytes_in, &server.bytes_out),
+    ] {
+        a.fetch_add(log.bytes_in, Ordering::Relaxed);
+        b.fetch_add(log.bytes_out, Ordering::Relaxed);
+    }
     finish(&snapshot, &fe, &acc, &log, Some(&be));
     drop(slot);
 }
@@ -368,7 +379,11 @@ struct Meter {
 
 impl Meter {
     fn tally<'a>(&'a self, bytes: &'a AtomicU64) -> relay::Tally<'a> {
-        relay::Tally { activity: &self.activity, started: self.started, bytes }
+        relay::Tally {
+            activity: &self.activity,
+            started: self.started,
+            bytes,
+        }
     }
 }
 

@@ -179,7 +179,10 @@ pub struct BackendRt {
     pub balancer: Balancer,
     pub stick_rules: Vec<StickRuleRt>,
     pub cur_conns: AtomicU32,
+    pub max_conns: AtomicU32,
     pub total_conns: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
     /// Woken when any server of the backend frees a slot.
     pub slot_freed: Notify,
 }
@@ -210,7 +213,10 @@ pub struct FrontendRt {
     pub default_backend: Option<Arc<BackendRt>>,
     pub switching: Vec<(Arc<BackendRt>, Option<Condition>)>,
     pub cur_conns: AtomicU32,
+    pub max_conns: AtomicU32,
     pub total_conns: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
     /// `maxconn` of the frontend, as permits taken before `accept`.
     pub slots: Option<Arc<tokio::sync::Semaphore>>,
     /// The frontend's own log targets, plus the global ones with `log global`.
@@ -296,7 +302,10 @@ impl Snapshot {
                 servers,
                 stick_rules,
                 cur_conns: AtomicU32::new(0),
+                max_conns: AtomicU32::new(0),
                 total_conns: AtomicU64::new(0),
+                bytes_in: AtomicU64::new(0),
+                bytes_out: AtomicU64::new(0),
                 slot_freed: Notify::new(),
             };
             backends.insert(p.name.0.clone(), Arc::new(b));
@@ -328,7 +337,10 @@ impl Snapshot {
                 default_backend,
                 switching,
                 cur_conns: AtomicU32::new(0),
+                max_conns: AtomicU32::new(0),
                 total_conns: AtomicU64::new(0),
+                bytes_in: AtomicU64::new(0),
+                bytes_out: AtomicU64::new(0),
             }));
         }
         Snapshot {

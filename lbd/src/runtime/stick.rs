@@ -132,6 +132,27 @@ impl Table {
         true
     }
 
+    pub fn key_type(&self) -> TableType {
+        self.key
+    }
+
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    pub fn expire(&self) -> Option<Duration> {
+        self.expire
+    }
+
+    /// Removes one entry (`clear table NAME key K`).
+    pub fn remove(&self, key: &[u8]) {
+        if let Ok(mut inner) = self.inner.lock() {
+            if let Some(e) = inner.map.remove(key) {
+                inner.lru.remove(&e.tick);
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.inner.lock().map(|i| i.map.len()).unwrap_or(0)
     }

@@ -170,5 +170,6 @@ pub async fn run<C: ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, 
         return;
     }
     let backend = session::choose_backend(&snapshot, &fe, &acc, Some(&view));
-    session::run(snapshot, fe, client, acc, buf, backend).await;
+    // Boxed so a client still sending its request head holds only the head's state.
+    Box::pin(session::run(snapshot, fe, client, acc, buf, backend)).await;
 }

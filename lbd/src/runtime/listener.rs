@@ -245,7 +245,8 @@ pub async fn accept_loop(rt: Arc<Runtime>, addr: ListenAddr, socket: BoundSocket
 
 async fn serve<C: session::ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, client: C, acc: Accepted) {
     if fe.conf.mode == Mode::Http {
-        http_min::run(snapshot, fe, client, acc).await;
+        // Boxed: otherwise every TCP-mode task would reserve room for the HTTP state too.
+        Box::pin(http_min::run(snapshot, fe, client, acc)).await;
     } else {
         session::run(snapshot, fe, client, acc, Vec::new(), None).await;
     }

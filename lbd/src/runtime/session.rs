@@ -336,22 +336,29 @@ pub async fn run<C: ClientStream>(
     let term = if !preread.is_empty() && upstream.write_all(&preread).await.is_err() {
         ['S', 'D']
     } else if let (true, Some(ctcp)) = (splice, client.as_tcp()) {
-        let up = super::splice::relay(ctcp, &upstream, &meter.activity, meter.started, &meter.bytes_in);
-        let down = super::splice::relay(&upstream, ctcp, &meter.activity, meter.started, &meter.bytes_out);
-        tokio::pin!(up, down);
-        supervise(up, down, &meter, limit, &mut kill, &mut hard_stop).await
+        // The rarer relays are boxed so they do not enlarge every session's task.
+        Box::pin(async {
+            let up = super::splice::relay(ctcp, &upstream, &meter.activity, meter.started, &meter.bytes_in);
+            let down = super::splice::relay(&upstream, ctcp, &meter.activity, meter.started, &meter.bytes_out);
+            tokio::pin!(up, down);
+            supervise(up, down, &meter, limit, &mut kill, &mut hard_stop).await
+        })
+        .await
     } else if let Some(ctcp) = client.as_tcp() {
         let up = relay::tcp(ctcp, &upstream, meter.tally(&meter.bytes_in));
         let down = relay::tcp(&upstream, ctcp, meter.tally(&meter.bytes_out));
         tokio::pin!(up, down);
         supervise(up, down, &meter, limit, &mut kill, &mut hard_stop).await
     } else {
-        let (mut sr, mut sw) = upstream.split();
-        let (mut cr, mut cw) = tokio::io::split(&mut client);
-        let up = relay::copy(&mut cr, &mut sw, meter.tally(&meter.bytes_in));
-        let down = relay::copy(&mut sr, &mut cw, meter.tally(&meter.bytes_out));
-        tokio::pin!(up, down);
-        supervise(up, down, &meter, limit, &mut kill, &mut hard_stop).await
+        Box::pin(async {
+            let (mut sr, mut sw) = upstream.split();
+            let (mut cr, mut cw) = tokio::io::split(&mut client);
+            let up = relay::copy(&mut cr, &mut sw, meter.tally(&meter.bytes_in));
+            let down = relay::copy(&mut sr, &mut cw, meter.tally(&meter.bytes_out));
+            tokio::pin!(up, down);
+            supervise(up, down, &meter, limit, &mut kill, &mut hard_stop).await
+        })
+        .await
     };
     log.term = term;
     log.bytes_in = meter.bytes_in.load(Ordering::Relaxed);

@@ -434,3 +434,78 @@ fn memory_after_a_thousand_reloads_stays_within_ten_percent_of_after_ten() {
     assert!((after_1000 as f64) <= after_10 as f64 * 1.10, "{after_10} KiB -> {after_1000} KiB");
     assert_eq!(ask(&format!("127.0.0.1:{port}")), "s");
 }
+
+/// `curl` a URL; returns (status, body).
+fn curl(args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl is required");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or((&text, "0"));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+#[test]
+fn stats_page_csv_and_prometheus_metrics() {
+    let s1 = NamedServer::start("s1", "127.0.0.1:0");
+    let (port, sport) = (free_port(), free_port());
+    let cfg = format!(
+        "{DEFAULTS}frontend f\n  bind 127.0.0.1:{port}\n  default_backend b\nbackend b\n  server s1 127.0.0.1:{} check inter 200ms\n\
+listen stats\n  bind 127.0.0.1:{sport}\n  mode http\n  stats enable\n  stats uri /stats\n  stats refresh 10s\n  stats auth admin:s3cret\n  http-request use-service prometheus-exporter if {{ path /metrics }}\n",
+        s1.port()
+    );
+    let _lbd = Lbd::start(&cfg);
+    assert_eq!(ask(&format!("127.0.0.1:{port}")), "s1");
+    let base = format!("http://127.0.0.1:{sport}");
+    // The page needs the credentials.
+    assert_eq!(curl(&[&format!("{base}/stats")]).0, 401);
+    let (code, page) = curl(&["-u", "admin:s3cret", &format!("{base}/stats")]);
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("<html") && page.contains(">b (backend)<") && page.contains(">s1<") && page.contains(">f (frontend)<"),
+        "{page}"
+    );
+    let (code, csv) = curl(&["-u", "admin:s3cret", &format!("{base}/stats;csv")]);
+    assert_eq!(code, 200);
+    assert!(csv.starts_with("# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout"), "{csv}");
+    assert!(csv.lines().any(|l| l.starts_with("b,s1,") && l.contains(",UP,")), "{csv}");
+    // Prometheus: parsed by the reference parser, HAProxy's names.
+    let (code, metrics) = curl(&[&format!("{base}/metrics")]);
+    assert_eq!(code, 200);
+    let script = r#"
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+fams = {f.name: f for f in text_string_to_metric_families(sys.stdin.read())}
+def val(name, **labels):
+    for s in fams[name].samples:
+        if all(s.labels.get(k) == v for k, v in labels.items()):
+            return s.value
+    raise SystemExit(f"missing {name} {labels}")
+assert val("haproxy_frontend_sessions", proxy="f") >= 1, "frontend sessions"
+assert val("haproxy_backend_active_servers", proxy="b") == 1
+assert val("haproxy_server_status", proxy="b", server="s1", state="UP") == 1
+assert val("haproxy_server_sessions", proxy="b", server="s1") >= 1
+assert fams["haproxy_server_bytes_out"].type == "counter"
+print(len(fams), "metric families")
+"#;
+    let mut py = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    if let Some(mut i) = py.stdin.take() {
+        let _ = i.write_all(metrics.as_bytes());
+    }
+    let out = py.wait_with_output().expect("python");
+    assert!(
+        out.status.success(),
+        "{}\n{}\n{metrics}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -493,6 +493,8 @@ pub enum HttpAction {
         table: Option<ProxyName>,
     },
     SilentDrop,
+    /// `use-service NAME` (`prometheus-exporter`).
+    UseService(String),
 }
 
 #[derive(Debug, Clone)]
@@ -773,6 +775,13 @@ pub struct Proxy {
     pub unique_id_header: Option<String>,
     pub stats_uri: Option<String>,
     pub stats_enabled: bool,
+    /// `stats auth user:password` pairs; none means no authentication.
+    pub stats_auth: Vec<(String, String)>,
+    pub stats_realm: Option<String>,
+    /// Page refresh interval sent to browsers.
+    pub stats_refresh: Option<Duration>,
+    /// `stats admin if COND`: who may act on servers from the page.
+    pub stats_admin: Vec<Condition>,
     pub max_keep_alive_queue: Option<i64>,
 }
 

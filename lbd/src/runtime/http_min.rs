@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use super::acl_eval::{self, HttpView, SampleCtx};
 use super::session::{self, Accepted, ClientStream};
 use super::snapshot::{FrontendRt, Snapshot};
-use crate::config::model::RedirectKind;
+use crate::config::model::{HttpAction, RedirectKind};
 
 /// Most headers a request head may carry.
 const MAX_HEADERS: usize = 100;
@@ -68,6 +68,9 @@ fn reason(code: u16) -> &'static str {
         307 => "Temporary Redirect",
         308 => "Permanent Redirect",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
         408 => "Request Time-out",
         503 => "Service Unavailable",
         _ => "",
@@ -75,14 +78,64 @@ fn reason(code: u16) -> &'static str {
 }
 
 async fn respond<C: AsyncWrite + Unpin>(client: &mut C, code: u16, extra: &str, body: &str) {
+    respond_typed(client, code, "text/html", extra, body).await;
+}
+
+async fn respond_typed<C: AsyncWrite + Unpin>(client: &mut C, code: u16, content_type: &str, extra: &str, body: &str) {
     let head = format!(
-        "HTTP/1.1 {code} {}\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: text/html\r\n{extra}connection: close\r\n\r\n",
+        "HTTP/1.1 {code} {}\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: {content_type}\r\n{extra}connection: close\r\n\r\n",
         reason(code),
         body.len()
     );
     let _ = client.write_all(head.as_bytes()).await;
     let _ = client.write_all(body.as_bytes()).await;
     let _ = client.shutdown().await;
+}
+
+/// The status and the `location` (and cookie) headers of a redirect.
+fn redirect_response(r: &crate::config::model::Redirect, view: &HttpView) -> (u16, String) {
+    let query = if r.drop_query {
+        String::new()
+    } else {
+        view.query().map(|q| format!("?{q}")).unwrap_or_default()
+    };
+    let mut path = view.path().to_owned();
+    if r.append_slash && !path.ends_with('/') {
+        path.push('/');
+    }
+    let location = match r.kind {
+        RedirectKind::Location => r.target.clone(),
+        RedirectKind::Prefix => {
+            let prefix = if r.target == "/" { "" } else { r.target.as_str() };
+            format!("{prefix}{path}{query}")
+        }
+        RedirectKind::Scheme => format!("{}://{}{path}{query}", r.target, view.header("host").unwrap_or("")),
+    };
+    let mut extra = format!("location: {location}\r\n");
+    if let Some(c) = &r.set_cookie {
+        extra.push_str(&format!("set-cookie: {c}; path=/\r\n"));
+    }
+    if let Some(c) = &r.clear_cookie {
+        extra.push_str(&format!("set-cookie: {c}; path=/; max-age=0\r\n"));
+    }
+    (r.code, extra)
+}
+
+/// `stats auth`: no pairs means open; otherwise HTTP Basic credentials must match one.
+fn stats_authorized(pairs: &[(String, String)], header: Option<&str>) -> bool {
+    if pairs.is_empty() {
+        return true;
+    }
+    use base64::Engine;
+    let Some(b64) = header.and_then(|h| h.strip_prefix("Basic ").or_else(|| h.strip_prefix("basic "))) else {
+        return false;
+    };
+    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&raw);
+    let Some((u, p)) = text.split_once(':') else { return false };
+    pairs.iter().any(|(pu, pp)| pu == u && pp == p)
 }
 
 fn page(code: u16, text: &str) -> String {
@@ -141,32 +194,80 @@ pub async fn run<C: ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, 
             return;
         }
     }
+    // http-request rules, in order: what lbd answers itself stops here.
+    for rule in &fe.conf.http_request {
+        if !acl_eval::holds(rule.cond.as_ref(), &ctx) {
+            continue;
+        }
+        match &rule.action {
+            HttpAction::Allow => break,
+            HttpAction::UseService(_) => {
+                let body = super::stats_page::prometheus(&snapshot);
+                respond_typed(&mut client, 200, "text/plain; version=0.0.4", "", &body).await;
+                return;
+            }
+            HttpAction::Deny { status } | HttpAction::Tarpit { status } => {
+                respond(
+                    &mut client,
+                    *status,
+                    "",
+                    &page(*status, "Request forbidden by administrative rules."),
+                )
+                .await;
+                return;
+            }
+            HttpAction::Return {
+                status,
+                content_type,
+                body,
+            } => {
+                let ct = content_type.as_deref().unwrap_or("text/plain");
+                respond_typed(&mut client, *status, ct, "", body.as_deref().unwrap_or("")).await;
+                return;
+            }
+            HttpAction::Redirect(r) => {
+                let (code, extra) = redirect_response(r, &view);
+                respond(&mut client, code, &extra, "").await;
+                return;
+            }
+            // The other actions act on proxied requests: the full HTTP path applies them.
+            _ => {}
+        }
+    }
+    if fe.conf.stats_enabled {
+        let stats_uri = fe.conf.stats_uri.as_deref().unwrap_or("/haproxy?stats");
+        if view.uri.starts_with(stats_uri) {
+            if !stats_authorized(&fe.conf.stats_auth, view.header("authorization")) {
+                let realm = fe.conf.stats_realm.as_deref().unwrap_or("HAProxy Statistics");
+                let extra = format!("www-authenticate: Basic realm=\"{realm}\"\r\n");
+                respond(
+                    &mut client,
+                    401,
+                    &extra,
+                    &page(401, "You need a valid user and password to access this content."),
+                )
+                .await;
+                return;
+            }
+            if view.uri[stats_uri.len()..].contains(";csv") {
+                respond_typed(&mut client, 200, "text/plain", "", &super::api::show_stat(&snapshot)).await;
+            } else {
+                let refresh = fe
+                    .conf
+                    .stats_refresh
+                    .map(|r| format!("refresh: {}\r\n", r.as_secs().max(1)))
+                    .unwrap_or_default();
+                respond_typed(&mut client, 200, "text/html", &refresh, &super::stats_page::html(&snapshot)).await;
+            }
+            return;
+        }
+    }
     for (r, cond, _) in &fe.conf.redirects {
         if !acl_eval::holds(cond.as_ref(), &ctx) {
             continue;
         }
-        let query = if r.drop_query {
-            String::new()
-        } else {
-            view.query().map(|q| format!("?{q}")).unwrap_or_default()
-        };
-        let mut path = view.path().to_owned();
-        if r.append_slash && !path.ends_with('/') {
-            path.push('/');
-        }
-        let location = match r.kind {
-            RedirectKind::Location => r.target.clone(),
-            RedirectKind::Prefix => {
-                let prefix = if r.target == "/" { "" } else { r.target.as_str() };
-                format!("{prefix}{path}{query}")
-            }
-            RedirectKind::Scheme => format!("{}://{}{path}{query}", r.target, view.header("host").unwrap_or("")),
-        };
-        let mut extra = format!("location: {location}\r\n");
-        if let Some(c) = &r.set_cookie {
-            extra.push_str(&format!("set-cookie: {c}; path=/\r\n"));
-        }
-        respond(&mut client, r.code, &extra, "").await;
+        let (code, extra) = redirect_response(r, &view);
+        respond(&mut client, code, &extra, "").await;
         return;
     }
     let backend = session::choose_backend(&snapshot, &fe, &acc, Some(&view));

@@ -12,6 +12,7 @@ pub mod relay;
 pub mod session;
 pub mod snapshot;
 mod splice;
+pub mod stats_page;
 pub mod stick;
 
 use std::collections::HashMap;
@@ -230,6 +231,7 @@ fn check_runtime() -> anyhow::Result<tokio::runtime::Handle> {
 }
 
 async fn serve(config: Config, files: Vec<PathBuf>, fd_limit: u64) -> anyhow::Result<()> {
+    let _ = stats_page::STARTED.set(Instant::now());
     let hash = config_hash(&files);
     let snapshot = Arc::new(Snapshot::build(&config, &hash, None));
     let runtime = Arc::new(Runtime {

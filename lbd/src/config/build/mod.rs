@@ -184,6 +184,10 @@ impl Proxy {
             unique_id_header: None,
             stats_uri: None,
             stats_enabled: false,
+            stats_auth: Vec::new(),
+            stats_realm: None,
+            stats_refresh: None,
+            stats_admin: Vec::new(),
             max_keep_alive_queue: None,
         }
     }

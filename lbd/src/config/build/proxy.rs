@@ -268,10 +268,28 @@ pub(super) fn line(p: &mut Proxy, kind: SectionKind, line: &Line, global: &Globa
                 p.stats_enabled = true;
                 p.stats_uri = line.arg(2).map(str::to_owned);
             }
-            Some(
-                "refresh" | "realm" | "auth" | "admin" | "show-legends" | "show-node" | "hide-version" | "scope" | "show-desc"
-                | "http-request",
-            ) => {}
+            Some("auth") => match line.arg(2).and_then(|a| a.split_once(':')) {
+                Some((u, pw)) => {
+                    p.stats_enabled = true;
+                    p.stats_auth.push((u.to_owned(), pw.to_owned()));
+                }
+                None => ctx.alert(line, "'stats auth' expects <user>:<password>."),
+            },
+            Some("realm") => match line.arg(2) {
+                Some(r) => p.stats_realm = Some(words[2..].join(" ")).filter(|_| !r.is_empty()),
+                None => ctx.alert(line, "'stats realm' expects a realm."),
+            },
+            Some("refresh") => {
+                if let Some(d) = ctx.time(line, 2, "stats refresh") {
+                    p.stats_refresh = Some(d);
+                }
+            }
+            Some("admin") => {
+                if let Ok(Some(c)) = ctx.condition(line, 2, "stats admin", &p.acls) {
+                    p.stats_admin.push(c);
+                }
+            }
+            Some("show-legends" | "show-node" | "hide-version" | "scope" | "show-desc" | "http-request") => {}
             other => ctx.alert(line, format!("unknown stats parameter '{}'.", other.unwrap_or(""))),
         },
         "max-keep-alive-queue" => {

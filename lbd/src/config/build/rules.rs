@@ -368,8 +368,25 @@ pub(super) fn http_rule(p: &mut Proxy, line: &Line, ctx: &mut Ctx) {
             cond_from = next;
             HttpAction::TrackSc { index, expr, table }
         }
+        "use-service" if !is_response => match line.arg(2) {
+            Some(svc @ "prometheus-exporter") => {
+                cond_from = 3;
+                HttpAction::UseService(svc.to_owned())
+            }
+            Some(other) => {
+                ctx.alert(
+                    line,
+                    format!("'{what}' : unknown service '{other}' (lbd provides 'prometheus-exporter')."),
+                );
+                return;
+            }
+            None => {
+                ctx.alert(line, format!("'{what}' expects a service name."));
+                return;
+            }
+        },
         other => {
-            ctx.alert(line, format!("'{which}' expects 'allow', 'deny', 'tarpit', 'reject', 'auth', 'redirect', 'add-header', 'set-header', 'del-header', 'replace-header', 'replace-value', 'set-path', 'set-query', 'set-uri', 'set-method', 'replace-path', 'set-var(*)', 'unset-var(*)', 'return', 'set-log-level', 'capture', 'track-sc(*)', 'silent-drop', but got '{other}'."));
+            ctx.alert(line, format!("'{which}' expects 'allow', 'deny', 'tarpit', 'reject', 'auth', 'redirect', 'add-header', 'set-header', 'del-header', 'replace-header', 'replace-value', 'set-path', 'set-query', 'set-uri', 'set-method', 'replace-path', 'set-var(*)', 'unset-var(*)', 'return', 'set-log-level', 'capture', 'track-sc(*)', 'silent-drop', 'use-service', but got '{other}'."));
             return;
         }
     };

@@ -1,0 +1,318 @@
+//! The statistics page (`stats enable`, `stats uri`) and the Prometheus
+//! exporter (`http-request use-service prometheus-exporter`), with HAProxy's
+//! metric names so existing dashboards work.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use super::api::server_status;
+use super::snapshot::{BackendRt, Snapshot};
+use super::ACTIVE_CONNS;
+
+/// When the process started serving.
+pub static STARTED: OnceLock<Instant> = OnceLock::new();
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn sorted_backends(snap: &Snapshot) -> Vec<&Arc<BackendRt>> {
+    let mut v: Vec<&Arc<BackendRt>> = snap.backends.values().collect();
+    v.sort_by(|a, b| (a.conf.loc.file.as_ref(), a.conf.loc.line).cmp(&(b.conf.loc.file.as_ref(), b.conf.loc.line)));
+    v
+}
+
+/// The HTML statistics page.
+pub fn html(snap: &Snapshot) -> String {
+    let up = STARTED.get().map_or(0, |s| s.elapsed().as_secs());
+    let mut o = String::new();
+    o.push_str("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Statistics Report for lbd</title>\n");
+    o.push_str("<style>body{font-family:sans-serif;font-size:13px}table{border-collapse:collapse;margin-bottom:1.5em}th,td{border:1px solid #999;padding:2px 6px;text-align:right}th{background:#20a0ff;color:#fff}td.n{text-align:left}tr.up{background:#c0ffc0}tr.down{background:#ffa0a0}tr.maint{background:#c0c0ff}tr.drain{background:#ffe080}tr.px{background:#e8e8e8;font-weight:bold}</style></head><body>\n");
+    let _ = writeln!(
+        o,
+        "<h1>lbd statistics</h1><p>pid {} &middot; uptime {}s &middot; current connections {} &middot; config {}</p>",
+        std::process::id(),
+        up,
+        ACTIVE_CONNS.load(Ordering::Relaxed),
+        esc(&snap.config_hash)
+    );
+    for f in &snap.frontends {
+        let _ = writeln!(o, "<table><tr><th class=n colspan=8>{} (frontend)</th></tr>", esc(f.name()));
+        o.push_str("<tr><th class=n>name</th><th>status</th><th>cur</th><th>max</th><th>limit</th><th>total</th><th>bytes in</th><th>bytes out</th></tr>\n");
+        let _ = writeln!(
+            o,
+            "<tr class=\"px\"><td class=n>Frontend</td><td>OPEN</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table>",
+            f.cur_conns.load(Ordering::Relaxed),
+            f.max_conns.load(Ordering::Relaxed),
+            f.conf.maxconn.map(|m| m.to_string()).unwrap_or_default(),
+            f.total_conns.load(Ordering::Relaxed),
+            f.bytes_in.load(Ordering::Relaxed),
+            f.bytes_out.load(Ordering::Relaxed)
+        );
+    }
+    for b in sorted_backends(snap) {
+        let _ = writeln!(o, "<table><tr><th class=n colspan=10>{} (backend)</th></tr>", esc(b.name()));
+        o.push_str("<tr><th class=n>server</th><th>status</th><th>check</th><th>weight</th><th>cur</th><th>max</th><th>total</th><th>bytes in</th><th>bytes out</th><th>conn errors</th></tr>\n");
+        for s in &b.servers {
+            let status = server_status(s);
+            let class = match status {
+                "UP" | "no check" => "up",
+                "DOWN" => "down",
+                "MAINT" => "maint",
+                _ => "drain",
+            };
+            let check = s.health.lock().map(|h| h.last_status.clone()).unwrap_or_default();
+            let _ = writeln!(
+                o,
+                "<tr class=\"{class}\"><td class=n>{}</td><td>{}</td><td class=n>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(s.name()),
+                status,
+                if s.conf.params.check { esc(&check) } else { String::new() },
+                s.weight.load(Ordering::Relaxed),
+                s.cur_conns.load(Ordering::Relaxed),
+                s.max_conns.load(Ordering::Relaxed),
+                s.total_conns.load(Ordering::Relaxed),
+                s.bytes_in.load(Ordering::Relaxed),
+                s.bytes_out.load(Ordering::Relaxed),
+                s.connect_errors.load(Ordering::Relaxed)
+            );
+        }
+        let (act, bck) = b.active_and_backup_up();
+        let _ = writeln!(
+            o,
+            "<tr class=\"px\"><td class=n>Backend</td><td>{}</td><td></td><td>{act}/{bck}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td></td></tr></table>",
+            if act + bck > 0 || b.servers.is_empty() { "UP" } else { "DOWN" },
+            b.cur_conns.load(Ordering::Relaxed),
+            b.max_conns.load(Ordering::Relaxed),
+            b.total_conns.load(Ordering::Relaxed),
+            b.bytes_in.load(Ordering::Relaxed),
+            b.bytes_out.load(Ordering::Relaxed)
+        );
+    }
+    o.push_str("</body></html>\n");
+    o
+}
+
+struct Metric<'a> {
+    out: &'a mut String,
+}
+
+impl Metric<'_> {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        let l: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
+            .collect();
+        if l.is_empty() {
+            let _ = writeln!(self.out, "{name} {value}");
+        } else {
+            let _ = writeln!(self.out, "{name}{{{}}} {value}", l.join(","));
+        }
+    }
+}
+
+/// The Prometheus text exposition, HAProxy's metric names.
+pub fn prometheus(snap: &Snapshot) -> String {
+    let mut out = String::new();
+    let mut m = Metric { out: &mut out };
+    let up = STARTED.get().map_or(0, |s| s.elapsed().as_secs());
+    m.family(
+        "haproxy_process_uptime_seconds",
+        "gauge",
+        "How long ago this worker process was started (seconds).",
+    );
+    m.sample("haproxy_process_uptime_seconds", &[], up);
+    m.family("haproxy_process_current_connections", "gauge", "Number of active sessions.");
+    m.sample("haproxy_process_current_connections", &[], ACTIVE_CONNS.load(Ordering::Relaxed));
+    m.family("haproxy_process_dropped_logs_total", "counter", "Total number of dropped logs.");
+    m.sample("haproxy_process_dropped_logs_total", &[], snap.logger.dropped());
+
+    type FeGet = fn(&super::snapshot::FrontendRt) -> u64;
+    let fe_metrics: [(&str, &str, &str, FeGet); 5] = [
+        ("haproxy_frontend_current_sessions", "gauge", "Number of current sessions.", |f| {
+            u64::from(f.cur_conns.load(Ordering::Relaxed))
+        }),
+        (
+            "haproxy_frontend_max_sessions",
+            "gauge",
+            "Maximum observed number of sessions.",
+            |f| u64::from(f.max_conns.load(Ordering::Relaxed)),
+        ),
+        ("haproxy_frontend_sessions_total", "counter", "Total number of sessions.", |f| {
+            f.total_conns.load(Ordering::Relaxed)
+        }),
+        (
+            "haproxy_frontend_bytes_in_total",
+            "counter",
+            "Current total of incoming bytes.",
+            |f| f.bytes_in.load(Ordering::Relaxed),
+        ),
+        (
+            "haproxy_frontend_bytes_out_total",
+            "counter",
+            "Current total of outgoing bytes.",
+            |f| f.bytes_out.load(Ordering::Relaxed),
+        ),
+    ];
+    m.family("haproxy_frontend_status", "gauge", "Current status of the service.");
+    for f in &snap.frontends {
+        m.sample("haproxy_frontend_status", &[("proxy", f.name())], 1);
+    }
+    m.family("haproxy_frontend_limit_sessions", "gauge", "Configured session limit.");
+    for f in &snap.frontends {
+        m.sample(
+            "haproxy_frontend_limit_sessions",
+            &[("proxy", f.name())],
+            f.conf.maxconn.unwrap_or(0),
+        );
+    }
+    for (name, kind, help, get) in fe_metrics {
+        m.family(name, kind, help);
+        for f in &snap.frontends {
+            m.sample(name, &[("proxy", f.name())], get(f));
+        }
+    }
+
+    let backends = sorted_backends(snap);
+    type BeGet = fn(&BackendRt) -> u64;
+    let be_metrics: [(&str, &str, &str, BeGet); 8] = [
+        ("haproxy_backend_status", "gauge", "Current status of the service.", |b| {
+            let (a, k) = b.active_and_backup_up();
+            u64::from(a + k > 0 || b.servers.is_empty())
+        }),
+        ("haproxy_backend_current_sessions", "gauge", "Number of current sessions.", |b| {
+            u64::from(b.cur_conns.load(Ordering::Relaxed))
+        }),
+        (
+            "haproxy_backend_max_sessions",
+            "gauge",
+            "Maximum observed number of sessions.",
+            |b| u64::from(b.max_conns.load(Ordering::Relaxed)),
+        ),
+        ("haproxy_backend_sessions_total", "counter", "Total number of sessions.", |b| {
+            b.total_conns.load(Ordering::Relaxed)
+        }),
+        (
+            "haproxy_backend_bytes_in_total",
+            "counter",
+            "Current total of incoming bytes.",
+            |b| b.bytes_in.load(Ordering::Relaxed),
+        ),
+        (
+            "haproxy_backend_bytes_out_total",
+            "counter",
+            "Current total of outgoing bytes.",
+            |b| b.bytes_out.load(Ordering::Relaxed),
+        ),
+        (
+            "haproxy_backend_active_servers",
+            "gauge",
+            "Current number of active servers.",
+            |b| b.active_and_backup_up().0 as u64,
+        ),
+        (
+            "haproxy_backend_backup_servers",
+            "gauge",
+            "Current number of backup servers.",
+            |b| b.active_and_backup_up().1 as u64,
+        ),
+    ];
+    for (name, kind, help, get) in be_metrics {
+        m.family(name, kind, help);
+        for b in &backends {
+            m.sample(name, &[("proxy", b.name())], get(b));
+        }
+    }
+    m.family(
+        "haproxy_backend_connection_errors_total",
+        "counter",
+        "Total number of connection errors.",
+    );
+    for b in &backends {
+        let e: u64 = b.servers.iter().map(|s| s.connect_errors.load(Ordering::Relaxed)).sum();
+        m.sample("haproxy_backend_connection_errors_total", &[("proxy", b.name())], e);
+    }
+
+    m.family(
+        "haproxy_server_status",
+        "gauge",
+        "Current status of the service, per state label value.",
+    );
+    for b in &backends {
+        for s in &b.servers {
+            let st = server_status(s);
+            for state in ["DOWN", "UP", "MAINT", "DRAIN", "NOLB"] {
+                let on = match state {
+                    "UP" => st == "UP" || st == "no check",
+                    "DRAIN" => st.starts_with("DRAIN"),
+                    other => st == other,
+                };
+                m.sample(
+                    "haproxy_server_status",
+                    &[("proxy", b.name()), ("server", s.name()), ("state", state)],
+                    u8::from(on),
+                );
+            }
+        }
+    }
+    type SrvGet = fn(&super::snapshot::ServerRt) -> u64;
+    let srv_metrics: [(&str, &str, &str, SrvGet); 8] = [
+        ("haproxy_server_current_sessions", "gauge", "Number of current sessions.", |s| {
+            u64::from(s.cur_conns.load(Ordering::Relaxed))
+        }),
+        (
+            "haproxy_server_max_sessions",
+            "gauge",
+            "Maximum observed number of sessions.",
+            |s| u64::from(s.max_conns.load(Ordering::Relaxed)),
+        ),
+        ("haproxy_server_sessions_total", "counter", "Total number of sessions.", |s| {
+            s.total_conns.load(Ordering::Relaxed)
+        }),
+        (
+            "haproxy_server_bytes_in_total",
+            "counter",
+            "Current total of incoming bytes.",
+            |s| s.bytes_in.load(Ordering::Relaxed),
+        ),
+        (
+            "haproxy_server_bytes_out_total",
+            "counter",
+            "Current total of outgoing bytes.",
+            |s| s.bytes_out.load(Ordering::Relaxed),
+        ),
+        (
+            "haproxy_server_connection_errors_total",
+            "counter",
+            "Total number of connection errors.",
+            |s| s.connect_errors.load(Ordering::Relaxed),
+        ),
+        (
+            "haproxy_server_check_failures_total",
+            "counter",
+            "Total number of failed individual health checks.",
+            |s| s.checks_failed.load(Ordering::Relaxed),
+        ),
+        ("haproxy_server_weight", "gauge", "Service weight.", |s| {
+            u64::from(s.weight.load(Ordering::Relaxed))
+        }),
+    ];
+    for (name, kind, help, get) in srv_metrics {
+        m.family(name, kind, help);
+        for b in &backends {
+            for s in &b.servers {
+                m.sample(name, &[("proxy", b.name()), ("server", s.name())], get(s));
+            }
+        }
+    }
+    out
+}

@@ -48,9 +48,28 @@ pub struct Args {
     /// Print the version and exit.
     #[arg(short = 'v', long = "version")]
     pub version: bool,
+    /// Once listening, ask these processes to finish their connections and exit
+    /// (SIGUSR1): HAProxy's `-sf PID...`, for a new process taking over.
+    #[arg(long = "sf", value_name = "PID", num_args = 1.., hide = true)]
+    pub soft_stop: Vec<i32>,
+    /// Once listening, stop these processes now (SIGTERM): HAProxy's `-st PID...`.
+    #[arg(long = "st", value_name = "PID", num_args = 1.., hide = true)]
+    pub hard_stop: Vec<i32>,
     /// Print the keyword reference (lbd/docs/keywords.md) and exit.
     #[arg(long = "keywords-md", hide = true)]
     pub keywords_md: bool,
+}
+
+/// HAProxy writes `-sf PID` and `-st PID` as single-dash words; they become
+/// `--sf` / `--st` before parsing (`-s` alone is the SSL tab file).
+pub fn haproxy_argv(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    args.into_iter()
+        .map(|a| match a.as_str() {
+            "-sf" => "--sf".to_owned(),
+            "-st" => "--st".to_owned(),
+            _ => a,
+        })
+        .collect()
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -113,7 +132,11 @@ pub fn run(args: Args) -> ExitCode {
     drop(out);
     drop(err);
     let files = crate::config::expand_paths(&args.files).unwrap_or_default();
-    match crate::runtime::run(config, files) {
+    let takeover = crate::runtime::Takeover {
+        soft: args.soft_stop.clone(),
+        hard: args.hard_stop.clone(),
+    };
+    match crate::runtime::run(config, files, takeover) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("[ALERT]    ({pid}) : {e}");

@@ -8,6 +8,6 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let args = lbd::cli::Args::parse();
+    let args = lbd::cli::Args::parse_from(lbd::cli::haproxy_argv(std::env::args()));
     lbd::cli::run(args)
 }

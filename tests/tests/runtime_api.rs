@@ -509,3 +509,45 @@ print(len(fams), "metric families")
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_new_process_takes_over_with_sf_and_the_old_one_drains() {
+    let s = NamedServer::start("s", "127.0.0.1:0");
+    let port = free_port();
+    let cfg = format!("{DEFAULTS}listen l\n  bind 127.0.0.1:{port}\n  server s 127.0.0.1:{}\n", s.port());
+    let mut old = Lbd::start(&cfg);
+    let addr = format!("127.0.0.1:{port}");
+    let mut held = connect(&addr);
+    assert_eq!(read_name(&held), "s");
+    // HAProxy's `-sf PID`: the new process binds beside the old one, then tells it to drain.
+    let _new = Lbd::start_with(&cfg, &["-sf", &old.pid().to_string()]);
+    old.wait_for_log("graceful stop", Duration::from_secs(5));
+    for _ in 0..20 {
+        assert_eq!(ask(&addr), "s", "new connections are served throughout");
+    }
+    // The old process still carries the connection it had.
+    held.write_all(b"abc").ok();
+    let mut buf = [0u8; 3];
+    held.read_exact(&mut buf).expect("the held connection still works");
+    assert_eq!(&buf, b"abc");
+    assert!(
+        old.child.try_wait().ok().flatten().is_none(),
+        "the old process waits for its connection"
+    );
+    drop(held);
+    let exited = wait_until(Duration::from_secs(5), || old.child.try_wait().ok().flatten().is_some());
+    assert!(exited.is_some(), "the old process exits once its last connection ends");
+}
+
+#[test]
+fn sigterm_stops_at_once() {
+    let s = NamedServer::start("s", "127.0.0.1:0");
+    let port = free_port();
+    let cfg = format!("{DEFAULTS}listen l\n  bind 127.0.0.1:{port}\n  server s 127.0.0.1:{}\n", s.port());
+    let mut lbd = Lbd::start(&cfg);
+    let held = connect(&format!("127.0.0.1:{port}"));
+    assert_eq!(read_name(&held), "s");
+    let _ = Command::new("kill").arg("-TERM").arg(lbd.pid().to_string()).status();
+    let exited = wait_until(Duration::from_secs(2), || lbd.child.try_wait().ok().flatten().is_some());
+    assert!(exited.is_some(), "SIGTERM does not wait for connections");
+}

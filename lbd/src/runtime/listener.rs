@@ -170,14 +170,54 @@ impl Drop for ConnGuard {
 /// Accepts on one socket until `stop` turns true. Each connection is served
 /// by the frontend that binds this address in the snapshot current at accept
 /// time, so a reload changes what new connections get without closing the socket.
-pub async fn accept_loop(rt: Arc<Runtime>, addr: ListenAddr, socket: BoundSocket, mut stop: watch::Receiver<bool>) {
+pub async fn accept_loop(rt: Arc<Runtime>, addr: ListenAddr, socket: BoundSocket, stop: watch::Receiver<bool>) {
+    accept_until_stopped(&rt, &addr, &socket, stop).await;
+    // Clients already in the kernel's accept queue would be reset when the socket
+    // closes: take them first (a stop or a takeover loses nothing queued).
+    while let Ok(Ok((stream, src, dst))) = tokio::time::timeout(Duration::ZERO, accept(&socket)).await {
+        let snapshot = rt.current();
+        let Some(fe) = snapshot.frontend_for(&addr).cloned() else { break };
+        spawn_session(snapshot, fe, stream, src, dst, None, None);
+    }
+}
+
+fn spawn_session(
+    snapshot: Arc<Snapshot>,
+    fe: Arc<FrontendRt>,
+    stream: Stream,
+    src: Option<SocketAddr>,
+    dst: Option<SocketAddr>,
+    permit_g: Option<tokio::sync::OwnedSemaphorePermit>,
+    permit_f: Option<tokio::sync::OwnedSemaphorePermit>,
+) {
+    let now = fe.cur_conns.fetch_add(1, Ordering::AcqRel) + 1;
+    fe.max_conns.fetch_max(now, Ordering::Relaxed);
+    fe.total_conns.fetch_add(1, Ordering::Relaxed);
+    ACTIVE_CONNS.fetch_add(1, Ordering::AcqRel);
+    let guard = ConnGuard { fe: Arc::clone(&fe) };
+    let acc = Accepted {
+        src,
+        dst,
+        accept_ms: super::log::now(),
+        started: Instant::now(),
+    };
+    tokio::spawn(async move {
+        let _permits = (permit_g, permit_f, guard);
+        match stream {
+            Stream::Tcp(s) => serve(snapshot, fe, s, acc).await,
+            Stream::Unix(s) => serve(snapshot, fe, s, acc).await,
+        }
+    });
+}
+
+async fn accept_until_stopped(rt: &Arc<Runtime>, addr: &ListenAddr, socket: &BoundSocket, mut stop: watch::Receiver<bool>) {
     let mut errors = RateLimitedLog { last: None, suppressed: 0 };
     loop {
         if *stop.borrow() {
             return;
         }
         let snapshot = rt.current();
-        let Some(fe) = snapshot.frontend_for(&addr).cloned() else {
+        let Some(fe) = snapshot.frontend_for(addr).cloned() else {
             // Removed by a reload: the runtime stops this loop right after the switch.
             tokio::select! {
                 _ = stop.changed() => return,
@@ -204,32 +244,15 @@ pub async fn accept_loop(rt: Arc<Runtime>, addr: ListenAddr, socket: BoundSocket
             None => None,
         };
         let accepted = tokio::select! {
-            r = accept(&socket) => r,
+            r = accept(socket) => r,
             _ = stop.changed() => return,
         };
         match accepted {
             Ok((stream, src, dst)) => {
                 // A reload may have happened while waiting: serve with what is current now.
                 let snapshot = rt.current();
-                let fe = snapshot.frontend_for(&addr).cloned().unwrap_or(fe);
-                let now = fe.cur_conns.fetch_add(1, Ordering::AcqRel) + 1;
-                fe.max_conns.fetch_max(now, Ordering::Relaxed);
-                fe.total_conns.fetch_add(1, Ordering::Relaxed);
-                ACTIVE_CONNS.fetch_add(1, Ordering::AcqRel);
-                let guard = ConnGuard { fe: Arc::clone(&fe) };
-                let acc = Accepted {
-                    src,
-                    dst,
-                    accept_ms: super::log::now(),
-                    started: Instant::now(),
-                };
-                tokio::spawn(async move {
-                    let _permits = (permit_g, permit_f, guard);
-                    match stream {
-                        Stream::Tcp(s) => serve(snapshot, fe, s, acc).await,
-                        Stream::Unix(s) => serve(snapshot, fe, s, acc).await,
-                    }
-                });
+                let fe = snapshot.frontend_for(addr).cloned().unwrap_or(fe);
+                spawn_session(snapshot, fe, stream, src, dst, Some(permit_g), permit_f);
             }
             Err(e) => {
                 ACCEPT_ERRORS.fetch_add(1, Ordering::Relaxed);

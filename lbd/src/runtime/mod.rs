@@ -104,6 +104,9 @@ pub struct Runtime {
 pub fn config_hash(files: &[PathBuf]) -> String {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
+    if files.is_empty() {
+        crate::cli::EMBEDDED_CONFIG.hash(&mut h);
+    }
     for f in files {
         f.hash(&mut h);
         std::fs::read(f).unwrap_or_default().hash(&mut h);
@@ -177,7 +180,12 @@ impl Runtime {
     /// snapshot, at most `hard-stop-after` longer. Returns the new config hash.
     pub async fn reload(self: &Arc<Self>) -> Result<String, String> {
         let _one_at_a_time = self.reloading.lock().await;
-        let checked = crate::config::check_files(&self.files);
+        // Without files (`lbd` on its embedded configuration) the embedded text is re-read.
+        let checked = if self.files.is_empty() {
+            crate::config::check_str("<embedded default config>", crate::cli::EMBEDDED_CONFIG)
+        } else {
+            crate::config::check_files(&self.files)
+        };
         let Some(config) = checked.config else {
             let text: Vec<String> = checked.diags.errors().map(|d| d.haproxy_line(std::process::id())).collect();
             return Err(text.join("\n"));
@@ -203,9 +211,18 @@ impl Runtime {
     }
 }
 
+/// Older processes to stop once this one listens (`-sf` / `-st`).
+#[derive(Debug, Default, Clone)]
+pub struct Takeover {
+    /// Finish their connections, then exit (SIGUSR1).
+    pub soft: Vec<i32>,
+    /// Exit now (SIGTERM).
+    pub hard: Vec<i32>,
+}
+
 /// Builds the snapshot, binds every listener, starts checks and serves until a
 /// stop signal. Returns an error (before serving anything) when a bind fails.
-pub fn run(config: Config, files: Vec<PathBuf>) -> anyhow::Result<()> {
+pub fn run(config: Config, files: Vec<PathBuf>, takeover: Takeover) -> anyhow::Result<()> {
     let fd_limit = raise_fd_limit();
     let threads = config
         .global
@@ -216,7 +233,7 @@ pub fn run(config: Config, files: Vec<PathBuf>) -> anyhow::Result<()> {
         .enable_all()
         .thread_name("lbd-worker")
         .build()?;
-    rt.block_on(serve(config, files, fd_limit))
+    rt.block_on(serve(config, files, fd_limit, takeover))
 }
 
 /// The health checks' own runtime, on its own thread: however many servers are
@@ -230,7 +247,7 @@ fn check_runtime() -> anyhow::Result<tokio::runtime::Handle> {
     Ok(handle)
 }
 
-async fn serve(config: Config, files: Vec<PathBuf>, fd_limit: u64) -> anyhow::Result<()> {
+async fn serve(config: Config, files: Vec<PathBuf>, fd_limit: u64, takeover: Takeover) -> anyhow::Result<()> {
     let _ = stats_page::STARTED.set(Instant::now());
     let hash = config_hash(&files);
     let snapshot = Arc::new(Snapshot::build(&config, &hash, None));
@@ -250,6 +267,15 @@ async fn serve(config: Config, files: Vec<PathBuf>, fd_limit: u64) -> anyhow::Re
     runtime.start_checks(&snapshot);
     for sock in &snapshot.global.stats_sockets {
         tokio::spawn(api::serve(Arc::clone(&runtime), sock.clone()));
+    }
+    // Listening now (beside the old process, thanks to SO_REUSEPORT): the old one may go.
+    for (pids, sig) in [(&takeover.soft, libc::SIGUSR1), (&takeover.hard, libc::SIGTERM)] {
+        for pid in pids {
+            // SAFETY: kill(2) with a pid and a signal number has no memory effects.
+            if unsafe { libc::kill(*pid, sig) } != 0 {
+                eprintln!("[WARNING] cannot signal process {pid}: {}", std::io::Error::last_os_error());
+            }
+        }
     }
     eprintln!(
         "[NOTICE] lbd {} started ({} frontends, {} backends)",

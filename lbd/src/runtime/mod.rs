@@ -87,8 +87,9 @@ pub struct Runtime {
     current: ArcSwap<Snapshot>,
     /// The configuration files, re-read on reload.
     files: Vec<PathBuf>,
-    /// Open listeners by address, with the switch that stops each accept loop.
-    listeners: Mutex<HashMap<ListenAddr, watch::Sender<bool>>>,
+    /// Open listeners by address, with the switch that stops each accept loop
+    /// and the loop's task (which owns, and finally closes, the socket).
+    listeners: Mutex<HashMap<ListenAddr, (watch::Sender<bool>, tokio::task::JoinHandle<()>)>>,
     /// Process-wide connection slots (`maxconn` in `global`).
     pub slots: Arc<Semaphore>,
     /// Bumped at each reload; check tasks of older generations stop.
@@ -148,24 +149,32 @@ impl Runtime {
         for (addr, socket) in fresh {
             let (tx, rx) = watch::channel(false);
             eprintln!("[NOTICE] listening on {addr}");
-            tokio::spawn(listener::accept_loop(Arc::clone(self), addr.clone(), socket, rx));
-            open.insert(addr, tx);
+            let task = tokio::spawn(listener::accept_loop(Arc::clone(self), addr.clone(), socket, rx));
+            open.insert(addr, (tx, task));
         }
     }
 
-    /// Closes listeners that `snapshot` no longer binds.
-    fn close_unused(&self, snapshot: &Snapshot) {
-        let Ok(mut open) = self.listeners.lock() else { return };
-        let wanted: std::collections::HashSet<&ListenAddr> = snapshot
-            .frontends
-            .iter()
-            .flat_map(|f| f.conf.binds.iter().flat_map(|b| b.addrs.iter()))
-            .collect();
-        let gone: Vec<ListenAddr> = open.keys().filter(|a| !wanted.contains(a)).cloned().collect();
-        for addr in gone {
-            if let Some(tx) = open.remove(&addr) {
-                let _ = tx.send(true);
-            }
+    /// Closes listeners that `snapshot` no longer binds, and waits until their
+    /// sockets are closed (so a caller of `reload` sees the final state).
+    async fn close_unused(&self, snapshot: &Snapshot) {
+        let closing: Vec<(ListenAddr, tokio::task::JoinHandle<()>)> = {
+            let Ok(mut open) = self.listeners.lock() else { return };
+            let wanted: std::collections::HashSet<&ListenAddr> = snapshot
+                .frontends
+                .iter()
+                .flat_map(|f| f.conf.binds.iter().flat_map(|b| b.addrs.iter()))
+                .collect();
+            let gone: Vec<ListenAddr> = open.keys().filter(|a| !wanted.contains(a)).cloned().collect();
+            gone.into_iter()
+                .filter_map(|addr| {
+                    let (tx, task) = open.remove(&addr)?;
+                    let _ = tx.send(true);
+                    Some((addr, task))
+                })
+                .collect()
+        };
+        for (addr, task) in closing {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
             if let ListenAddr::Unix { path, .. } = &addr {
                 let _ = std::fs::remove_file(path);
             }
@@ -196,7 +205,7 @@ impl Runtime {
         let fresh = self.bind_missing(&new)?;
         self.current.store(Arc::clone(&new));
         self.start_listeners(fresh);
-        self.close_unused(&new);
+        self.close_unused(&new).await;
         self.generation.send_modify(|g| *g += 1);
         self.start_checks(&new);
         self.reloads.fetch_add(1, Ordering::Relaxed);
@@ -302,7 +311,7 @@ async fn serve(config: Config, files: Vec<PathBuf>, fd_limit: u64, takeover: Tak
     };
     // Stop accepting everywhere.
     if let Ok(mut open) = runtime.listeners.lock() {
-        for (_, tx) in open.drain() {
+        for (_, (tx, _)) in open.drain() {
             let _ = tx.send(true);
         }
     }

@@ -82,6 +82,9 @@ fn global_maxconn(config: &Config, fd_limit: u64) -> usize {
     }
 }
 
+/// An open listener: the switch that stops its accept loop, and the loop's task.
+type OpenListener = (watch::Sender<bool>, tokio::task::JoinHandle<()>);
+
 /// The running load balancer: the current snapshot and the open listeners.
 pub struct Runtime {
     current: ArcSwap<Snapshot>,
@@ -89,7 +92,7 @@ pub struct Runtime {
     files: Vec<PathBuf>,
     /// Open listeners by address, with the switch that stops each accept loop
     /// and the loop's task (which owns, and finally closes, the socket).
-    listeners: Mutex<HashMap<ListenAddr, (watch::Sender<bool>, tokio::task::JoinHandle<()>)>>,
+    listeners: Mutex<HashMap<ListenAddr, OpenListener>>,
     /// Process-wide connection slots (`maxconn` in `global`).
     pub slots: Arc<Semaphore>,
     /// Bumped at each reload; check tasks of older generations stop.

@@ -453,7 +453,7 @@ fn stats_page_csv_and_prometheus_metrics() {
     let (port, sport) = (free_port(), free_port());
     let cfg = format!(
         "{DEFAULTS}frontend f\n  bind 127.0.0.1:{port}\n  default_backend b\nbackend b\n  server s1 127.0.0.1:{} check inter 200ms\n\
-listen stats\n  bind 127.0.0.1:{sport}\n  mode http\n  stats enable\n  stats uri /stats\n  stats refresh 10s\n  stats auth admin:s3cret\n  http-request use-service prometheus-exporter if {{ path /metrics }}\n",
+listen stats\n  bind 127.0.0.1:{sport}\n  mode http\n  stats enable\n  stats uri /stats\n  stats refresh 10s\n  stats auth admin:s3cret\n  stats admin if {{ src 127.0.0.1 }}\n  http-request use-service prometheus-exporter if {{ path /metrics }}\n",
         s1.port()
     );
     let _lbd = Lbd::start(&cfg);
@@ -464,7 +464,7 @@ listen stats\n  bind 127.0.0.1:{sport}\n  mode http\n  stats enable\n  stats uri
     let (code, page) = curl(&["-u", "admin:s3cret", &format!("{base}/stats")]);
     assert_eq!(code, 200);
     assert!(
-        page.contains("<html") && page.contains(">b (backend)<") && page.contains(">s1<") && page.contains(">f (frontend)<"),
+        page.contains("<html") && page.contains(">b (backend)<") && page.contains("s1</td>") && page.contains(">f (frontend)<"),
         "{page}"
     );
     let (code, csv) = curl(&["-u", "admin:s3cret", &format!("{base}/stats;csv")]);
@@ -474,6 +474,16 @@ listen stats\n  bind 127.0.0.1:{sport}\n  mode http\n  stats enable\n  stats uri
     // Prometheus: parsed by the reference parser, HAProxy's names.
     let (code, metrics) = curl(&[&format!("{base}/metrics")]);
     assert_eq!(code, 200);
+    // The admin form: put s1 in maintenance from the page, then back.
+    let (code, _) = curl(&["-u", "admin:s3cret", "-d", "b=b&s=s1&action=maint", &format!("{base}/stats")]);
+    assert_eq!(code, 303);
+    let (_, csv) = curl(&["-u", "admin:s3cret", &format!("{base}/stats;csv")]);
+    assert!(csv.lines().any(|l| l.starts_with("b,s1,") && l.contains(",MAINT,")), "{csv}");
+    assert!(
+        curl(&["-u", "admin:s3cret", &format!("{base}/stats")]).1.contains("name=action"),
+        "admin controls shown"
+    );
+    curl(&["-u", "admin:s3cret", "-d", "b=b&s=s1&action=ready", &format!("{base}/stats")]);
     let script = r#"
 import sys
 from prometheus_client.parser import text_string_to_metric_families

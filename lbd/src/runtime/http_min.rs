@@ -18,7 +18,7 @@ use crate::config::model::{HttpAction, RedirectKind};
 const MAX_HEADERS: usize = 100;
 
 enum Head {
-    Complete(Vec<(String, String)>, String, String, String),
+    Complete(usize, Vec<(String, String)>, String, String, String),
     TooLarge,
     Bad,
     Closed,
@@ -33,7 +33,7 @@ async fn read_head<C: AsyncRead + Unpin>(client: &mut C, buf: &mut Vec<u8>, limi
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut req = httparse::Request::new(&mut headers);
             match req.parse(buf) {
-                Ok(httparse::Status::Complete(_)) => {
+                Ok(httparse::Status::Complete(head_len)) => {
                     let hs = req
                         .headers
                         .iter()
@@ -42,7 +42,7 @@ async fn read_head<C: AsyncRead + Unpin>(client: &mut C, buf: &mut Vec<u8>, limi
                     let method = req.method.unwrap_or("").to_owned();
                     let uri = req.path.unwrap_or("").to_owned();
                     let version = format!("HTTP/1.{}", req.version.unwrap_or(1));
-                    return Head::Complete(hs, method, uri, version);
+                    return Head::Complete(head_len, hs, method, uri, version);
                 }
                 Ok(httparse::Status::Partial) => {}
                 Err(_) => return Head::Bad,
@@ -90,6 +90,26 @@ async fn respond_typed<C: AsyncWrite + Unpin>(client: &mut C, code: u16, content
     let _ = client.write_all(head.as_bytes()).await;
     let _ = client.write_all(body.as_bytes()).await;
     let _ = client.shutdown().await;
+}
+
+/// Largest form body the stats page accepts.
+const MAX_FORM: usize = 64 * 1024;
+
+/// Reads a small request body of `length` bytes, `already` of which came with the head.
+async fn read_body<C: AsyncRead + Unpin>(client: &mut C, already: &[u8], length: usize, timeout: Duration) -> Option<Vec<u8>> {
+    if length > MAX_FORM {
+        return None;
+    }
+    let mut body = already[..already.len().min(length)].to_vec();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut chunk = [0u8; 1024];
+    while body.len() < length {
+        match tokio::time::timeout_at(deadline, client.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => body.extend_from_slice(&chunk[..n.min(length - body.len())]),
+            _ => return None,
+        }
+    }
+    Some(body)
 }
 
 /// The status and the `location` (and cookie) headers of a redirect.
@@ -151,8 +171,8 @@ pub async fn run<C: ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, 
         .or(fe.conf.timeouts.client)
         .unwrap_or(Duration::from_secs(30));
     let mut buf = Vec::new();
-    let (hs, method, uri, version) = match read_head(&mut client, &mut buf, limit, timeout).await {
-        Head::Complete(hs, m, u, v) => (hs, m, u, v),
+    let (head_len, hs, method, uri, version) = match read_head(&mut client, &mut buf, limit, timeout).await {
+        Head::Complete(n, hs, m, u, v) => (n, hs, m, u, v),
         Head::TooLarge | Head::Bad => {
             respond(&mut client, 400, "", &page(400, "Your browser sent an invalid request.")).await;
             return;
@@ -249,6 +269,27 @@ pub async fn run<C: ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, 
                 .await;
                 return;
             }
+            let admin = fe.conf.stats_admin.iter().any(|c| acl_eval::eval(c, &ctx));
+            if view.method == "POST" {
+                if !admin {
+                    respond(&mut client, 403, "", &page(403, "Request forbidden by administrative rules.")).await;
+                    return;
+                }
+                let length = view
+                    .header("content-length")
+                    .and_then(|l| l.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                let Some(body) = read_body(&mut client, &buf[head_len..], length, timeout).await else {
+                    respond(&mut client, 400, "", &page(400, "Your browser sent an invalid request.")).await;
+                    return;
+                };
+                let st = match super::stats_page::admin_action(&snapshot, &String::from_utf8_lossy(&body)) {
+                    Ok(()) => "DONE",
+                    Err(_) => "ERR",
+                };
+                respond(&mut client, 303, &format!("location: {stats_uri};st={st}\r\n"), "").await;
+                return;
+            }
             if view.uri[stats_uri.len()..].contains(";csv") {
                 respond_typed(&mut client, 200, "text/plain", "", &super::api::show_stat(&snapshot)).await;
             } else {
@@ -257,7 +298,7 @@ pub async fn run<C: ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, 
                     .stats_refresh
                     .map(|r| format!("refresh: {}\r\n", r.as_secs().max(1)))
                     .unwrap_or_default();
-                respond_typed(&mut client, 200, "text/html", &refresh, &super::stats_page::html(&snapshot)).await;
+                respond_typed(&mut client, 200, "text/html", &refresh, &super::stats_page::html(&snapshot, admin)).await;
             }
             return;
         }

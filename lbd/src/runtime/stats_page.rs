@@ -27,8 +27,88 @@ fn sorted_backends(snap: &Snapshot) -> Vec<&Arc<BackendRt>> {
     v
 }
 
-/// The HTML statistics page.
-pub fn html(snap: &Snapshot) -> String {
+/// Decodes `application/x-www-form-urlencoded` text.
+fn form_decode(text: &str) -> Vec<(String, String)> {
+    fn unescape(s: &str) -> String {
+        let b = s.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b'+' => out.push(b' '),
+                b'%' => {
+                    // Bytes, not a str slice: a bad escape must never split a character.
+                    let hex = b
+                        .get(i + 1..i + 3)
+                        .and_then(|h| std::str::from_utf8(h).ok())
+                        .and_then(|h| u8::from_str_radix(h, 16).ok());
+                    match hex {
+                        Some(v) => {
+                            out.push(v);
+                            i += 2;
+                        }
+                        None => out.push(b'%'),
+                    }
+                }
+                c => out.push(c),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    text.split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
+        .map(|(k, v)| (unescape(k), unescape(v)))
+        .collect()
+}
+
+/// Applies a form posted by the page's admin controls: `b` (backend name or
+/// `#id`), `action` (`ready`, `drain`, `maint`, `dhlth`, `ehlth`, `shutdown`) and
+/// one `s` per server.
+pub fn admin_action(snap: &Snapshot, body: &str) -> Result<(), String> {
+    let form = form_decode(body);
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let b = get("b").ok_or("no backend")?;
+    let backend = snap
+        .backends
+        .values()
+        .find(|x| {
+            x.name() == b
+                || b.strip_prefix('#')
+                    .and_then(|id| id.parse::<u32>().ok())
+                    .is_some_and(|id| x.conf.id == Some(id))
+        })
+        .ok_or("no such backend")?;
+    let action = get("action").ok_or("no action")?;
+    for (_, name) in form.iter().filter(|(k, _)| k == "s") {
+        let Some(s) = backend.servers.iter().find(|x| x.name() == name) else {
+            continue;
+        };
+        match action {
+            "ready" => {
+                s.maint.store(false, Ordering::Release);
+                s.drain.store(false, Ordering::Release);
+            }
+            "drain" => {
+                s.maint.store(false, Ordering::Release);
+                s.drain.store(true, Ordering::Release);
+            }
+            "maint" => {
+                s.maint.store(true, Ordering::Release);
+                s.drain.store(false, Ordering::Release);
+            }
+            "dhlth" => s.checks_paused.store(true, Ordering::Release),
+            "ehlth" => s.checks_paused.store(false, Ordering::Release),
+            "shutdown" => s.shutdown_sessions(),
+            other => return Err(format!("unknown action {other}")),
+        }
+    }
+    Ok(())
+}
+
+/// The HTML statistics page; with `admin`, each backend gets a form to act on its servers.
+pub fn html(snap: &Snapshot, admin: bool) -> String {
     let up = STARTED.get().map_or(0, |s| s.elapsed().as_secs());
     let mut o = String::new();
     o.push_str("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Statistics Report for lbd</title>\n");
@@ -56,6 +136,9 @@ pub fn html(snap: &Snapshot) -> String {
         );
     }
     for b in sorted_backends(snap) {
+        if admin {
+            let _ = writeln!(o, "<form method=\"post\"><input type=hidden name=b value=\"{}\">", esc(b.name()));
+        }
         let _ = writeln!(o, "<table><tr><th class=n colspan=10>{} (backend)</th></tr>", esc(b.name()));
         o.push_str("<tr><th class=n>server</th><th>status</th><th>check</th><th>weight</th><th>cur</th><th>max</th><th>total</th><th>bytes in</th><th>bytes out</th><th>conn errors</th></tr>\n");
         for s in &b.servers {
@@ -67,9 +150,14 @@ pub fn html(snap: &Snapshot) -> String {
                 _ => "drain",
             };
             let check = s.health.lock().map(|h| h.last_status.clone()).unwrap_or_default();
+            let pick = if admin {
+                format!("<input type=checkbox name=s value=\"{}\"> ", esc(s.name()))
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 o,
-                "<tr class=\"{class}\"><td class=n>{}</td><td>{}</td><td class=n>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr class=\"{class}\"><td class=n>{pick}{}</td><td>{}</td><td class=n>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(s.name()),
                 status,
                 if s.conf.params.check { esc(&check) } else { String::new() },
@@ -93,6 +181,9 @@ pub fn html(snap: &Snapshot) -> String {
             b.bytes_in.load(Ordering::Relaxed),
             b.bytes_out.load(Ordering::Relaxed)
         );
+        if admin {
+            o.push_str("<p>Choose the action to perform on the checked servers: <select name=action><option value=ready>Set state to READY</option><option value=drain>Set state to DRAIN</option><option value=maint>Set state to MAINT</option><option value=dhlth>Health: disable checks</option><option value=ehlth>Health: enable checks</option><option value=shutdown>Kill sessions</option></select> <input type=submit value=Apply></p></form>\n");
+        }
     }
     o.push_str("</body></html>\n");
     o
@@ -315,4 +406,26 @@ pub fn prometheus(snap: &Snapshot) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::form_decode;
+
+    #[test]
+    fn forms_decode_without_panicking_on_bad_escapes() {
+        assert_eq!(
+            form_decode("b=bk&s=s%201&action=maint"),
+            vec![
+                ("b".into(), "bk".into()),
+                ("s".into(), "s 1".into()),
+                ("action".into(), "maint".into())
+            ]
+        );
+        assert_eq!(
+            form_decode("a=%zz&b=%e2%82%ac&c=%"),
+            vec![("a".into(), "%zz".into()), ("b".into(), "€".into()), ("c".into(), "%".into())]
+        );
+        assert_eq!(form_decode("x=é%"), vec![("x".into(), "é%".into())]);
+    }
 }

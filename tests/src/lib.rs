@@ -141,45 +141,32 @@ pub mod harness {
         }
 
         pub fn start_with(config: &str, extra_args: &[&str]) -> Lbd {
-            let dir = Scratch::new("lbd");
-            let cfg = dir.path.join("lbd.cfg");
-            std::fs::write(&cfg, config).expect("write config");
-            let stderr = dir.path.join("stderr.log");
-            let err = std::fs::File::create(&stderr).expect("stderr file");
-            let child = Command::new(lbd_bin())
-                .arg("-f")
-                .arg(&cfg)
-                .args(extra_args)
-                .stdout(Stdio::null())
-                .stderr(err)
-                .spawn()
-                .expect("spawn lbd");
-            let lbd = Lbd {
-                child,
-                stderr,
-                config: cfg,
-                _dir: dir,
-            };
-            lbd.wait_for_log("started", Duration::from_secs(10));
-            lbd
+            let mut cmd = Command::new(lbd_bin());
+            cmd.args(extra_args);
+            Self::spawn(cmd, config)
         }
 
         /// Starts lbd inside a network namespace (`ip netns exec NS lbd -f CONFIG`).
         pub fn start_in_netns(ns: &str, config: &str) -> Lbd {
+            let mut cmd = Command::new("ip");
+            cmd.args(["netns", "exec", ns]).arg(lbd_bin());
+            Self::spawn(cmd, config)
+        }
+
+        /// Writes the config, appends `-f CONFIG` to `cmd`, runs it and waits until lbd says it started.
+        fn spawn(mut cmd: Command, config: &str) -> Lbd {
             let dir = Scratch::new("lbd");
             let cfg = dir.path.join("lbd.cfg");
             std::fs::write(&cfg, config).expect("write config");
             let stderr = dir.path.join("stderr.log");
             let err = std::fs::File::create(&stderr).expect("stderr file");
-            let child = Command::new("ip")
-                .args(["netns", "exec", ns])
-                .arg(lbd_bin())
+            let child = cmd
                 .arg("-f")
                 .arg(&cfg)
                 .stdout(Stdio::null())
                 .stderr(err)
                 .spawn()
-                .expect("spawn lbd in netns");
+                .expect("spawn lbd");
             let lbd = Lbd {
                 child,
                 stderr,

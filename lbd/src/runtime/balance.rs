@@ -70,6 +70,21 @@ fn next_rand(state: &mut u64) -> u64 {
     x.wrapping_mul(0x2545_f491_4f6c_dd1d)
 }
 
+/// The candidate that `draw` lands on when each candidate owns a share of
+/// the range proportional to its weight.
+fn by_weight(candidates: &[usize], draw: u64, weight: &dyn Fn(usize) -> i64) -> usize {
+    let total: u64 = candidates.iter().map(|&i| weight(i) as u64).sum();
+    let mut point = draw % total.max(1);
+    for &i in candidates {
+        let w = weight(i) as u64;
+        if point < w {
+            return i;
+        }
+        point -= w;
+    }
+    candidates[0]
+}
+
 impl Balancer {
     pub fn new(balance: &Balance, servers: usize) -> Self {
         let algo = match balance {
@@ -139,35 +154,12 @@ impl Balancer {
                 st.rotate = st.rotate.wrapping_add(1);
                 tied[st.rotate % tied.len()]
             }
-            Algo::Source => {
-                let total: u64 = with_slot.iter().map(|&i| weight(i) as u64).sum();
-                let mut point = hash_ip(client) % total.max(1);
-                let mut pick = with_slot[0];
-                for &i in &with_slot {
-                    let w = weight(i) as u64;
-                    if point < w {
-                        pick = i;
-                        break;
-                    }
-                    point -= w;
-                }
-                pick
-            }
+            Algo::Source => by_weight(&with_slot, hash_ip(client), &weight),
             Algo::First => *with_slot.iter().min_by_key(|&&i| servers[i].conf.id).unwrap_or(&with_slot[0]),
             Algo::Random(draws) => {
-                let total: u64 = with_slot.iter().map(|&i| weight(i) as u64).sum();
                 let mut best: Option<usize> = None;
                 for _ in 0..draws {
-                    let mut point = next_rand(&mut st.rng) % total.max(1);
-                    let mut pick = with_slot[0];
-                    for &i in &with_slot {
-                        let w = weight(i) as u64;
-                        if point < w {
-                            pick = i;
-                            break;
-                        }
-                        point -= w;
-                    }
+                    let pick = by_weight(&with_slot, next_rand(&mut st.rng), &weight);
                     best = match best {
                         Some(b) if servers[b].cur_conns.load(Ordering::Relaxed) <= servers[pick].cur_conns.load(Ordering::Relaxed) => {
                             Some(b)

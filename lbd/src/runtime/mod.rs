@@ -215,7 +215,7 @@ impl Runtime {
         if let Some(limit) = old.global.hard_stop_after.or(new.global.hard_stop_after) {
             tokio::spawn(async move {
                 tokio::time::sleep(limit).await;
-                let _ = old.hard_stop.send(true);
+                old.hard_stop();
             });
         }
         new.logger.log(log::Level::Notice, &format!("configuration reloaded, hash {hash}"));

@@ -321,8 +321,11 @@ pub async fn run<C: ClientStream>(
     store_sticky(&be, &sticky, &server);
     let _ = upstream.set_nodelay(true);
     let mut upstream = upstream;
-    let mut kill = server.kill_receiver();
-    let mut hard_stop = snapshot.hard_stop.subscribe();
+    let stop = Stop {
+        server: &server,
+        snapshot: &snapshot,
+        generation: server.kill_generation(),
+    };
     let meter = Meter {
         started: Instant::now(),
         activity: AtomicU64::new(0),
@@ -341,14 +344,14 @@ pub async fn run<C: ClientStream>(
             let up = super::splice::relay(ctcp, &upstream, &meter.activity, meter.started, &meter.bytes_in);
             let down = super::splice::relay(&upstream, ctcp, &meter.activity, meter.started, &meter.bytes_out);
             tokio::pin!(up, down);
-            supervise(up, down, &meter, limit, &mut kill, &mut hard_stop).await
+            supervise(up, down, &meter, limit, &stop).await
         })
         .await
     } else if let Some(ctcp) = client.as_tcp() {
         let up = relay::tcp(ctcp, &upstream, meter.tally(&meter.bytes_in));
         let down = relay::tcp(&upstream, ctcp, meter.tally(&meter.bytes_out));
         tokio::pin!(up, down);
-        supervise(up, down, &meter, limit, &mut kill, &mut hard_stop).await
+        supervise(up, down, &meter, limit, &stop).await
     } else {
         Box::pin(async {
             let (mut sr, mut sw) = upstream.split();
@@ -356,7 +359,7 @@ pub async fn run<C: ClientStream>(
             let up = relay::copy(&mut cr, &mut sw, meter.tally(&meter.bytes_in));
             let down = relay::copy(&mut sr, &mut cw, meter.tally(&meter.bytes_out));
             tokio::pin!(up, down);
-            supervise(up, down, &meter, limit, &mut kill, &mut hard_stop).await
+            supervise(up, down, &meter, limit, &stop).await
         })
         .await
     };
@@ -411,16 +414,32 @@ fn idle_limit(fe: &FrontendRt, be: &BackendRt) -> Option<(Duration, char)> {
     }
 }
 
+/// What ends a session from outside: its server's sessions being shut down,
+/// or its snapshot being hard-stopped after a reload.
+struct Stop<'a> {
+    server: &'a ServerRt,
+    snapshot: &'a Snapshot,
+    generation: u64,
+}
+
+impl Stop<'_> {
+    async fn wait(&self) {
+        loop {
+            let woken = self.server.wake.notified();
+            tokio::pin!(woken);
+            // Registered before looking, so a wake-up between the look and the wait is not lost.
+            woken.as_mut().enable();
+            if self.server.kill_generation() != self.generation || self.snapshot.hard_stopped.load(Ordering::Acquire) {
+                return;
+            }
+            woken.await;
+        }
+    }
+}
+
 /// Runs both directions until they end, the session idles out, or the server's
 /// sessions are shut down. Returns the log's termination state.
-async fn supervise<U, D>(
-    up: U,
-    down: D,
-    meter: &Meter,
-    limit: Option<(Duration, char)>,
-    kill: &mut tokio::sync::watch::Receiver<u64>,
-    hard_stop: &mut tokio::sync::watch::Receiver<bool>,
-) -> [char; 2]
+async fn supervise<U, D>(up: U, down: D, meter: &Meter, limit: Option<(Duration, char)>, stop: &Stop<'_>) -> [char; 2]
 where
     U: std::future::Future<Output = std::io::Result<()>>,
     D: std::future::Future<Output = std::io::Result<()>>,
@@ -445,9 +464,8 @@ where
             (_, Err(_)) => ['S', 'D'],
         },
         who = watchdog => [who, 'D'],
-        _ = kill.changed() => ['K', 'D'],
-        // A reload replaced this session's snapshot and `hard-stop-after` ran out.
-        _ = hard_stop.wait_for(|stop| *stop) => ['K', 'D'],
+        // `shutdown-sessions`, or a reload replaced the snapshot and `hard-stop-after` ran out.
+        _ = stop.wait() => ['K', 'D'],
     }
 }
 

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 
 use super::balance::Balancer;
 use super::log::{Logger, Sink};
@@ -44,7 +44,10 @@ pub struct ServerState {
     /// Consecutive errors seen by `observe layer4`.
     pub observed_errors: AtomicU32,
     /// Bumped to cut every live session of the server (`shutdown-sessions`).
-    kill: watch::Sender<u64>,
+    kill_gen: AtomicU64,
+    /// Woken to make the server's sessions look at `kill_gen` and their
+    /// snapshot's `hard_stopped` (one small waiter per session).
+    pub wake: Notify,
     /// Woken when a connection slot frees (for `maxconn` queues).
     pub slot_freed: Notify,
     /// Health bookkeeping, only touched by the server's check task.
@@ -85,7 +88,8 @@ impl ServerState {
             downs: AtomicU64::new(0),
             last_change: AtomicU64::new(unix_now()),
             observed_errors: AtomicU32::new(0),
-            kill: watch::channel(0).0,
+            kill_gen: AtomicU64::new(0),
+            wake: Notify::new(),
             slot_freed: Notify::new(),
             // HAProxy starts a server up with the counter at `rise`: one failed check takes it down.
             health: Mutex::new(Health {
@@ -141,13 +145,15 @@ impl ServerRt {
         max == 0 || self.cur_conns.load(Ordering::Acquire) < max
     }
 
-    pub fn kill_receiver(&self) -> watch::Receiver<u64> {
-        self.kill.subscribe()
+    /// The kill generation a new session starts with.
+    pub fn kill_generation(&self) -> u64 {
+        self.kill_gen.load(Ordering::Acquire)
     }
 
     /// Cuts every session of this server at once.
     pub fn shutdown_sessions(&self) {
-        self.kill.send_modify(|g| *g += 1);
+        self.kill_gen.fetch_add(1, Ordering::AcqRel);
+        self.wake.notify_waiters();
     }
 
     /// The address to connect to for a client that connected to `local_port`.
@@ -240,10 +246,20 @@ pub struct Snapshot {
     pub config_hash: String,
     /// Turns true when a newer snapshot replaced this one and `hard-stop-after`
     /// ran out: the sessions still on it end.
-    pub hard_stop: watch::Sender<bool>,
+    pub hard_stopped: AtomicBool,
 }
 
 impl Snapshot {
+    /// Ends the sessions still running on this (replaced) snapshot.
+    pub fn hard_stop(&self) {
+        self.hard_stopped.store(true, Ordering::Release);
+        for b in self.backends.values() {
+            for s in &b.servers {
+                s.wake.notify_waiters();
+            }
+        }
+    }
+
     /// The frontend that binds `addr` in this snapshot.
     pub fn frontend_for(&self, addr: &ListenAddr) -> Option<&Arc<FrontendRt>> {
         self.frontends.iter().find(|f| f.conf.binds.iter().any(|b| b.addrs.contains(addr)))
@@ -350,7 +366,7 @@ impl Snapshot {
             tables,
             logger,
             config_hash: config_hash.to_owned(),
-            hard_stop: watch::channel(false).0,
+            hard_stopped: AtomicBool::new(false),
         }
     }
 }

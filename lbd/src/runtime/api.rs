@@ -12,7 +12,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWrite
 
 use super::snapshot::{BackendRt, ServerRt, Snapshot};
 use super::{Runtime, ACTIVE_CONNS};
-use crate::config::model::{Balance, Mode, SocketLevel, StatsSocket, TableType};
+use crate::config::model::{Balance, SocketLevel, StatsSocket, TableType};
 
 /// Longest command line accepted; a longer one closes the connection.
 const MAX_LINE: usize = 64 * 1024;
@@ -483,10 +483,6 @@ fn algo_name(b: &Balance) -> &'static str {
     }
 }
 
-fn mode_name(m: Mode) -> &'static str {
-    m.as_str()
-}
-
 /// A server's state as `show stat` names it.
 pub fn server_status(s: &ServerRt) -> &'static str {
     if s.maint.load(Ordering::Acquire) {
@@ -579,7 +575,7 @@ pub fn show_stat(snap: &Snapshot) -> String {
             ("iid", iid.to_string()),
             ("sid", "0".into()),
             ("type", "0".into()),
-            ("mode", mode_name(f.conf.mode).into()),
+            ("mode", f.conf.mode.as_str().into()),
             ("conn_tot", f.total_conns.load(Ordering::Relaxed).to_string()),
         ]));
     }
@@ -661,7 +657,7 @@ pub fn show_stat(snap: &Snapshot) -> String {
                 ),
                 ("addr", s.conf.addr.to_string()),
                 ("cookie", s.conf.cookie.clone().unwrap_or_default()),
-                ("mode", mode_name(b.conf.mode).into()),
+                ("mode", b.conf.mode.as_str().into()),
                 ("conn_tot", s.total_conns.load(Ordering::Relaxed).to_string()),
                 ("uweight", s.conf.params.weight.to_string()),
             ]));
@@ -701,7 +697,7 @@ pub fn show_stat(snap: &Snapshot) -> String {
             ("sid", "0".into()),
             ("lbtot", b.total_conns.load(Ordering::Relaxed).to_string()),
             ("type", "1".into()),
-            ("mode", mode_name(b.conf.mode).into()),
+            ("mode", b.conf.mode.as_str().into()),
             ("algo", algo_name(&b.conf.balance).into()),
             ("conn_tot", b.total_conns.load(Ordering::Relaxed).to_string()),
         ]));

@@ -170,12 +170,11 @@ pub fn set_state(snapshot: &Snapshot, backend: &BackendRt, server: &ServerRt, up
     }
 }
 
-fn check_target(backend: &BackendRt, server: &ServerRt) -> Option<SocketAddr> {
+fn check_target(server: &ServerRt) -> Option<SocketAddr> {
     let p = &server.conf.params;
     let base = server.target(p.check_port.unwrap_or(0))?;
     let ip = p.check_addr.unwrap_or(base.ip());
     let port = p.check_port.unwrap_or(base.port());
-    let _ = backend;
     if port == 0 {
         return None;
     }
@@ -195,7 +194,7 @@ pub async fn check_once(backend: &BackendRt, server: &ServerRt) -> Outcome {
         info,
         duration: started.elapsed(),
     };
-    let Some(target) = check_target(backend, server) else {
+    let Some(target) = check_target(server) else {
         return fail("Layer4 connection problem", "no port to check".into());
     };
     let mut stream = match tokio::time::timeout(connect_timeout, TcpStream::connect(target)).await {

@@ -249,7 +249,7 @@ pub async fn run<C: ClientStream>(
         redispatched: false,
     };
     let Some(be) = be else {
-        finish(&snapshot, &fe, &acc, &log, None);
+        finish(&fe, &acc, &log, None);
         return;
     };
     log.backend = be.name().to_owned();
@@ -260,12 +260,12 @@ pub async fn run<C: ClientStream>(
         Chosen::QueueTimeout => {
             log.term = ['s', 'Q'];
             log.tw = queued_at.elapsed().as_millis() as i64;
-            finish(&snapshot, &fe, &acc, &log, Some(&be));
+            finish(&fe, &acc, &log, Some(&be));
             return;
         }
         Chosen::NoServer => {
             log.term = ['S', 'C'];
-            finish(&snapshot, &fe, &acc, &log, Some(&be));
+            finish(&fe, &acc, &log, Some(&be));
             return;
         }
     };
@@ -278,7 +278,7 @@ pub async fn run<C: ClientStream>(
         let Some(target) = server.target(local_port) else {
             log.term = ['P', 'C'];
             log.server = server.name().to_owned();
-            finish(&snapshot, &fe, &acc, &log, Some(&be));
+            finish(&fe, &acc, &log, Some(&be));
             return;
         };
         let tried = Instant::now();
@@ -293,7 +293,7 @@ pub async fn run<C: ClientStream>(
                     log.term = if timed_out { ['s', 'C'] } else { ['S', 'C'] };
                     log.server = server.name().to_owned();
                     log.retries = attempt;
-                    finish(&snapshot, &fe, &acc, &log, Some(&be));
+                    finish(&fe, &acc, &log, Some(&be));
                     return;
                 }
                 attempt += 1;
@@ -374,7 +374,7 @@ pub async fn run<C: ClientStream>(
         a.fetch_add(log.bytes_in, Ordering::Relaxed);
         b.fetch_add(log.bytes_out, Ordering::Relaxed);
     }
-    finish(&snapshot, &fe, &acc, &log, Some(&be));
+    finish(&fe, &acc, &log, Some(&be));
     drop(slot);
 }
 
@@ -481,7 +481,7 @@ struct LogState {
     redispatched: bool,
 }
 
-fn finish(snapshot: &Snapshot, fe: &FrontendRt, acc: &Accepted, log: &LogState, be: Option<&BackendRt>) {
+fn finish(fe: &FrontendRt, acc: &Accepted, log: &LogState, be: Option<&BackendRt>) {
     let o = &fe.conf.options;
     if !(o.tcplog || o.httplog) || fe.logger.is_empty() {
         return;
@@ -512,6 +512,5 @@ fn finish(snapshot: &Snapshot, fe: &FrontendRt, acc: &Accepted, log: &LogState, 
         backend_queue: 0,
     }
     .format();
-    let _ = snapshot;
     fe.logger.log(Level::Info, &line);
 }

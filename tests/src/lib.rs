@@ -384,6 +384,27 @@ pub mod harness {
         }
     }
 
+    /// Sends one command to lbd's runtime socket and returns the answer.
+    pub fn runtime_cmd(sock: &std::path::Path, cmd: &str) -> String {
+        let Ok(mut s) = std::os::unix::net::UnixStream::connect(sock) else {
+            return String::new();
+        };
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+        let _ = s.write_all(format!("{cmd}\n").as_bytes());
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    }
+
+    /// Current sessions (`scur`) of every server of `backend`, from `show stat`.
+    pub fn server_sessions(sock: &std::path::Path, backend: &str) -> Vec<u64> {
+        runtime_cmd(sock, "show stat")
+            .lines()
+            .filter(|l| l.starts_with(&format!("{backend},")) && !l.contains(",BACKEND,") && !l.contains(",FRONTEND,"))
+            .filter_map(|l| l.split(',').nth(4).and_then(|v| v.parse().ok()))
+            .collect()
+    }
+
     /// Polls `f` until it holds or `limit` passes; returns the time it took.
     pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
         let start = Instant::now();

@@ -62,20 +62,22 @@ fn static_rr_and_random_use_every_server() {
 fn leastconn_spreads_over_equally_loaded_servers() {
     let srvs = start_servers(&["a", "b", "c"]);
     let port = free_port();
+    let dir = Scratch::new("leastconn");
+    let sock = dir.path.join("lbd.sock");
     let cfg = format!(
-        "{DEFAULTS}listen l\n  bind 127.0.0.1:{port}\n  balance leastconn\n{}",
+        "global\n  stats socket {}\n{DEFAULTS}listen l\n  bind 127.0.0.1:{port}\n  balance leastconn\n{}",
+        sock.display(),
         servers(&[("a", 1), ("b", 1), ("c", 1)], &srvs, "")
     );
     let _lbd = Lbd::start(&cfg);
+    assert!(wait_until(Duration::from_secs(5), || sock.exists()).is_some());
     let addr = format!("127.0.0.1:{port}");
-    // Sequential short connections, each finished before the next: the loads are
-    // equal at every pick, and equal loads must rotate, not stick to one server.
+    // Sequential short connections, each finished (as lbd counts it) before the
+    // next: the loads are equal at every pick, and equal loads must rotate.
     let mut t = std::collections::BTreeMap::new();
     for _ in 0..30 {
         *t.entry(ask(&addr)).or_insert(0) += 1;
-        let idle = wait_until(Duration::from_secs(2), || {
-            srvs.iter().all(|s| s.open.load(std::sync::atomic::Ordering::Relaxed) == 0)
-        });
+        let idle = wait_until(Duration::from_secs(5), || server_sessions(&sock, "l").iter().all(|n| *n == 0));
         assert!(idle.is_some());
     }
     assert!(t.values().all(|&n| n == 10), "{t:?}");

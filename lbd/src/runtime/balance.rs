@@ -12,6 +12,7 @@ use crate::config::model::Balance;
 
 /// The outcome of a pick.
 pub enum Pick {
+    /// The server, with the connection already counted in its `cur_conns`.
     Server(Arc<ServerRt>),
     /// Servers are up but every one is at its `maxconn`: the caller queues.
     Full,
@@ -85,6 +86,13 @@ fn by_weight(candidates: &[usize], draw: u64, weight: &dyn Fn(usize) -> i64) -> 
     candidates[0]
 }
 
+/// The chosen server with the new connection already counted on it.
+fn counted(server: &Arc<ServerRt>) -> Pick {
+    let now = server.cur_conns.fetch_add(1, Ordering::AcqRel) + 1;
+    server.max_conns.fetch_max(now, Ordering::Relaxed);
+    Pick::Server(Arc::clone(server))
+}
+
 impl Balancer {
     pub fn new(balance: &Balance, servers: usize) -> Self {
         let algo = match balance {
@@ -128,7 +136,7 @@ impl Balancer {
         }
         let weight = |i: usize| i64::from(servers[i].weight.load(Ordering::Relaxed));
         let Ok(mut st) = self.state.lock() else {
-            return Pick::Server(Arc::clone(&servers[with_slot[0]]));
+            return counted(&servers[with_slot[0]]);
         };
         if st.current.len() != servers.len() {
             st.current = vec![0; servers.len()];
@@ -170,6 +178,9 @@ impl Balancer {
                 best.unwrap_or(with_slot[0])
             }
         };
-        Pick::Server(Arc::clone(&servers[chosen]))
+        // Counted while the lock is held, so a concurrent pick already sees this connection.
+        let pick = counted(&servers[chosen]);
+        drop(st);
+        pick
     }
 }

@@ -64,9 +64,12 @@ impl Drop for SlotGuard {
     }
 }
 
-fn take_slot(backend: &Arc<BackendRt>, server: &Arc<ServerRt>) -> SlotGuard {
-    let now = server.cur_conns.fetch_add(1, Ordering::AcqRel) + 1;
-    server.max_conns.fetch_max(now, Ordering::Relaxed);
+/// `counted`: the balancer already counted the connection on the server.
+fn take_slot(backend: &Arc<BackendRt>, server: &Arc<ServerRt>, counted: bool) -> SlotGuard {
+    if !counted {
+        let now = server.cur_conns.fetch_add(1, Ordering::AcqRel) + 1;
+        server.max_conns.fetch_max(now, Ordering::Relaxed);
+    }
     server.total_conns.fetch_add(1, Ordering::Relaxed);
     let now = backend.cur_conns.fetch_add(1, Ordering::AcqRel) + 1;
     backend.max_conns.fetch_max(now, Ordering::Relaxed);
@@ -160,7 +163,7 @@ enum Chosen {
 async fn choose_server(be: &Arc<BackendRt>, sticky: Option<Arc<ServerRt>>, client: std::net::IpAddr, exclude: Option<u32>) -> Chosen {
     if let Some(s) = sticky {
         if s.has_slot() || s.conf.params.maxconn == 0 {
-            let g = take_slot(be, &s);
+            let g = take_slot(be, &s, false);
             return Chosen::Server(s, g);
         }
     }
@@ -175,7 +178,7 @@ async fn choose_server(be: &Arc<BackendRt>, sticky: Option<Arc<ServerRt>>, clien
         let notified = be.slot_freed.notified();
         match be.balancer.pick(&be.servers, client, be.conf.options.allbackups, exclude) {
             Pick::Server(s) => {
-                let g = take_slot(be, &s);
+                let g = take_slot(be, &s, true);
                 // Another session may have taken the slot between the pick and now.
                 if s.conf.params.maxconn != 0 && s.cur_conns.load(Ordering::Acquire) > s.conf.params.maxconn {
                     drop(g);

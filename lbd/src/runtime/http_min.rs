@@ -162,7 +162,8 @@ fn page(code: u16, text: &str) -> String {
     format!("<html><body><h1>{code} {}</h1>\n{text}\n</body></html>\n", reason(code))
 }
 
-pub async fn run<C: ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, mut client: C, acc: Accepted) {
+/// Serves one connection; `preread` holds bytes already read (after a PROXY header).
+pub async fn run<C: ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, mut client: C, acc: Accepted, preread: Vec<u8>) {
     let limit = snapshot.global.tune_bufsize as usize;
     let timeout = fe
         .conf
@@ -170,7 +171,7 @@ pub async fn run<C: ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, 
         .http_request
         .or(fe.conf.timeouts.client)
         .unwrap_or(Duration::from_secs(30));
-    let mut buf = Vec::new();
+    let mut buf = preread;
     let (head_len, hs, method, uri, version) = match read_head(&mut client, &mut buf, limit, timeout).await {
         Head::Complete(n, hs, m, u, v) => (n, hs, m, u, v),
         Head::TooLarge | Head::Bad => {

@@ -22,6 +22,8 @@ use crate::config::model::{Bind, Mode};
 
 /// Accept errors seen, by kind, for the stats.
 pub static ACCEPT_ERRORS: AtomicU64 = AtomicU64::new(0);
+/// Connections reset because their PROXY header was missing or invalid.
+pub static PROXY_ERRORS: AtomicU64 = AtomicU64::new(0);
 /// Accepts delayed because the process ran out of file descriptors.
 pub static FD_EXHAUSTED: AtomicU64 = AtomicU64::new(0);
 
@@ -177,13 +179,15 @@ pub async fn accept_loop(rt: Arc<Runtime>, addr: ListenAddr, socket: BoundSocket
     while let Ok(Ok((stream, src, dst))) = tokio::time::timeout(Duration::ZERO, accept(&socket)).await {
         let snapshot = rt.current();
         let Some(fe) = snapshot.frontend_for(&addr).cloned() else { break };
-        spawn_session(snapshot, fe, stream, src, dst, None, None);
+        spawn_session(snapshot, fe, &addr, stream, src, dst, None, None);
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn spawn_session(
     snapshot: Arc<Snapshot>,
     fe: Arc<FrontendRt>,
+    addr: &ListenAddr,
     stream: Stream,
     src: Option<SocketAddr>,
     dst: Option<SocketAddr>,
@@ -201,14 +205,18 @@ fn spawn_session(
         accept_ms: super::log::now(),
         started: Instant::now(),
     };
+    let accept_proxy = fe.conf.binds.iter().any(|b| b.params.accept_proxy && b.addrs.contains(addr));
     tokio::spawn(async move {
         let _permits = (permit_g, permit_f, guard);
         match stream {
-            Stream::Tcp(s) => serve(snapshot, fe, s, acc).await,
-            Stream::Unix(s) => serve(snapshot, fe, s, acc).await,
+            Stream::Tcp(s) => serve(snapshot, fe, s, acc, accept_proxy).await,
+            Stream::Unix(s) => serve(snapshot, fe, s, acc, accept_proxy).await,
         }
     });
 }
+
+/// Longest wait for a PROXY header when `timeout client` is not set.
+const PROXY_HEADER_WAIT: Duration = Duration::from_secs(5);
 
 async fn accept_until_stopped(rt: &Arc<Runtime>, addr: &ListenAddr, socket: &BoundSocket, mut stop: watch::Receiver<bool>) {
     let mut errors = RateLimitedLog { last: None, suppressed: 0 };
@@ -252,7 +260,7 @@ async fn accept_until_stopped(rt: &Arc<Runtime>, addr: &ListenAddr, socket: &Bou
                 // A reload may have happened while waiting: serve with what is current now.
                 let snapshot = rt.current();
                 let fe = snapshot.frontend_for(addr).cloned().unwrap_or(fe);
-                spawn_session(snapshot, fe, stream, src, dst, Some(permit_g), permit_f);
+                spawn_session(snapshot, fe, addr, stream, src, dst, Some(permit_g), permit_f);
             }
             Err(e) => {
                 ACCEPT_ERRORS.fetch_add(1, Ordering::Relaxed);
@@ -266,12 +274,47 @@ async fn accept_until_stopped(rt: &Arc<Runtime>, addr: &ListenAddr, socket: &Bou
     }
 }
 
-async fn serve<C: session::ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, client: C, acc: Accepted) {
+async fn serve<C: session::ClientStream>(
+    snapshot: Arc<Snapshot>,
+    fe: Arc<FrontendRt>,
+    mut client: C,
+    mut acc: Accepted,
+    accept_proxy: bool,
+) {
+    let mut preread = Vec::new();
+    if accept_proxy {
+        // `accept-proxy`: the relay's header says who the client is; the bytes after it are the client's.
+        let wait = fe
+            .conf
+            .timeouts
+            .http_request
+            .or(fe.conf.timeouts.client)
+            .unwrap_or(PROXY_HEADER_WAIT)
+            .min(PROXY_HEADER_WAIT);
+        match Box::pin(super::proxy_proto::read_header(&mut client, wait)).await {
+            Ok(got) => {
+                if got.src.is_some() {
+                    acc.src = got.src;
+                    acc.dst = got.dst;
+                }
+                preread = got.rest;
+            }
+            Err(e) => {
+                PROXY_ERRORS.fetch_add(1, Ordering::Relaxed);
+                eprintln!("[WARNING] frontend {}: {e}; connection reset", fe.name());
+                // A clear reset rather than a quiet close.
+                if let Some(tcp) = client.as_tcp() {
+                    let _ = socket2::SockRef::from(tcp).set_linger(Some(Duration::ZERO));
+                }
+                return;
+            }
+        }
+    }
     if fe.conf.mode == Mode::Http {
         // Boxed: otherwise every TCP-mode task would reserve room for the HTTP state too.
-        Box::pin(http_min::run(snapshot, fe, client, acc)).await;
+        Box::pin(http_min::run(snapshot, fe, client, acc, preread)).await;
     } else {
-        session::run(snapshot, fe, client, acc, Vec::new(), None).await;
+        session::run(snapshot, fe, client, acc, preread, None).await;
     }
 }
 

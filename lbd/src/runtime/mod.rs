@@ -8,6 +8,7 @@ pub mod check;
 mod http_min;
 pub mod listener;
 pub mod log;
+pub mod proxy_proto;
 pub mod relay;
 pub mod session;
 pub mod snapshot;

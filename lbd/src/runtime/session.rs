@@ -339,7 +339,17 @@ pub async fn run<C: ClientStream>(
     let (fo, bo) = (&fe.conf.options, &be.conf.options);
     // HAProxy splices only when asked to (`option splice-*`); so does lbd.
     let splice = fo.splice_auto || fo.splice_request || fo.splice_response || bo.splice_auto || bo.splice_request || bo.splice_response;
-    let term = if !preread.is_empty() && upstream.write_all(&preread).await.is_err() {
+    // `send-proxy` / `send-proxy-v2`: tell the server who the client is, first.
+    let proxy_header = server
+        .conf
+        .params
+        .send_proxy
+        .map(|v| super::proxy_proto::header(v, acc.src, acc.dst));
+    let header_failed = match &proxy_header {
+        Some(h) => upstream.write_all(h).await.is_err(),
+        None => false,
+    };
+    let term = if header_failed || (!preread.is_empty() && upstream.write_all(&preread).await.is_err()) {
         ['S', 'D']
     } else if let (true, Some(ctcp)) = (splice, client.as_tcp()) {
         // The rarer relays are boxed so they do not enlarge every session's task.

@@ -233,3 +233,24 @@ fn logs_reach_a_unix_datagram_socket_in_rfc3164() {
         "{line}"
     );
 }
+
+#[test]
+fn tcp_request_connection_and_content_rules_accept_and_reject() {
+    let srv = NamedServer::start("s", "127.0.0.1:0");
+    let (p1, p2) = (free_port(), free_port());
+    let cfg = format!(
+        "{DEFAULTS}frontend f1\n  bind 127.0.0.1:{p1}\n  tcp-request connection reject if {{ src 127.0.0.2 }}\n  default_backend b\n\
+frontend f2\n  bind 127.0.0.1:{p2}\n  tcp-request inspect-delay 1s\n  tcp-request content accept if {{ src 127.0.0.3 }}\n  tcp-request content reject\n  default_backend b\n\
+backend b\n  server s 127.0.0.1:{}\n",
+        srv.port()
+    );
+    let _lbd = Lbd::start(&cfg);
+    let served = |src: &str, port: u16| read_name(&connect_from(src, &format!("127.0.0.1:{port}"))) == "s";
+    assert!(served("127.0.0.1", p1));
+    assert!(!served("127.0.0.2", p1), "connection rule rejects 127.0.0.2");
+    assert!(
+        served("127.0.0.3", p2),
+        "content rule accepts 127.0.0.3 before the catch-all reject"
+    );
+    assert!(!served("127.0.0.1", p2));
+}

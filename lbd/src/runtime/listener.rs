@@ -22,6 +22,38 @@ use crate::config::model::{Bind, Mode};
 
 /// Accept errors seen, by kind, for the stats.
 pub static ACCEPT_ERRORS: AtomicU64 = AtomicU64::new(0);
+/// Connections refused by `tcp-request connection|session|content reject`.
+pub static TCP_REJECTED: AtomicU64 = AtomicU64::new(0);
+
+/// `tcp-request connection`, `session` and `content` rules, in that order: the
+/// first `accept` or `reject` whose condition holds decides. Content rules see
+/// what is known at accept time (addresses, ports, server counts); rules on
+/// payload fetches wait for the HTTP path's inspection.
+fn tcp_rules_accept(snapshot: &Snapshot, fe: &FrontendRt, acc: &Accepted) -> bool {
+    use crate::config::model::{TcpAction, TcpRuleStage};
+    let ctx = super::acl_eval::SampleCtx {
+        src: acc.src,
+        dst: acc.dst,
+        snapshot,
+        frontend: fe,
+        backend: None,
+        http: None,
+    };
+    for stage in [TcpRuleStage::Connection, TcpRuleStage::Session, TcpRuleStage::Content] {
+        for rule in fe.conf.tcp_rules.iter().filter(|r| r.stage == stage) {
+            if !super::acl_eval::holds(rule.cond.as_ref(), &ctx) {
+                continue;
+            }
+            match rule.action {
+                TcpAction::Accept => break,
+                TcpAction::Reject | TcpAction::SilentDrop => return false,
+                _ => {}
+            }
+        }
+    }
+    true
+}
+
 /// Connections reset because their PROXY header was missing or invalid.
 pub static PROXY_ERRORS: AtomicU64 = AtomicU64::new(0);
 /// Accepts delayed because the process ran out of file descriptors.
@@ -309,6 +341,13 @@ async fn serve<C: session::ClientStream>(
                 return;
             }
         }
+    }
+    if !tcp_rules_accept(&snapshot, &fe, &acc) {
+        TCP_REJECTED.fetch_add(1, Ordering::Relaxed);
+        if let Some(tcp) = client.as_tcp() {
+            let _ = socket2::SockRef::from(tcp).set_linger(Some(Duration::ZERO));
+        }
+        return;
     }
     if fe.conf.mode == Mode::Http {
         // Boxed: otherwise every TCP-mode task would reserve room for the HTTP state too.

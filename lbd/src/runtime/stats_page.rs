@@ -193,7 +193,21 @@ struct Metric<'a> {
     out: &'a mut String,
 }
 
+type Labels<'a> = Vec<(&'static str, &'a str)>;
+/// A metric family: name, type, help text, and how to read it from an item.
+type Family<T> = (&'static str, &'static str, &'static str, fn(&T) -> u64);
+
 impl Metric<'_> {
+    /// Each family of `defs` (name, type, help, getter), with one sample per labelled item.
+    fn families<T>(&mut self, defs: &[Family<T>], items: &[(Labels<'_>, &T)]) {
+        for (name, kind, help, get) in defs {
+            self.family(name, kind, help);
+            for (labels, item) in items {
+                self.sample(name, labels, get(item));
+            }
+        }
+    }
+
     fn family(&mut self, name: &str, kind: &str, help: &str) {
         let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     }
@@ -227,8 +241,7 @@ pub fn prometheus(snap: &Snapshot) -> String {
     m.family("haproxy_process_dropped_logs_total", "counter", "Total number of dropped logs.");
     m.sample("haproxy_process_dropped_logs_total", &[], snap.logger.dropped());
 
-    type FeGet = fn(&super::snapshot::FrontendRt) -> u64;
-    let fe_metrics: [(&str, &str, &str, FeGet); 5] = [
+    let fe_metrics: [Family<super::snapshot::FrontendRt>; 5] = [
         ("haproxy_frontend_current_sessions", "gauge", "Number of current sessions.", |f| {
             u64::from(f.cur_conns.load(Ordering::Relaxed))
         }),
@@ -266,16 +279,11 @@ pub fn prometheus(snap: &Snapshot) -> String {
             f.conf.maxconn.unwrap_or(0),
         );
     }
-    for (name, kind, help, get) in fe_metrics {
-        m.family(name, kind, help);
-        for f in &snap.frontends {
-            m.sample(name, &[("proxy", f.name())], get(f));
-        }
-    }
+    let fe_items: Vec<(Labels, &super::snapshot::FrontendRt)> = snap.frontends.iter().map(|f| (vec![("proxy", f.name())], &**f)).collect();
+    m.families(&fe_metrics, &fe_items);
 
     let backends = sorted_backends(snap);
-    type BeGet = fn(&BackendRt) -> u64;
-    let be_metrics: [(&str, &str, &str, BeGet); 8] = [
+    let be_metrics: [Family<BackendRt>; 8] = [
         ("haproxy_backend_status", "gauge", "Current status of the service.", |b| {
             let (a, k) = b.active_and_backup_up();
             u64::from(a + k > 0 || b.servers.is_empty())
@@ -317,12 +325,8 @@ pub fn prometheus(snap: &Snapshot) -> String {
             |b| b.active_and_backup_up().1 as u64,
         ),
     ];
-    for (name, kind, help, get) in be_metrics {
-        m.family(name, kind, help);
-        for b in &backends {
-            m.sample(name, &[("proxy", b.name())], get(b));
-        }
-    }
+    let be_items: Vec<(Labels, &BackendRt)> = backends.iter().map(|b| (vec![("proxy", b.name())], &***b)).collect();
+    m.families(&be_metrics, &be_items);
     m.family(
         "haproxy_backend_connection_errors_total",
         "counter",
@@ -355,8 +359,7 @@ pub fn prometheus(snap: &Snapshot) -> String {
             }
         }
     }
-    type SrvGet = fn(&super::snapshot::ServerRt) -> u64;
-    let srv_metrics: [(&str, &str, &str, SrvGet); 8] = [
+    let srv_metrics: [Family<super::snapshot::ServerRt>; 8] = [
         ("haproxy_server_current_sessions", "gauge", "Number of current sessions.", |s| {
             u64::from(s.cur_conns.load(Ordering::Relaxed))
         }),
@@ -397,14 +400,15 @@ pub fn prometheus(snap: &Snapshot) -> String {
             u64::from(s.weight.load(Ordering::Relaxed))
         }),
     ];
-    for (name, kind, help, get) in srv_metrics {
-        m.family(name, kind, help);
-        for b in &backends {
-            for s in &b.servers {
-                m.sample(name, &[("proxy", b.name()), ("server", s.name())], get(s));
-            }
-        }
-    }
+    let srv_items: Vec<(Labels, &super::snapshot::ServerRt)> = backends
+        .iter()
+        .flat_map(|b| {
+            b.servers
+                .iter()
+                .map(move |s| (vec![("proxy", b.name()), ("server", s.name())], &**s))
+        })
+        .collect();
+    m.families(&srv_metrics, &srv_items);
     out
 }
 

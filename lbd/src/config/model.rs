@@ -225,6 +225,22 @@ pub enum HttpConnMode {
     Close,
 }
 
+impl HttpConnMode {
+    /// The stricter of a frontend's and a backend's modes (HAProxy combines them so).
+    pub fn max_mode(self, other: Self) -> Self {
+        let rank = |m: Self| match m {
+            Self::KeepAlive => 0,
+            Self::ServerClose => 1,
+            Self::Close => 2,
+        };
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum HttpReuse {
     Never,

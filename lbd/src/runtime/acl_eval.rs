@@ -6,13 +6,45 @@ use std::net::{IpAddr, SocketAddr};
 use super::snapshot::{BackendRt, FrontendRt, Snapshot};
 use crate::config::acl::{AclExpr, AclRef, Condition, MatchMethod, Pattern, SampleExpr};
 
-/// What an HTTP request offers to fetches (only the head is read).
+/// What an HTTP request (and, once it came, its response) offers to fetches.
 pub struct HttpView<'a> {
     pub method: &'a str,
-    /// The request target as sent (`/path?query`).
+    /// The request target as sent (`/path?query`, or an absolute URI).
     pub uri: &'a str,
     pub version: &'a str,
-    pub headers: &'a [(String, String)],
+    pub headers: &'a http::HeaderMap,
+    /// The response status and headers, for `http-response` rules.
+    pub status: Option<u16>,
+    pub res_headers: Option<&'a http::HeaderMap>,
+    /// Variables set by `set-var` (`txn.NAME`, `req.NAME`, ...), in order of setting.
+    pub vars: &'a [(String, Sample)],
+}
+
+/// The values of every line of header `name` in `map`, split on commas as
+/// HAProxy's `hdr()` does (`fhdr()` keeps each line whole).
+pub fn header_values<'m>(map: &'m http::HeaderMap, name: &str, split: bool) -> Vec<&'m str> {
+    let mut out = Vec::new();
+    for v in map.get_all(name) {
+        let Ok(text) = v.to_str() else { continue };
+        if split {
+            out.extend(text.split(',').map(str::trim));
+        } else {
+            out.push(text.trim());
+        }
+    }
+    out
+}
+
+/// The occurrence `occ` (1 = first, -1 = last, as HAProxy counts) of a list.
+fn occurrence<'v>(values: &[&'v str], occ: i64) -> Option<&'v str> {
+    match occ {
+        0 => None,
+        n if n > 0 => values.get(usize::try_from(n - 1).ok()?).copied(),
+        n => {
+            let back = usize::try_from(-n).ok()?;
+            values.len().checked_sub(back).and_then(|i| values.get(i)).copied()
+        }
+    }
 }
 
 impl HttpView<'_> {
@@ -29,12 +61,9 @@ impl HttpView<'_> {
         self.uri.split_once('?').map(|(_, q)| q)
     }
 
+    /// The last line of a request header, whole.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .rev()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.get_all(name).iter().last().and_then(|v| v.to_str().ok())
     }
 }
 
@@ -68,7 +97,7 @@ impl Sample {
         }
     }
 
-    fn as_text(&self) -> String {
+    pub fn as_text(&self) -> String {
         match self {
             Sample::Bool(b) => u8::from(*b).to_string(),
             Sample::Int(i) => i.to_string(),
@@ -107,27 +136,41 @@ pub fn fetch(expr: &SampleExpr, ctx: &SampleCtx) -> Option<Sample> {
         "method" => Sample::Str(http?.method.to_owned()),
         "path" => Sample::Str(http?.path().to_owned()),
         "pathq" | "url" => Sample::Str(http?.uri.to_owned()),
+        "path_len" => Sample::Int(http?.path().len() as i64),
         "query" => Sample::Str(http?.query()?.to_owned()),
         "base" => {
             let h = http?;
             Sample::Str(format!("{}{}", h.header("host").unwrap_or(""), h.path()))
         }
         "req.ver" | "req_ver" => Sample::Str(http?.version.trim_start_matches("HTTP/").to_owned()),
-        "hdr" | "req.hdr" | "req.fhdr" => {
+        "hdr" | "req.hdr" | "req.fhdr" | "res.hdr" | "shdr" | "res.fhdr" => {
             let h = http?;
+            let map = if expr.fetch.starts_with("res") || expr.fetch == "shdr" {
+                h.res_headers?
+            } else {
+                h.headers
+            };
+            let split = !expr.fetch.ends_with("fhdr");
             match arg {
-                Some(name) => Sample::Str(h.header(name.split(',').next().unwrap_or(name))?.to_owned()),
-                None => Sample::Str(h.headers.first()?.1.clone()),
+                Some(a) => {
+                    let (name, occ) = match a.split_once(',') {
+                        Some((n, o)) => (n.trim(), o.trim().parse::<i64>().unwrap_or(-1)),
+                        None => (a, -1),
+                    };
+                    Sample::Str(occurrence(&header_values(map, name, split), occ)?.to_owned())
+                }
+                None => Sample::Str(map.values().last()?.to_str().ok()?.to_owned()),
             }
         }
         "hdr_cnt" | "req.hdr_cnt" => {
             let h = http?;
             let n = match arg {
-                Some(name) => h.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).count(),
+                Some(name) => header_values(h.headers, name, true).len(),
                 None => h.headers.len(),
             };
             Sample::Int(n as i64)
         }
+        "status" => Sample::Int(i64::from(http?.status?)),
         "hdr_val" => Sample::Int(http?.header(arg?)?.trim().parse().ok()?),
         "hdr_ip" | "req.hdr_ip" => Sample::Ip(http?.header(arg?)?.split(',').next()?.trim().parse().ok()?),
         "url_param" | "urlp" => {
@@ -139,14 +182,21 @@ pub fn fetch(expr: &SampleExpr, ctx: &SampleCtx) -> Option<Sample> {
             Sample::Str(v.to_owned())
         }
         "cook" | "req.cook" => {
-            let c = http?.header("cookie")?;
             let name = arg?;
-            let v = c
-                .split(';')
+            let v = http?
+                .headers
+                .get_all("cookie")
+                .iter()
+                .filter_map(|c| c.to_str().ok())
+                .flat_map(|c| c.split(';'))
                 .find_map(|kv| kv.trim().split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v))?;
             Sample::Str(v.to_owned())
         }
         "req.proto_http" => Sample::Bool(http.is_some()),
+        "var" => {
+            let name = arg?;
+            http?.vars.iter().rev().find(|(n, _)| n == name)?.1.clone()
+        }
         "str" => Sample::Str(arg?.to_owned()),
         "int" => Sample::Int(arg?.parse().ok()?),
         "env" => Sample::Str(std::env::var(arg?).ok()?),

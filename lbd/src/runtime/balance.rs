@@ -27,6 +27,8 @@ enum Algo {
     Source,
     First,
     Random(u32),
+    /// Hashing on HTTP data (`uri`, `url_param`, `hdr`): the caller passes the hash.
+    Hash,
 }
 
 struct State {
@@ -54,6 +56,25 @@ fn hash_ip(ip: IpAddr) -> u64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     // Final avalanche (splitmix64).
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+/// Hashes request data for `balance uri|url_param|hdr`.
+pub fn hash_bytes(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in data {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// splitmix64's finaliser: spreads nearby hashes apart.
+fn mix(mut h: u64) -> u64 {
     h ^= h >> 30;
     h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
     h ^= h >> 27;
@@ -100,7 +121,7 @@ impl Balancer {
             Balance::Source => Algo::Source,
             Balance::First => Algo::First,
             Balance::Random(n) => Algo::Random((*n).max(1)),
-            // Hashing on HTTP data needs HTTP mode; without it HAProxy falls back to round robin.
+            Balance::Uri { .. } | Balance::UrlParam(_) | Balance::Hdr { .. } => Algo::Hash,
             _ => Algo::RoundRobin,
         };
         let seed = u64::from(std::process::id()) << 32 | (servers as u64 + 0x9e37_79b9);
@@ -114,8 +135,9 @@ impl Balancer {
         }
     }
 
-    /// Chooses a server. `exclude` skips one server (the last retry of `option redispatch`).
-    pub fn pick(&self, servers: &[Arc<ServerRt>], client: IpAddr, allbackups: bool, exclude: Option<u32>) -> Pick {
+    /// Chooses a server. `exclude` skips one server (the last retry of `option redispatch`);
+    /// `hash` is the hashed request data of `balance uri|url_param|hdr` (round robin without it).
+    pub fn pick(&self, servers: &[Arc<ServerRt>], client: IpAddr, allbackups: bool, exclude: Option<u32>, hash: Option<u64>) -> Pick {
         // Draining servers take no new clients from the balancer (sticky ones still come).
         let eligible = |s: &ServerRt| {
             s.is_up() && !s.drain.load(Ordering::Relaxed) && s.weight.load(Ordering::Relaxed) > 0 && Some(s.conf.id) != exclude
@@ -141,7 +163,12 @@ impl Balancer {
         if st.current.len() != servers.len() {
             st.current = vec![0; servers.len()];
         }
-        let chosen = match self.algo {
+        let algo = match (self.algo, hash) {
+            (Algo::Hash, None) => Algo::RoundRobin,
+            (a, _) => a,
+        };
+        let chosen = match algo {
+            Algo::Hash => by_weight(&with_slot, mix(hash.unwrap_or(0)), &weight),
             Algo::RoundRobin => {
                 let total: i64 = with_slot.iter().map(|&i| weight(i)).sum();
                 let mut best = with_slot[0];

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use super::session::Accepted;
 use super::snapshot::{FrontendRt, Snapshot};
-use super::{http_min, session, Runtime, ACTIVE_CONNS};
+use super::{http, session, Runtime, ACTIVE_CONNS};
 use crate::config::addr::ListenAddr;
 use crate::config::model::{Bind, Mode};
 
@@ -351,7 +351,7 @@ async fn serve<C: session::ClientStream>(
     }
     if fe.conf.mode == Mode::Http {
         // Boxed: otherwise every TCP-mode task would reserve room for the HTTP state too.
-        Box::pin(http_min::run(snapshot, fe, client, acc, preread)).await;
+        Box::pin(http::run(snapshot, fe, client, acc, preread)).await;
     } else {
         session::run(snapshot, fe, client, acc, preread, None).await;
     }

@@ -295,14 +295,7 @@ pub struct TcpLog<'a> {
 impl TcpLog<'_> {
     /// `%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq`
     pub fn format(&self) -> String {
-        let (ci, cp) = match self.client {
-            Some(SocketAddr::V4(a)) => (a.ip().to_string(), a.port().to_string()),
-            Some(SocketAddr::V6(a)) => match a.ip().to_ipv4_mapped() {
-                Some(v4) => (v4.to_string(), a.port().to_string()),
-                None => (a.ip().to_string(), a.port().to_string()),
-            },
-            None => ("unix".to_owned(), "0".to_owned()),
-        };
+        let (ci, cp) = client_fields(self.client);
         let rc = if self.redispatched {
             format!("+{}", self.retries)
         } else {
@@ -330,6 +323,86 @@ impl TcpLog<'_> {
     }
 }
 
+/// The client address and port as logs print them.
+fn client_fields(client: Option<SocketAddr>) -> (String, String) {
+    match client {
+        Some(SocketAddr::V4(a)) => (a.ip().to_string(), a.port().to_string()),
+        Some(SocketAddr::V6(a)) => match a.ip().to_ipv4_mapped() {
+            Some(v4) => (v4.to_string(), a.port().to_string()),
+            None => (a.ip().to_string(), a.port().to_string()),
+        },
+        None => ("unix".to_owned(), "0".to_owned()),
+    }
+}
+
+/// The fields of an HTTP log line (HAProxy's `option httplog`).
+pub struct HttpLog<'a> {
+    pub client: Option<SocketAddr>,
+    pub accept_ms: u128,
+    pub frontend: &'a str,
+    pub backend: &'a str,
+    pub server: &'a str,
+    /// Request head read, queue, connect, response head and total active times (ms); -1 when never reached.
+    pub t_request: i64,
+    pub t_queue: i64,
+    pub t_connect: i64,
+    pub t_response: i64,
+    pub t_active: i64,
+    /// Status sent to the client; -1 when none was.
+    pub status: i32,
+    /// Bytes sent to the client.
+    pub bytes: u64,
+    /// Four characters: who ended it, in which state, the persistence cookie, the set-cookie.
+    pub termination: [char; 4],
+    pub actconn: u32,
+    pub feconn: u32,
+    pub beconn: u32,
+    pub srv_conn: u32,
+    pub retries: u32,
+    pub redispatched: bool,
+    /// Captured request headers, in `capture` order.
+    pub captures: &'a [String],
+    /// `METHOD URI VERSION`, or `<BADREQ>`.
+    pub request: &'a str,
+}
+
+impl HttpLog<'_> {
+    /// `%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r`
+    pub fn format(&self) -> String {
+        let (ci, cp) = client_fields(self.client);
+        let rc = if self.redispatched {
+            format!("+{}", self.retries)
+        } else {
+            self.retries.to_string()
+        };
+        let captures = if self.captures.is_empty() {
+            String::new()
+        } else {
+            format!("{{{}}} ", self.captures.join("|"))
+        };
+        let t: String = self.termination.iter().collect();
+        format!(
+            "{ci}:{cp} [{}] {} {}/{} {}/{}/{}/{}/{} {} {} - - {t} {}/{}/{}/{}/{rc} 0/0 {captures}\"{}\"",
+            accept_date(self.accept_ms),
+            self.frontend,
+            self.backend,
+            self.server,
+            self.t_request,
+            self.t_queue,
+            self.t_connect,
+            self.t_response,
+            self.t_active,
+            self.status,
+            self.bytes,
+            self.actconn,
+            self.feconn,
+            self.beconn,
+            self.srv_conn,
+            self.request
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,6 +414,37 @@ mod tests {
         assert_eq!(accept_date(ms), "26/Nov/2026:14:50:00.123");
         assert_eq!(syslog_time(ms), "Nov 26 14:50:00");
         assert_eq!(accept_date(0), "01/Jan/1970:00:00:00.000");
+    }
+
+    #[test]
+    fn httplog_line_has_haproxy_fields() {
+        let l = HttpLog {
+            client: Some("10.0.0.5:34567".parse().unwrap()),
+            accept_ms: 1_795_704_600_123,
+            frontend: "ft_web",
+            backend: "bk_owa_ecp",
+            server: "CAS1",
+            t_request: 0,
+            t_queue: 0,
+            t_connect: 1,
+            t_response: 2,
+            t_active: 3,
+            status: 200,
+            bytes: 512,
+            termination: ['-', '-', 'N', 'I'],
+            actconn: 1,
+            feconn: 1,
+            beconn: 1,
+            srv_conn: 1,
+            retries: 0,
+            redispatched: false,
+            captures: &["mail.xlc.local".to_owned()],
+            request: "GET /owa/ HTTP/1.1",
+        };
+        assert_eq!(
+            l.format(),
+            "10.0.0.5:34567 [26/Nov/2026:14:50:00.123] ft_web bk_owa_ecp/CAS1 0/0/1/2/3 200 512 - - --NI 1/1/1/1/0 0/0 {mail.xlc.local} \"GET /owa/ HTTP/1.1\""
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ pub mod acl_eval;
 pub mod api;
 pub mod balance;
 pub mod check;
-mod http_min;
+pub mod http;
 pub mod listener;
 pub mod log;
 pub mod proxy_proto;

@@ -24,11 +24,16 @@ use super::snapshot::{BackendRt, FrontendRt, ServerRt, Snapshot};
 use crate::config::model::{OnError, StickKind};
 
 /// Pause before retrying a connection that was refused at once (HAProxy's turn-around).
-const TURN_AROUND: Duration = Duration::from_secs(1);
+pub(crate) const TURN_AROUND: Duration = Duration::from_secs(1);
 
 /// A client connection: TCP (which can be spliced) or a UNIX socket.
 pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     fn as_tcp(&self) -> Option<&TcpStream> {
+        None
+    }
+
+    /// The socket's descriptor, for a last answer written past hyper.
+    fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
         None
     }
 }
@@ -37,9 +42,17 @@ impl ClientStream for TcpStream {
     fn as_tcp(&self) -> Option<&TcpStream> {
         Some(self)
     }
+
+    fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        Some(std::os::fd::AsRawFd::as_raw_fd(self))
+    }
 }
 
-impl ClientStream for tokio::net::UnixStream {}
+impl ClientStream for tokio::net::UnixStream {
+    fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        Some(std::os::fd::AsRawFd::as_raw_fd(self))
+    }
+}
 
 /// What the listener knows about a new connection.
 pub struct Accepted {
@@ -50,7 +63,7 @@ pub struct Accepted {
 }
 
 /// Holds a server slot for the life of a connection; frees it on drop.
-struct SlotGuard {
+pub(crate) struct SlotGuard {
     server: Arc<ServerRt>,
     backend: Arc<BackendRt>,
 }
@@ -65,7 +78,7 @@ impl Drop for SlotGuard {
 }
 
 /// `counted`: the balancer already counted the connection on the server.
-fn take_slot(backend: &Arc<BackendRt>, server: &Arc<ServerRt>, counted: bool) -> SlotGuard {
+pub(crate) fn take_slot(backend: &Arc<BackendRt>, server: &Arc<ServerRt>, counted: bool) -> SlotGuard {
     if !counted {
         let now = server.cur_conns.fetch_add(1, Ordering::AcqRel) + 1;
         server.max_conns.fetch_max(now, Ordering::Relaxed);
@@ -98,12 +111,12 @@ pub fn choose_backend(snapshot: &Snapshot, fe: &FrontendRt, acc: &Accepted, http
     fe.default_backend.clone()
 }
 
-struct Sticky {
+pub(crate) struct Sticky {
     keys: Vec<(usize, Vec<u8>)>,
 }
 
 /// Looks the client up in the backend's stick tables (`stick on`, `stick match`).
-fn sticky_server(
+pub(crate) fn sticky_server(
     snapshot: &Snapshot,
     fe: &FrontendRt,
     be: &BackendRt,
@@ -140,7 +153,7 @@ fn sticky_server(
     (found, Sticky { keys })
 }
 
-fn store_sticky(be: &BackendRt, sticky: &Sticky, server: &ServerRt) {
+pub(crate) fn store_sticky(be: &BackendRt, sticky: &Sticky, server: &ServerRt) {
     if server.conf.params.non_stick {
         return;
     }
@@ -152,7 +165,7 @@ fn store_sticky(be: &BackendRt, sticky: &Sticky, server: &ServerRt) {
     }
 }
 
-enum Chosen {
+pub(crate) enum Chosen {
     Server(Arc<ServerRt>, SlotGuard),
     QueueTimeout,
     NoServer,
@@ -160,7 +173,13 @@ enum Chosen {
 
 /// A sticky server if usable, else the balancer, waiting in the queue when every
 /// server is at its `maxconn` (bounded by `timeout queue`, else `timeout connect`).
-async fn choose_server(be: &Arc<BackendRt>, sticky: Option<Arc<ServerRt>>, client: std::net::IpAddr, exclude: Option<u32>) -> Chosen {
+pub(crate) async fn choose_server(
+    be: &Arc<BackendRt>,
+    sticky: Option<Arc<ServerRt>>,
+    client: std::net::IpAddr,
+    exclude: Option<u32>,
+    hash: Option<u64>,
+) -> Chosen {
     if let Some(s) = sticky {
         if s.has_slot() || s.conf.params.maxconn == 0 {
             let g = take_slot(be, &s, false);
@@ -176,7 +195,7 @@ async fn choose_server(be: &Arc<BackendRt>, sticky: Option<Arc<ServerRt>>, clien
     let deadline = tokio::time::Instant::now() + queue_timeout;
     loop {
         let notified = be.slot_freed.notified();
-        match be.balancer.pick(&be.servers, client, be.conf.options.allbackups, exclude) {
+        match be.balancer.pick(&be.servers, client, be.conf.options.allbackups, exclude, hash) {
             Pick::Server(s) => {
                 let g = take_slot(be, &s, true);
                 // Another session may have taken the slot between the pick and now.
@@ -196,7 +215,7 @@ async fn choose_server(be: &Arc<BackendRt>, sticky: Option<Arc<ServerRt>>, clien
 }
 
 /// `observe layer4`: a failed connection counts against the server.
-fn observe_failure(snapshot: &Snapshot, be: &BackendRt, s: &ServerRt) {
+pub(crate) fn observe_failure(snapshot: &Snapshot, be: &BackendRt, s: &ServerRt) {
     let p = &s.conf.params;
     if p.observe.is_none() || !s.is_up() {
         return;
@@ -258,7 +277,7 @@ pub async fn run<C: ClientStream>(
     log.backend = be.name().to_owned();
     let (sticky_srv, sticky) = sticky_server(&snapshot, &fe, &be, &acc, None);
     let queued_at = Instant::now();
-    let (mut server, mut slot) = match choose_server(&be, sticky_srv, client_ip, None).await {
+    let (mut server, mut slot) = match choose_server(&be, sticky_srv, client_ip, None, None).await {
         Chosen::Server(s, g) => (s, g),
         Chosen::QueueTimeout => {
             log.term = ['s', 'Q'];
@@ -308,7 +327,7 @@ pub async fn run<C: ClientStream>(
                 // The last retry goes to another server with `option redispatch`.
                 if attempt == retries && be.conf.options.redispatch {
                     let exclude = Some(server.conf.id);
-                    if let Chosen::Server(s, g) = choose_server(&be, None, client_ip, exclude).await {
+                    if let Chosen::Server(s, g) = choose_server(&be, None, client_ip, exclude, None).await {
                         log.redispatched = true;
                         server = s;
                         slot = g;

@@ -107,6 +107,8 @@ pub struct ServerRt {
     pub conf: Server,
     pub backend: String,
     pub state: Arc<ServerState>,
+    /// Idle HTTP connections to this server, for reuse.
+    pub pool: super::http::Pool,
 }
 
 impl std::ops::Deref for ServerRt {
@@ -298,6 +300,7 @@ impl Snapshot {
                         conf: s.clone(),
                         backend: p.name.0.clone(),
                         state,
+                        pool: Default::default(),
                     })
                 })
                 .collect();

@@ -1,0 +1,163 @@
+//! Answers lbd makes itself: error pages (or the operator's `errorfile`),
+//! redirects, `monitor-uri`, `http-request return`, and the stats page.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use http::{HeaderValue, Response, StatusCode};
+
+use super::body::LbBody;
+use crate::config::model::{Redirect, RedirectKind};
+use crate::runtime::acl_eval::HttpView;
+
+pub fn reason(code: u16) -> &'static str {
+    StatusCode::from_u16(code).ok().and_then(|s| s.canonical_reason()).unwrap_or("")
+}
+
+fn explanation(code: u16) -> &'static str {
+    match code {
+        200 => "Service ready.",
+        400 => "The request could not be understood.",
+        401 => "Credentials are required to see this content.",
+        403 => "This request is not allowed.",
+        404 => "Nothing was found at this address.",
+        405 => "This method is not allowed here.",
+        408 => "The request did not arrive in time.",
+        410 => "This resource is gone for good.",
+        413 => "The request is larger than allowed.",
+        425 => "The request came too early.",
+        429 => "Too many requests; try again later.",
+        500 => "Something failed inside the load balancer.",
+        501 => "This is not supported.",
+        502 => "The server sent an invalid or incomplete response.",
+        503 => "No server is available to answer this request.",
+        504 => "The server did not answer in time.",
+        _ => "",
+    }
+}
+
+/// lbd's own HTML page for a status.
+pub fn page(code: u16) -> String {
+    format!(
+        "<html><body><h1>{code} {}</h1>\n{}\n</body></html>\n",
+        reason(code),
+        explanation(code)
+    )
+}
+
+/// A response with a body lbd made.
+pub fn simple(code: u16, content_type: &str, body: impl Into<bytes::Bytes>) -> Response<LbBody> {
+    let body: bytes::Bytes = body.into();
+    let mut r = Response::new(LbBody::full(body.clone()));
+    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = r.headers_mut();
+    h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        h.insert(http::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+/// An error response: the proxy's `errorfile` for the code if it has one, else lbd's page.
+pub fn error(code: u16, errorfiles: &BTreeMap<u16, PathBuf>) -> Response<LbBody> {
+    if let Some(r) = errorfiles.get(&code).and_then(|p| from_errorfile(p)) {
+        return r;
+    }
+    simple(code, "text/html", page(code))
+}
+
+/// Most headers an errorfile may hold.
+const ERRORFILE_HEADERS: usize = 64;
+
+/// An errorfile is a whole HTTP response as it goes on the wire; it is parsed,
+/// so hyper frames it like any other answer. A broken file falls back to lbd's page.
+fn from_errorfile(path: &std::path::Path) -> Option<Response<LbBody>> {
+    let raw = std::fs::read(path).ok()?;
+    let mut headers = [httparse::EMPTY_HEADER; ERRORFILE_HEADERS];
+    let mut parsed = httparse::Response::new(&mut headers);
+    let head_len = match parsed.parse(&raw) {
+        Ok(httparse::Status::Complete(n)) => n,
+        _ => return None,
+    };
+    let body = bytes::Bytes::copy_from_slice(&raw[head_len..]);
+    let mut r = Response::new(LbBody::full(body.clone()));
+    *r.status_mut() = StatusCode::from_u16(parsed.code?).ok()?;
+    for h in parsed.headers.iter() {
+        let name = http::HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+        if name == http::header::CONTENT_LENGTH || name == http::header::CONNECTION {
+            continue;
+        }
+        r.headers_mut().append(name, HeaderValue::from_bytes(h.value).ok()?);
+    }
+    r.headers_mut().insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    Some(r)
+}
+
+/// A redirect as `redirect` and `http-request redirect` describe it.
+pub fn redirect(r: &Redirect, view: &HttpView) -> Response<LbBody> {
+    let query = if r.drop_query {
+        String::new()
+    } else {
+        view.query().map(|q| format!("?{q}")).unwrap_or_default()
+    };
+    let mut path = view.path().to_owned();
+    if r.append_slash && !path.ends_with('/') {
+        path.push('/');
+    }
+    let location = match r.kind {
+        RedirectKind::Location => r.target.clone(),
+        RedirectKind::Prefix => {
+            let prefix = if r.target == "/" { "" } else { r.target.as_str() };
+            format!("{prefix}{path}{query}")
+        }
+        RedirectKind::Scheme => {
+            let host = view.header("host").unwrap_or("");
+            format!("{}://{host}{path}{query}", r.target)
+        }
+    };
+    let mut resp = simple(r.code, "text/html", bytes::Bytes::new());
+    let h = resp.headers_mut();
+    h.remove(http::header::CONTENT_TYPE);
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        h.insert(http::header::LOCATION, v);
+    }
+    if let Some(c) = &r.set_cookie {
+        if let Ok(v) = HeaderValue::from_str(&format!("{c}; path=/")) {
+            h.append(http::header::SET_COOKIE, v);
+        }
+    }
+    if let Some(c) = &r.clear_cookie {
+        if let Ok(v) = HeaderValue::from_str(&format!("{c}; path=/; max-age=0")) {
+            h.append(http::header::SET_COOKIE, v);
+        }
+    }
+    resp
+}
+
+/// `stats auth`: no pairs means open; otherwise HTTP Basic credentials must match one.
+pub fn stats_authorized(pairs: &[(String, String)], header: Option<&str>) -> bool {
+    if pairs.is_empty() {
+        return true;
+    }
+    use base64::Engine;
+    let Some(b64) = header.and_then(|h| h.strip_prefix("Basic ").or_else(|| h.strip_prefix("basic "))) else {
+        return false;
+    };
+    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&raw);
+    let Some((u, p)) = text.split_once(':') else { return false };
+    pairs.iter().any(|(pu, pp)| pu == u && pp == p)
+}
+
+/// A `401` asking for Basic credentials in `realm`.
+pub fn auth_required(realm: &str) -> Response<LbBody> {
+    let mut r = simple(401, "text/html", page(401));
+    let realm = realm.replace('"', "");
+    if let Ok(v) = HeaderValue::from_str(&format!("Basic realm=\"{realm}\"")) {
+        r.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
+    }
+    r
+}

@@ -1,0 +1,1355 @@
+//! HTTP mode. hyper parses and frames HTTP/1 on both sides; lbd decides.
+//!
+//! One client connection: hyper reads a request head (bounded by
+//! `tune.bufsize` and `timeout http-request`), lbd runs the transaction, the
+//! response body streams back, and the connection waits for the next request
+//! (bounded by `timeout http-keep-alive`) unless a side asked to close.
+//!
+//! One transaction: monitor-uri → the frontend's `http-request` rules → stats
+//! → `redirect` rules → `use_backend`/`default_backend` → the backend's
+//! `http-request` rules → `option forwardfor`/`originalto` → a server (a
+//! pinned NTLM connection, the persistence cookie, a stick table, else the
+//! balancer, queueing at `maxconn`) → a server connection (the client's own,
+//! an idle one per `http-reuse`, or a new one with retries and redispatch) →
+//! the response head (bounded by `timeout server`) → `http-response` rules of
+//! the backend then the frontend → persistence cookie → the body streams to
+//! the client → the server connection goes back to its pool and the log line
+//! is written. A `101` answer to an `Upgrade` turns both connections into a
+//! tunnel under `timeout tunnel`.
+
+mod body;
+mod local;
+mod rules;
+mod upstream;
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Version};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+
+pub use body::LbBody;
+use body::{Ended, Finish};
+use rules::Plan;
+pub use upstream::Pool;
+use upstream::Sender;
+
+use super::acl_eval::{self, HttpView, Sample, SampleCtx};
+use super::log::{HttpLog, Level};
+use super::session::{self, Accepted, Chosen, ClientStream, SlotGuard};
+use super::snapshot::{BackendRt, FrontendRt, ServerRt, Snapshot};
+use crate::config::model::{Balance, CookieMode, HttpConnMode, HttpReuse, Mode};
+
+/// Most header lines a request may carry (HAProxy's `tune.http.maxhdr` default).
+const MAX_HEADERS: usize = 101;
+/// Largest `stats` admin form body read (bytes).
+const MAX_FORM: usize = 64 * 1024;
+/// `head_started` when no request head is being read.
+const NO_HEAD: u64 = u64::MAX;
+
+/// What a client connection's requests and its watchdog share.
+struct ConnShared {
+    started: Instant,
+    /// Requests whose response has not ended yet.
+    inflight: AtomicU32,
+    /// When the last response ended (ms after `started`).
+    idle_since: AtomicU64,
+    /// When the first byte of the request head being read came, or `NO_HEAD`.
+    head_started: AtomicU64,
+    /// Requests received.
+    served: AtomicU64,
+    bytes_in: AtomicU64,
+    /// Woken when the last in-flight response ends.
+    idle: Notify,
+}
+
+impl ConnShared {
+    fn ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+}
+
+/// Marks a request in flight until dropped (response ended or abandoned).
+struct InFlight(Arc<ConnShared>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let s = &self.0;
+        s.idle_since.store(s.ms(), Ordering::Release);
+        if s.inflight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            s.idle.notify_one();
+        }
+    }
+}
+
+/// The client stream as hyper sees it: first the bytes read before hyper took
+/// over (after a PROXY header), then the socket; reads are timed for the watchdog.
+struct ClientIo<C> {
+    pre: Vec<u8>,
+    pre_pos: usize,
+    inner: C,
+    shared: Arc<ConnShared>,
+}
+
+impl<C: AsyncRead + Unpin> AsyncRead for ClientIo<C> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let r = if this.pre_pos < this.pre.len() {
+            let n = (this.pre.len() - this.pre_pos).min(buf.remaining());
+            buf.put_slice(&this.pre[this.pre_pos..this.pre_pos + n]);
+            this.pre_pos += n;
+            if this.pre_pos == this.pre.len() {
+                this.pre = Vec::new();
+                this.pre_pos = 0;
+            }
+            Poll::Ready(Ok(()))
+        } else {
+            Pin::new(&mut this.inner).poll_read(cx, buf)
+        };
+        let n = buf.filled().len() - before;
+        if n > 0 {
+            let s = &this.shared;
+            s.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+            if s.inflight.load(Ordering::Acquire) == 0 && s.head_started.load(Ordering::Acquire) == NO_HEAD {
+                s.head_started.store(s.ms(), Ordering::Release);
+            }
+        }
+        r
+    }
+}
+
+impl<C: AsyncWrite + Unpin> AsyncWrite for ClientIo<C> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// A server connection kept for this client connection only: with `http-reuse
+/// never`, or pinned because the server started NTLM/Negotiate authentication
+/// on it (such a connection is authenticated as this client and must never
+/// carry another client's requests).
+struct Private {
+    backend: String,
+    server_id: u32,
+    tx: Sender,
+    pinned: bool,
+}
+
+/// One client connection.
+struct ClientCtx {
+    snapshot: Arc<Snapshot>,
+    fe: Arc<FrontendRt>,
+    src: Option<SocketAddr>,
+    dst: Option<SocketAddr>,
+    accept_ms: u128,
+    shared: Arc<ConnShared>,
+    private: Mutex<Option<Private>>,
+}
+
+impl ClientCtx {
+    fn take_private(&self) -> Option<Private> {
+        self.private.lock().ok()?.take()
+    }
+
+    fn put_private(&self, p: Private) {
+        if let Ok(mut slot) = self.private.lock() {
+            *slot = Some(p);
+        }
+    }
+
+    fn pinned_to(&self, backend: &str) -> Option<u32> {
+        let slot = self.private.lock().ok()?;
+        slot.as_ref().filter(|p| p.pinned && p.backend == backend).map(|p| p.server_id)
+    }
+}
+
+/// How the connection's watchdog fired.
+enum Expiry {
+    /// A request head did not arrive in time: answer 408.
+    Request,
+    /// Idle between requests for too long: close silently.
+    KeepAlive,
+}
+
+/// Waits until the client is too slow to send a request head, or idles too
+/// long between requests. While a request is in flight it sleeps.
+async fn watchdog(s: &ConnShared, first: Option<Duration>, request: Option<Duration>, keep_alive: Option<Duration>) -> Expiry {
+    loop {
+        let idle = s.idle.notified();
+        tokio::pin!(idle);
+        idle.as_mut().enable();
+        if s.inflight.load(Ordering::Acquire) > 0 {
+            idle.await;
+            continue;
+        }
+        let now = s.ms();
+        let head = s.head_started.load(Ordering::Acquire);
+        let (limit, since, kind) = if head != NO_HEAD {
+            (request, head, Expiry::Request)
+        } else if s.served.load(Ordering::Acquire) == 0 {
+            (first, 0, Expiry::Request)
+        } else {
+            (keep_alive, s.idle_since.load(Ordering::Acquire), Expiry::KeepAlive)
+        };
+        let Some(limit) = limit else {
+            // No limit in this state: wait for the next change of state.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        };
+        let deadline = since.saturating_add(limit.as_millis() as u64);
+        if now >= deadline {
+            return kind;
+        }
+        tokio::time::sleep(Duration::from_millis(deadline - now)).await;
+    }
+}
+
+/// Sends a last answer straight on the socket: hyper owns the stream, but only
+/// reads are pending on it when the watchdog fires.
+fn send_raw(fd: Option<std::os::fd::RawFd>, bytes: &[u8]) {
+    let Some(fd) = fd else { return };
+    // SAFETY: `fd` belongs to the client stream, still alive in the caller's scope;
+    // a non-blocking send of a few hundred bytes either fits the socket buffer or is dropped.
+    unsafe {
+        libc::send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT);
+    }
+}
+
+/// Serves one client connection; `preread` holds bytes already read (after a PROXY header).
+pub async fn run<C: ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, client: C, acc: Accepted, preread: Vec<u8>) {
+    let fd = client.raw_fd();
+    let shared = Arc::new(ConnShared {
+        started: acc.started,
+        inflight: AtomicU32::new(0),
+        idle_since: AtomicU64::new(0),
+        head_started: AtomicU64::new(if preread.is_empty() { NO_HEAD } else { 0 }),
+        served: AtomicU64::new(0),
+        bytes_in: AtomicU64::new(0),
+        idle: Notify::new(),
+    });
+    let t = &fe.conf.timeouts;
+    let request_limit = t.http_request.or(t.client);
+    let keep_alive_limit = t.http_keep_alive.or(t.http_request).or(t.client);
+    let limit = (snapshot.global.tune_bufsize as usize).max(8192);
+    let close_each = fe.conf.options.http_conn_mode == HttpConnMode::Close;
+    let ignore_probes = fe.conf.options.http_ignore_probes;
+    let cx = Arc::new(ClientCtx {
+        snapshot,
+        fe,
+        src: acc.src,
+        dst: acc.dst,
+        accept_ms: acc.accept_ms,
+        shared: Arc::clone(&shared),
+        private: Mutex::new(None),
+    });
+    let io = ClientIo {
+        pre: preread,
+        pre_pos: 0,
+        inner: client,
+        shared: Arc::clone(&shared),
+    };
+    let svc_cx = Arc::clone(&cx);
+    let svc = hyper::service::service_fn(move |req| {
+        let cx = Arc::clone(&svc_cx);
+        async move { Ok::<_, Infallible>(handle(cx, req).await) }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .max_buf_size(limit)
+        .max_headers(MAX_HEADERS)
+        .keep_alive(!close_each)
+        // lbd's watchdog enforces `timeout http-request` with a 408; hyper's own
+        // header timer is a backstop for a watchdog that could not answer.
+        .header_read_timeout(request_limit.map(|d| d + Duration::from_secs(5)))
+        .half_close(false);
+    let conn = builder.serve_connection(TokioIo::new(io), svc).with_upgrades();
+    tokio::pin!(conn);
+    let outcome = tokio::select! {
+        r = &mut conn => Ok(r),
+        e = watchdog(&shared, request_limit, request_limit, keep_alive_limit) => Err(e),
+    };
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            // A request hyper refused to parse: it answered 4xx itself.
+            if e.is_parse() || e.is_parse_too_large() {
+                let code = if e.is_parse_too_large() { 431 } else { 400 };
+                log_bad_request(&cx, code, ['C', 'R']);
+            }
+        }
+        Err(Expiry::Request) => {
+            let nothing_sent = shared.head_started.load(Ordering::Acquire) == NO_HEAD;
+            if !(nothing_sent && ignore_probes) {
+                let page = local::page(408);
+                let raw = format!(
+                    "HTTP/1.1 408 Request Timeout\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: text/html\r\nconnection: close\r\n\r\n{page}",
+                    page.len()
+                );
+                send_raw(fd, raw.as_bytes());
+                log_bad_request(&cx, 408, ['c', 'R']);
+            }
+        }
+        Err(Expiry::KeepAlive) => {}
+    }
+    cx.fe.bytes_in.fetch_add(shared.bytes_in.load(Ordering::Relaxed), Ordering::Relaxed);
+}
+
+fn log_bad_request(cx: &ClientCtx, status: i32, term: [char; 2]) {
+    let fe = &cx.fe;
+    if !fe.conf.options.httplog || fe.logger.is_empty() {
+        return;
+    }
+    let line = HttpLog {
+        client: cx.src,
+        accept_ms: cx.accept_ms,
+        frontend: fe.name(),
+        backend: fe.name(),
+        server: "<NOSRV>",
+        t_request: -1,
+        t_queue: -1,
+        t_connect: -1,
+        t_response: -1,
+        t_active: cx.shared.started.elapsed().as_millis() as i64,
+        status,
+        bytes: 0,
+        termination: [term[0], term[1], '-', '-'],
+        actconn: super::ACTIVE_CONNS.load(Ordering::Relaxed),
+        feconn: fe.cur_conns.load(Ordering::Relaxed),
+        beconn: 0,
+        srv_conn: 0,
+        retries: 0,
+        redispatched: false,
+        captures: &[],
+        request: "<BADREQ>",
+    }
+    .format();
+    fe.logger.log(Level::Info, &line);
+}
+
+/// Where a server connection goes once its response ended.
+enum GiveBack {
+    Pool(Arc<ServerRt>),
+    Private { backend: String, server_id: u32, pinned: bool },
+}
+
+/// One transaction's state for the log, and what its end releases.
+struct Txn {
+    cx: Arc<ClientCtx>,
+    _inflight: InFlight,
+    started: Instant,
+    backend: Option<Arc<BackendRt>>,
+    server: Option<Arc<ServerRt>>,
+    t_request: i64,
+    t_queue: i64,
+    t_connect: i64,
+    t_response: i64,
+    status: i32,
+    term: [char; 4],
+    retries: u32,
+    redispatched: bool,
+    captures: Vec<String>,
+    request: String,
+    slot: Option<SlotGuard>,
+    give_back: Option<(Sender, GiveBack)>,
+    /// Bytes of the response head (estimated) sent before the body.
+    head_bytes: u64,
+}
+
+impl Finish for Txn {
+    fn finish(mut self: Box<Self>, ended: Ended, bytes: u64) {
+        match ended {
+            Ended::Complete => {
+                if let Some((tx, to)) = self.give_back.take() {
+                    match to {
+                        GiveBack::Pool(s) => s.pool.put(tx),
+                        GiveBack::Private {
+                            backend,
+                            server_id,
+                            pinned,
+                        } => self.cx.put_private(Private {
+                            backend,
+                            server_id,
+                            tx,
+                            pinned,
+                        }),
+                    }
+                }
+            }
+            Ended::Aborted => self.set_term('C', 'D'),
+            Ended::TimedOut => self.set_term('s', 'D'),
+            Ended::Failed => self.set_term('S', 'D'),
+        }
+        let total = bytes + self.head_bytes;
+        let fe = &self.cx.fe;
+        fe.bytes_out.fetch_add(total, Ordering::Relaxed);
+        if let Some(be) = &self.backend {
+            be.bytes_out.fetch_add(total, Ordering::Relaxed);
+        }
+        if let Some(s) = &self.server {
+            s.bytes_out.fetch_add(total, Ordering::Relaxed);
+        }
+        self.log(total);
+        // The server slot is released only now: leastconn counts transactions in progress.
+        drop(self.slot.take());
+    }
+}
+
+impl Txn {
+    fn set_term(&mut self, who: char, state: char) {
+        if self.term[0] == '-' {
+            self.term[0] = who;
+            self.term[1] = state;
+        }
+    }
+
+    fn log(&self, bytes: u64) {
+        let fe = &self.cx.fe;
+        let o = &fe.conf.options;
+        if !(o.httplog || o.tcplog) || fe.logger.is_empty() {
+            return;
+        }
+        let normal = self.term[0] == '-' && self.status > 0 && self.status < 500;
+        if o.dontlog_normal && normal {
+            return;
+        }
+        let backend = self.backend.as_ref().map_or(fe.name(), |b| b.name());
+        let server = self.server.as_ref().map_or("<NOSRV>", |s| s.name());
+        let line = HttpLog {
+            client: self.cx.src,
+            accept_ms: self.cx.accept_ms,
+            frontend: fe.name(),
+            backend,
+            server,
+            t_request: self.t_request,
+            t_queue: self.t_queue,
+            t_connect: self.t_connect,
+            t_response: self.t_response,
+            t_active: self.started.elapsed().as_millis() as i64,
+            status: self.status,
+            bytes,
+            termination: self.term,
+            actconn: super::ACTIVE_CONNS.load(Ordering::Relaxed),
+            feconn: fe.cur_conns.load(Ordering::Relaxed),
+            beconn: self.backend.as_ref().map_or(0, |b| b.cur_conns.load(Ordering::Relaxed)),
+            srv_conn: self.server.as_ref().map_or(0, |s| s.cur_conns.load(Ordering::Relaxed)),
+            retries: self.retries,
+            redispatched: self.redispatched,
+            captures: &self.captures,
+            request: &self.request,
+        }
+        .format();
+        let level = if normal { Level::Info } else { Level::Err };
+        let level = if o.log_separate_errors { level } else { Level::Info };
+        fe.logger.log(level, &line);
+    }
+
+    /// Sends a response lbd made; its end writes the log line.
+    fn answer(mut self, mut resp: Response<LbBody>, close: bool) -> Response<LbBody> {
+        if self.term[0] == '-' {
+            self.term[0] = 'L';
+            self.term[1] = 'R';
+        }
+        self.status = i32::from(resp.status().as_u16());
+        if close {
+            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        self.head_bytes = head_size(resp.headers());
+        let (parts, body) = resp.into_parts();
+        Response::from_parts(parts, body.on_finish(Box::new(self)))
+    }
+
+    /// An error answer, with the backend's errorfiles if one was chosen.
+    fn fail(mut self, code: u16, term: [char; 2]) -> Response<LbBody> {
+        self.term[0] = term[0];
+        self.term[1] = term[1];
+        let files = self.backend.as_ref().map_or(&self.cx.fe.conf.errorfiles, |b| &b.conf.errorfiles);
+        let resp = local::error(code, files);
+        self.answer(resp, false)
+    }
+}
+
+fn head_size(h: &HeaderMap) -> u64 {
+    // Status line plus each header line; close enough for byte counters.
+    17 + h.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum::<usize>() as u64 + 2
+}
+
+fn version_text(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// Headers about one hop only: never forwarded as they came.
+const HOP_BY_HOP: [header::HeaderName; 5] = [
+    header::CONNECTION,
+    header::TRANSFER_ENCODING,
+    header::TE,
+    header::TRAILER,
+    header::PROXY_AUTHENTICATE,
+];
+
+fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
+    // Headers the Connection header names are hop-by-hop too.
+    let named: Vec<header::HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| header::HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .filter(|n| !(keep_upgrade && *n == header::UPGRADE))
+        .collect();
+    for n in named {
+        h.remove(n);
+    }
+    for n in HOP_BY_HOP {
+        h.remove(n);
+    }
+    h.remove("keep-alive");
+    h.remove("proxy-connection");
+    if !keep_upgrade {
+        h.remove(header::UPGRADE);
+    }
+}
+
+/// The client IP as logs and X-Forwarded-For write it (IPv4-mapped IPv6 as IPv4).
+fn client_ip(a: Option<SocketAddr>) -> Option<IpAddr> {
+    a.map(|a| a.ip().to_canonical())
+}
+
+fn in_network(ip: IpAddr, net: &str) -> bool {
+    let (host, bits) = match net.split_once('/') {
+        Some((h, b)) => (h, b.parse::<u8>().ok()),
+        None => (net, None),
+    };
+    let Ok(n) = host.parse::<IpAddr>() else { return false };
+    match (ip, n) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => {
+            let bits = u32::from(bits.unwrap_or(32).min(32));
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            u32::from(a) & mask == u32::from(b) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(b)) => {
+            let bits = u32::from(bits.unwrap_or(128).min(128));
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            u128::from(a) & mask == u128::from(b) & mask
+        }
+        _ => false,
+    }
+}
+
+/// The persistence cookie's value in the request, if any.
+fn request_cookie<'h>(h: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    h.get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| kv.trim().split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v))
+}
+
+/// Removes cookie `name` from the request's Cookie lines (insert mode: the server never set it).
+fn remove_request_cookie(h: &mut HeaderMap, name: &str) {
+    let lines: Vec<String> = h
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .map(str::trim)
+                .filter(|kv| kv.split_once('=').map_or(*kv, |(k, _)| k) != name)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .filter(|v| !v.is_empty())
+        .collect();
+    h.remove(header::COOKIE);
+    for l in lines {
+        if let Ok(v) = HeaderValue::from_str(&l) {
+            h.append(header::COOKIE, v);
+        }
+    }
+}
+
+/// `cookie NAME prefix`: strips `SERVER~` from the cookie's value before the server sees it.
+fn strip_cookie_prefix(h: &mut HeaderMap, name: &str) {
+    let lines: Vec<String> = h
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .map(|kv| {
+                    let kv = kv.trim();
+                    match kv.split_once('=') {
+                        Some((k, val)) if k == name => format!("{k}={}", val.split_once('~').map_or(val, |(_, rest)| rest)),
+                        _ => kv.to_owned(),
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .collect();
+    h.remove(header::COOKIE);
+    for l in lines {
+        if let Ok(v) = HeaderValue::from_str(&l) {
+            h.append(header::COOKIE, v);
+        }
+    }
+}
+
+/// The hash `balance uri|url_param|hdr` chooses a server with; `None` when the request lacks the data.
+fn balance_hash(balance: &Balance, view: &HttpView) -> Option<u64> {
+    let data: String = match balance {
+        Balance::Uri { whole, len, depth } => {
+            let mut s = if *whole { view.uri.to_owned() } else { view.path().to_owned() };
+            if let Some(d) = depth {
+                let mut seen = 0;
+                if let Some((i, _)) = s.match_indices('/').find(|_| {
+                    seen += 1;
+                    seen > *d
+                }) {
+                    s.truncate(i);
+                }
+            }
+            if let Some(l) = len {
+                let cut = (*l as usize).min(s.len());
+                s.truncate(cut);
+            }
+            s
+        }
+        Balance::UrlParam(name) => view
+            .query()?
+            .split('&')
+            .find_map(|kv| kv.split_once('=').filter(|(k, _)| k == name).map(|(_, v)| v))?
+            .to_owned(),
+        Balance::Hdr { name, use_domain_only } => {
+            let v = view.header(name)?;
+            if *use_domain_only {
+                let host = v.split(':').next().unwrap_or(v);
+                let labels: Vec<&str> = host.split('.').collect();
+                // The label before the TLD: "www.example.com" -> "example".
+                labels
+                    .len()
+                    .checked_sub(2)
+                    .and_then(|i| labels.get(i))
+                    .copied()
+                    .unwrap_or(host)
+                    .to_owned()
+            } else {
+                v.to_owned()
+            }
+        }
+        _ => return None,
+    };
+    Some(super::balance::hash_bytes(data.as_bytes()))
+}
+
+/// Whether a request may be sent again after a failure (RFC 9110's idempotent methods, no body).
+fn replayable(method: &http::Method, body: &Incoming) -> bool {
+    use http_body::Body;
+    matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE") && body.is_end_stream()
+}
+
+async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> {
+    let shared = &cx.shared;
+    shared.inflight.fetch_add(1, Ordering::AcqRel);
+    let inflight = InFlight(Arc::clone(shared));
+    let now = shared.ms();
+    let head_at = shared.head_started.swap(NO_HEAD, Ordering::AcqRel);
+    let t_request = if head_at == NO_HEAD {
+        0
+    } else {
+        now.saturating_sub(head_at) as i64
+    };
+    let first_request = shared.served.fetch_add(1, Ordering::AcqRel) == 0;
+    let fe = Arc::clone(&cx.fe);
+    let snapshot = Arc::clone(&cx.snapshot);
+
+    let (mut parts, body) = req.into_parts();
+    let mut uri = parts.uri.to_string();
+    let version = version_text(parts.version);
+    let captures = fe
+        .conf
+        .captures
+        .iter()
+        .map(|(name, len)| {
+            let v = parts.headers.get(name.as_str()).and_then(|v| v.to_str().ok()).unwrap_or("");
+            v.chars().take(*len as usize).collect::<String>()
+        })
+        .collect();
+    let mut txn = Txn {
+        cx: Arc::clone(&cx),
+        _inflight: inflight,
+        started: Instant::now(),
+        backend: None,
+        server: None,
+        t_request,
+        t_queue: -1,
+        t_connect: -1,
+        t_response: -1,
+        status: -1,
+        term: ['-', '-', '-', '-'],
+        retries: 0,
+        redispatched: false,
+        captures,
+        request: format!("{} {} {version}", parts.method, uri),
+        slot: None,
+        give_back: None,
+        head_bytes: 0,
+    };
+    let mut vars: Vec<(String, Sample)> = Vec::new();
+
+    macro_rules! view {
+        () => {
+            HttpView {
+                method: parts.method.as_str(),
+                uri: &uri,
+                version,
+                headers: &parts.headers,
+                status: None,
+                res_headers: None,
+                vars: &vars,
+            }
+        };
+    }
+    macro_rules! ctx {
+        ($view:expr, $be:expr) => {
+            SampleCtx {
+                src: cx.src,
+                dst: cx.dst,
+                snapshot: &snapshot,
+                frontend: &fe,
+                backend: $be,
+                http: Some($view),
+            }
+        };
+    }
+
+    // monitor-uri: lbd answers for the whole service.
+    if let Some(m) = &fe.conf.monitor_uri {
+        let view = view!();
+        if view.path() == m {
+            let ctx = ctx!(&view, None);
+            let failing = fe.conf.monitor_fail.iter().any(|c| acl_eval::eval(c, &ctx));
+            let code = if failing { 503 } else { 200 };
+            return txn.answer(local::simple(code, "text/html", local::page(code)), false);
+        }
+    }
+
+    // The frontend's http-request rules.
+    if let Some((resp, close)) = request_rules(&cx, &fe.conf.http_request, None, &mut parts, &mut uri, &mut vars) {
+        return txn.answer(resp, close);
+    }
+
+    // The stats page.
+    if fe.conf.stats_enabled {
+        let stats_uri = fe.conf.stats_uri.clone().unwrap_or_else(|| "/haproxy?stats".to_owned());
+        if uri.starts_with(&stats_uri) {
+            let resp = stats(&cx, &parts, &uri, &stats_uri, &vars, body).await;
+            return txn.answer(resp, false);
+        }
+    }
+
+    // `redirect` rules, then backend switching.
+    for (r, cond, _) in &fe.conf.redirects {
+        let view = view!();
+        let ctx = ctx!(&view, None);
+        if acl_eval::holds(cond.as_ref(), &ctx) {
+            let resp = local::redirect(r, &view);
+            return txn.answer(resp, false);
+        }
+    }
+    let be = {
+        let view = view!();
+        let acc = Accepted {
+            src: cx.src,
+            dst: cx.dst,
+            accept_ms: cx.accept_ms,
+            started: shared.started,
+        };
+        session::choose_backend(&snapshot, &fe, &acc, Some(&view))
+    };
+    let Some(be) = be else {
+        return txn.fail(503, ['S', 'C']);
+    };
+    txn.backend = Some(Arc::clone(&be));
+    if be.conf.mode != Mode::Http {
+        return txn.fail(500, ['P', 'R']);
+    }
+    if be.name() != fe.name() {
+        if let Some((resp, close)) = request_rules(&cx, &be.conf.http_request, Some(&be), &mut parts, &mut uri, &mut vars) {
+            return txn.answer(resp, close);
+        }
+    }
+
+    // Who the client is, for the server.
+    let (fo, bo) = (&fe.conf.options, &be.conf.options);
+    if let (Some(ff), Some(ip)) = (bo.forwardfor.as_ref().or(fo.forwardfor.as_ref()), client_ip(cx.src)) {
+        let excepted = ff.except.as_deref().is_some_and(|n| in_network(ip, n));
+        let present = parts.headers.contains_key(ff.header.as_str());
+        if !excepted && !(ff.if_none && present) {
+            if let (Ok(n), Ok(v)) = (
+                header::HeaderName::from_bytes(ff.header.as_bytes()),
+                HeaderValue::from_str(&ip.to_string()),
+            ) {
+                parts.headers.append(n, v);
+            }
+        }
+    }
+    if fo.originalto || bo.originalto {
+        if let Some(ip) = client_ip(cx.dst) {
+            if let Ok(v) = HeaderValue::from_str(&ip.to_string()) {
+                parts.headers.append("x-original-to", v);
+            }
+        }
+    }
+
+    // The server: a pinned connection's, the persistence cookie's, a stick table's, or the balancer's.
+    let cookie = be.conf.cookie.as_ref();
+    let mut cookie_server: Option<Arc<ServerRt>> = None;
+    if let Some(c) = cookie {
+        let value = request_cookie(&parts.headers, &c.name).map(|v| match c.mode {
+            CookieMode::Prefix => v.split_once('~').map_or(v, |(p, _)| p).to_owned(),
+            _ => v.to_owned(),
+        });
+        txn.term[2] = match &value {
+            None => 'N',
+            Some(v) => match be.servers.iter().find(|s| s.conf.cookie.as_deref() == Some(v.as_str())) {
+                None => 'I',
+                Some(s) if s.is_up() || be.conf.options.persist => {
+                    cookie_server = Some(Arc::clone(s));
+                    'V'
+                }
+                Some(_) => 'D',
+            },
+        };
+        match c.mode {
+            CookieMode::Insert => remove_request_cookie(&mut parts.headers, &c.name),
+            CookieMode::Prefix => strip_cookie_prefix(&mut parts.headers, &c.name),
+            CookieMode::Rewrite => {}
+        }
+    }
+    let acc = Accepted {
+        src: cx.src,
+        dst: cx.dst,
+        accept_ms: cx.accept_ms,
+        started: shared.started,
+    };
+    let (sticky_srv, sticky) = {
+        let view = view!();
+        session::sticky_server(&snapshot, &fe, &be, &acc, Some(&view))
+    };
+    let pinned = cx.pinned_to(be.name()).and_then(|id| be.server_by_id(id).cloned());
+    let hash = {
+        let view = view!();
+        balance_hash(&be.conf.balance, &view)
+    };
+    let client_addr = client_ip(cx.src).unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let queued = Instant::now();
+    let preferred = pinned.or_else(|| cookie_server.clone()).or(sticky_srv);
+    let (mut server, slot) = match session::choose_server(&be, preferred, client_addr, None, hash).await {
+        Chosen::Server(s, g) => (s, g),
+        Chosen::QueueTimeout => {
+            txn.t_queue = queued.elapsed().as_millis() as i64;
+            return txn.fail(503, ['s', 'Q']);
+        }
+        Chosen::NoServer => return txn.fail(503, ['S', 'C']),
+    };
+    txn.t_queue = queued.elapsed().as_millis() as i64;
+    txn.slot = Some(slot);
+
+    // The request as the server gets it.
+    let wants_upgrade = parts.headers.contains_key(header::UPGRADE);
+    let client_upgrade = if wants_upgrade {
+        parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
+    } else {
+        None
+    };
+    strip_hop_by_hop(&mut parts.headers, wants_upgrade);
+    let server_close = matches!(
+        fe.conf.options.http_conn_mode.max_mode(be.conf.options.http_conn_mode),
+        HttpConnMode::ServerClose | HttpConnMode::Close
+    );
+    if wants_upgrade {
+        parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else if server_close {
+        parts.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    let may_replay = replayable(&parts.method, &body);
+    let client_timeout = fe.conf.timeouts.client;
+    let mut outgoing = Some({
+        let mut r = Request::new(LbBody::stream(body, client_timeout));
+        *r.method_mut() = parts.method.clone();
+        *r.version_mut() = Version::HTTP_11;
+        *r.headers_mut() = std::mem::take(&mut parts.headers);
+        match uri.parse::<http::Uri>() {
+            Ok(u) => *r.uri_mut() = u,
+            Err(_) => return txn.fail(400, ['P', 'R']),
+        }
+        r
+    });
+
+    // Connect (or reuse), send, and wait for the response head.
+    let local_port = cx.dst.map_or(0, |d| d.port());
+    let connect_timeout = be.conf.timeouts.connect.unwrap_or(Duration::from_secs(5));
+    let server_timeout = be.conf.timeouts.server;
+    let reuse = be.conf.http_reuse;
+    let connect_started = Instant::now();
+    let mut attempt = 0u32;
+    let mut stale_retries = 0u32;
+    let (resp, tx, reused) = loop {
+        // 1. A connection of this client's, to this server.
+        let mut tx: Option<Sender> = None;
+        let mut reused = false;
+        if let Some(p) = cx.take_private() {
+            if p.backend == be.name() && p.server_id == server.conf.id {
+                tx = upstream::ready(p.tx).await;
+                reused = tx.is_some();
+            }
+        }
+        // 2. An idle one from the server's pool, as `http-reuse` allows.
+        let shareable = match reuse {
+            HttpReuse::Never => false,
+            HttpReuse::Safe => !first_request,
+            HttpReuse::Aggressive | HttpReuse::Always => true,
+        };
+        if tx.is_none() && shareable && !server_close {
+            tx = server.pool.take().await;
+            reused = tx.is_some();
+        }
+        // 3. A new one.
+        let tx = match tx {
+            Some(t) => t,
+            None => {
+                let Some(target) = server.target(local_port) else {
+                    return txn.fail(503, ['P', 'C']);
+                };
+                let header = server.conf.params.send_proxy.map(|v| super::proxy_proto::header(v, cx.src, cx.dst));
+                let tried = Instant::now();
+                match upstream::connect(target, connect_timeout, header).await {
+                    Ok(t) => t,
+                    Err(e) => {
+                        let timed_out = matches!(e, upstream::ConnectError::Timeout);
+                        server.connect_errors.fetch_add(1, Ordering::Relaxed);
+                        session::observe_failure(&snapshot, &be, &server);
+                        if attempt >= be.conf.retries {
+                            txn.server = Some(Arc::clone(&server));
+                            txn.retries = attempt;
+                            txn.t_connect = connect_started.elapsed().as_millis() as i64;
+                            return txn.fail(503, if timed_out { ['s', 'C'] } else { ['S', 'C'] });
+                        }
+                        attempt += 1;
+                        if !timed_out {
+                            let pause = session::TURN_AROUND.min(connect_timeout).saturating_sub(tried.elapsed());
+                            tokio::time::sleep(pause).await;
+                        }
+                        if attempt == be.conf.retries && be.conf.options.redispatch {
+                            let exclude = Some(server.conf.id);
+                            if let Chosen::Server(s, g) = session::choose_server(&be, None, client_addr, exclude, hash).await {
+                                txn.redispatched = true;
+                                server = s;
+                                txn.slot = Some(g);
+                            }
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
+        let mut tx = tx;
+        let Some(req) = outgoing.take() else {
+            return txn.fail(500, ['P', 'H']);
+        };
+        if txn.t_connect < 0 || !reused {
+            txn.t_connect = connect_started.elapsed().as_millis() as i64;
+        }
+        let sent_at = Instant::now();
+        let send = tx.try_send_request(req);
+        let result = match server_timeout {
+            Some(t) => match tokio::time::timeout(t, send).await {
+                Ok(r) => r,
+                Err(_) => {
+                    txn.server = Some(Arc::clone(&server));
+                    txn.t_response = sent_at.elapsed().as_millis() as i64;
+                    return txn.fail(504, ['s', 'H']);
+                }
+            },
+            None => send.await,
+        };
+        match result {
+            Ok(resp) => {
+                txn.t_response = sent_at.elapsed().as_millis() as i64;
+                break (resp, tx, reused);
+            }
+            Err(mut e) => {
+                // A reused connection the server had closed: the request never left, send it on a new one.
+                if let Some(req) = e.take_message() {
+                    if stale_retries < 3 {
+                        stale_retries += 1;
+                        outgoing = Some(req);
+                        continue;
+                    }
+                }
+                let _ = may_replay;
+                txn.server = Some(Arc::clone(&server));
+                txn.t_response = sent_at.elapsed().as_millis() as i64;
+                return txn.fail(502, ['S', 'H']);
+            }
+        }
+    };
+    let _ = reused;
+    server.observed_errors.store(0, Ordering::Release);
+    txn.server = Some(Arc::clone(&server));
+    session::store_sticky(&be, &sticky, &server);
+
+    // The response.
+    let (mut rparts, rbody) = resp.into_parts();
+    let status = rparts.status.as_u16();
+    let ntlm = status == 401
+        && rparts.headers.get_all(header::WWW_AUTHENTICATE).iter().any(|v| {
+            let t = v.as_bytes();
+            t.len() >= 4 && (t[..4].eq_ignore_ascii_case(b"ntlm") || (t.len() >= 9 && t[..9].eq_ignore_ascii_case(b"negotiate")))
+        });
+    let already_pinned = cx.pinned_to(be.name()) == Some(server.conf.id);
+    let upgraded = status == 101 && wants_upgrade;
+    let server_upgrade = if upgraded {
+        rparts.extensions.remove::<hyper::upgrade::OnUpgrade>()
+    } else {
+        None
+    };
+    strip_hop_by_hop(&mut rparts.headers, upgraded);
+    if upgraded {
+        rparts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+
+    // http-response rules: the backend's, then the frontend's.
+    {
+        let lists: Vec<&[crate::config::model::HttpRule]> = if be.name() != fe.name() {
+            vec![&be.conf.http_response, &fe.conf.http_response]
+        } else {
+            vec![&be.conf.http_response]
+        };
+        for list in lists {
+            for rule in list {
+                let plan = {
+                    let view = HttpView {
+                        method: parts.method.as_str(),
+                        uri: &uri,
+                        version,
+                        headers: &parts.headers,
+                        status: Some(rparts.status.as_u16()),
+                        res_headers: Some(&rparts.headers),
+                        vars: &vars,
+                    };
+                    let ctx = ctx!(&view, Some(&be));
+                    rules::plan(rule, &ctx, &view, true, be.name())
+                };
+                match rules::apply_headers(plan, &mut rparts.headers, &mut vars) {
+                    Some(Plan::Stop) => break,
+                    Some(Plan::Answer(r, close)) => {
+                        txn.term[0] = 'P';
+                        txn.term[1] = 'H';
+                        return txn.answer(r, close);
+                    }
+                    Some(Plan::Status(s)) => {
+                        if let Ok(s) = StatusCode::from_u16(s) {
+                            rparts.status = s;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    // The persistence cookie.
+    if let Some(c) = cookie {
+        let valid_for_server = txn.term[2] == 'V' && cookie_server.as_ref().is_some_and(|s| Arc::ptr_eq(s, &server));
+        if let Some(value) = server.conf.cookie.as_deref() {
+            match c.mode {
+                CookieMode::Insert if !(c.indirect && valid_for_server) => {
+                    let mut text = format!("{}={value}; path=/", c.name);
+                    for d in &c.domains {
+                        text.push_str(&format!("; domain={d}"));
+                    }
+                    if c.httponly {
+                        text.push_str("; HttpOnly");
+                    }
+                    if c.secure {
+                        text.push_str("; Secure");
+                    }
+                    for a in &c.attrs {
+                        text.push_str(&format!("; {a}"));
+                    }
+                    if let Ok(v) = HeaderValue::from_str(&text) {
+                        rparts.headers.append(header::SET_COOKIE, v);
+                        txn.term[3] = 'I';
+                        if c.nocache {
+                            rparts.headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
+                        }
+                    }
+                }
+                CookieMode::Rewrite | CookieMode::Prefix => {
+                    let lines: Vec<HeaderValue> = rparts.headers.get_all(header::SET_COOKIE).iter().cloned().collect();
+                    let prefix = format!("{}=", c.name);
+                    let mut changed = false;
+                    let new: Vec<HeaderValue> = lines
+                        .into_iter()
+                        .map(|v| match v.to_str() {
+                            Ok(t) if t.starts_with(&prefix) => {
+                                changed = true;
+                                let rest = &t[prefix.len()..];
+                                let text = if c.mode == CookieMode::Rewrite {
+                                    let attrs = rest.find(';').map_or("", |i| &rest[i..]);
+                                    format!("{prefix}{value}{attrs}")
+                                } else {
+                                    format!("{prefix}{value}~{rest}")
+                                };
+                                HeaderValue::from_str(&text).unwrap_or(v)
+                            }
+                            _ => v,
+                        })
+                        .collect();
+                    if changed {
+                        rparts.headers.remove(header::SET_COOKIE);
+                        for v in new {
+                            rparts.headers.append(header::SET_COOKIE, v);
+                        }
+                        txn.term[3] = 'R';
+                    }
+                }
+                _ => {}
+            }
+        }
+        if txn.term[3] == '-' {
+            txn.term[3] = 'N';
+        }
+    } else {
+        // Without a cookie the two persistence letters stay '-', as in HAProxy.
+    }
+    if fe.conf.options.http_conn_mode == HttpConnMode::Close && !upgraded {
+        rparts.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+
+    txn.status = i32::from(rparts.status.as_u16());
+    txn.head_bytes = head_size(&rparts.headers);
+    if upgraded {
+        // The tunnel outlives the response: it holds the server slot itself.
+        let slot = txn.slot.take();
+        let tunnel_timeout = be.conf.timeouts.tunnel.or(fe.conf.timeouts.tunnel).or(fe.conf.timeouts.client);
+        if let (Some(c), Some(s)) = (client_upgrade, server_upgrade) {
+            tokio::spawn(async move {
+                if let (Ok(c), Ok(s)) = (c.await, s.await) {
+                    tunnel(TokioIo::new(c), TokioIo::new(s), tunnel_timeout).await;
+                }
+                drop(slot);
+                drop(tx);
+            });
+        }
+        let resp = Response::from_parts(rparts, LbBody::empty().on_finish(Box::new(txn)));
+        return resp;
+    }
+    // Where the server connection goes once the body ended.
+    let give_back = if server_close {
+        None
+    } else if ntlm || already_pinned {
+        Some(GiveBack::Private {
+            backend: be.name().to_owned(),
+            server_id: server.conf.id,
+            pinned: true,
+        })
+    } else if reuse == HttpReuse::Never {
+        Some(GiveBack::Private {
+            backend: be.name().to_owned(),
+            server_id: server.conf.id,
+            pinned: false,
+        })
+    } else {
+        Some(GiveBack::Pool(Arc::clone(&server)))
+    };
+    txn.give_back = give_back.map(|g| (tx, g));
+    let body = LbBody::stream(rbody, server_timeout).on_finish(Box::new(txn));
+    Response::from_parts(rparts, body)
+}
+
+/// Relays an upgraded connection (WebSocket) both ways until one side ends or it idles out.
+async fn tunnel<A, B>(mut a: A, mut b: B, idle: Option<Duration>)
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut ar, mut aw) = tokio::io::split(&mut a);
+    let (mut br, mut bw) = tokio::io::split(&mut b);
+    let activity = AtomicU64::new(0);
+    let started = Instant::now();
+    let bytes_up = AtomicU64::new(0);
+    let bytes_down = AtomicU64::new(0);
+    let up = super::relay::copy(
+        &mut ar,
+        &mut bw,
+        super::relay::Tally {
+            activity: &activity,
+            started,
+            bytes: &bytes_up,
+        },
+    );
+    let down = super::relay::copy(
+        &mut br,
+        &mut aw,
+        super::relay::Tally {
+            activity: &activity,
+            started,
+            bytes: &bytes_down,
+        },
+    );
+    let watchdog = async {
+        let Some(limit) = idle else {
+            return std::future::pending::<()>().await;
+        };
+        loop {
+            let last = Duration::from_millis(activity.load(Ordering::Acquire));
+            let quiet = started.elapsed().saturating_sub(last);
+            if quiet >= limit {
+                return;
+            }
+            tokio::time::sleep(limit - quiet).await;
+        }
+    };
+    tokio::select! {
+        _ = async { tokio::join!(up, down) } => {}
+        _ = watchdog => {}
+    }
+}
+
+/// Runs one list of `http-request` rules; `Some` when lbd answers itself.
+fn request_rules(
+    cx: &ClientCtx,
+    list: &[crate::config::model::HttpRule],
+    be: Option<&BackendRt>,
+    parts: &mut http::request::Parts,
+    uri: &mut String,
+    vars: &mut Vec<(String, Sample)>,
+) -> Option<(Response<LbBody>, bool)> {
+    let be_name = be.map_or(cx.fe.name(), |b| b.name());
+    for rule in list {
+        let plan = {
+            let view = HttpView {
+                method: parts.method.as_str(),
+                uri,
+                version: version_text(parts.version),
+                headers: &parts.headers,
+                status: None,
+                res_headers: None,
+                vars,
+            };
+            let ctx = SampleCtx {
+                src: cx.src,
+                dst: cx.dst,
+                snapshot: &cx.snapshot,
+                frontend: &cx.fe,
+                backend: be,
+                http: Some(&view),
+            };
+            rules::plan(rule, &ctx, &view, false, be_name)
+        };
+        match rules::apply_headers(plan, &mut parts.headers, vars) {
+            None | Some(Plan::Nothing) | Some(Plan::Status(_)) => {}
+            Some(Plan::Stop) => return None,
+            Some(Plan::Answer(r, close)) => return Some((r, close)),
+            Some(Plan::Uri(u)) => *uri = u,
+            Some(Plan::Method(m)) => parts.method = m,
+            Some(_) => {}
+        }
+    }
+    None
+}
+
+/// The stats page: HTML, CSV, and the admin form's actions.
+async fn stats(
+    cx: &ClientCtx,
+    parts: &http::request::Parts,
+    uri: &str,
+    stats_uri: &str,
+    vars: &[(String, Sample)],
+    body: Incoming,
+) -> Response<LbBody> {
+    let fe = &cx.fe;
+    let view = HttpView {
+        method: parts.method.as_str(),
+        uri,
+        version: version_text(parts.version),
+        headers: &parts.headers,
+        status: None,
+        res_headers: None,
+        vars,
+    };
+    if !local::stats_authorized(&fe.conf.stats_auth, view.header("authorization")) {
+        return local::auth_required(fe.conf.stats_realm.as_deref().unwrap_or("HAProxy Statistics"));
+    }
+    let ctx = SampleCtx {
+        src: cx.src,
+        dst: cx.dst,
+        snapshot: &cx.snapshot,
+        frontend: fe,
+        backend: None,
+        http: Some(&view),
+    };
+    let admin = fe.conf.stats_admin.iter().any(|c| acl_eval::eval(c, &ctx));
+    if parts.method == http::Method::POST {
+        if !admin {
+            return local::error(403, &fe.conf.errorfiles);
+        }
+        let limited = http_body_util::Limited::new(body, MAX_FORM);
+        let Ok(collected) = limited.collect().await else {
+            return local::error(400, &fe.conf.errorfiles);
+        };
+        let form = collected.to_bytes();
+        let st = match super::stats_page::admin_action(&cx.snapshot, &String::from_utf8_lossy(&form)) {
+            Ok(()) => "DONE",
+            Err(_) => "ERR",
+        };
+        let mut r = local::simple(303, "text/html", bytes::Bytes::new());
+        if let Ok(v) = HeaderValue::from_str(&format!("{stats_uri};st={st}")) {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+        return r;
+    }
+    if uri[stats_uri.len()..].contains(";csv") {
+        return local::simple(200, "text/plain", super::api::show_stat(&cx.snapshot));
+    }
+    let mut r = local::simple(200, "text/html", super::stats_page::html(&cx.snapshot, admin));
+    if let Some(refresh) = fe.conf.stats_refresh {
+        r.headers_mut().insert("refresh", HeaderValue::from(refresh.as_secs().max(1)));
+    }
+    r
+}

@@ -1,0 +1,115 @@
+//! Connections to servers: opening them (with `send-proxy` when asked), and
+//! keeping idle ones per server for reuse (`http-reuse`). hyper does the
+//! HTTP/1 framing; each connection's I/O runs in its own task.
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::body::LbBody;
+
+pub type Sender = SendRequest<LbBody>;
+
+/// Idle connections kept per server, at most (HAProxy's `pool-max-conn` unset
+/// means no limit; lbd bounds it so a burst cannot pin thousands of sockets).
+const MAX_IDLE: usize = 256;
+/// How long an idle connection waits for reuse before it is dropped (HAProxy's
+/// `pool-purge-delay` default): servers close idle connections too.
+const PURGE_DELAY: Duration = Duration::from_secs(5);
+/// How long a returned connection may take to become ready again.
+const READY_WAIT: Duration = Duration::from_millis(200);
+/// The largest response head a server may send (bytes).
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// Idle connections to one server.
+#[derive(Default)]
+pub struct Pool {
+    idle: Mutex<Vec<(Sender, Instant)>>,
+}
+
+impl Pool {
+    /// An idle connection ready for a request, if one is left.
+    pub async fn take(&self) -> Option<Sender> {
+        loop {
+            let (mut tx, since) = {
+                let mut idle = self.idle.lock().ok()?;
+                idle.pop()?
+            };
+            if tx.is_closed() || since.elapsed() > PURGE_DELAY {
+                continue;
+            }
+            if tx.is_ready() {
+                return Some(tx);
+            }
+            if let Ok(Ok(())) = tokio::time::timeout(READY_WAIT, tx.ready()).await {
+                return Some(tx);
+            }
+        }
+    }
+
+    pub fn put(&self, tx: Sender) {
+        if tx.is_closed() {
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.retain(|(t, since)| !t.is_closed() && since.elapsed() <= PURGE_DELAY);
+            if idle.len() < MAX_IDLE {
+                idle.push((tx, Instant::now()));
+            }
+        }
+    }
+
+    pub fn idle_count(&self) -> usize {
+        self.idle.lock().map(|v| v.len()).unwrap_or(0)
+    }
+}
+
+/// Waits until a connection taken from a private slot is ready again.
+pub async fn ready(mut tx: Sender) -> Option<Sender> {
+    if tx.is_closed() {
+        return None;
+    }
+    if tx.is_ready() {
+        return Some(tx);
+    }
+    match tokio::time::timeout(READY_WAIT, tx.ready()).await {
+        Ok(Ok(())) => Some(tx),
+        _ => None,
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("connect timeout")]
+    Timeout,
+    #[error("connect: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("HTTP handshake: {0}")]
+    Handshake(#[from] hyper::Error),
+}
+
+/// Opens a connection, sends the PROXY header if one is given, and starts hyper on it.
+pub async fn connect(target: SocketAddr, timeout: Duration, proxy_header: Option<Vec<u8>>) -> Result<Sender, ConnectError> {
+    let mut stream = match tokio::time::timeout(timeout, TcpStream::connect(target)).await {
+        Err(_) => return Err(ConnectError::Timeout),
+        Ok(r) => r?,
+    };
+    let _ = stream.set_nodelay(true);
+    if let Some(h) = proxy_header {
+        stream.write_all(&h).await?;
+    }
+    let (tx, conn) = hyper::client::conn::http1::Builder::new()
+        .max_buf_size(MAX_RESPONSE_HEAD.max(8192))
+        .handshake::<_, LbBody>(TokioIo::new(stream))
+        .await?;
+    tokio::spawn(async move {
+        // Ends when the server closes or the last sender is dropped.
+        let _ = conn.with_upgrades().await;
+    });
+    Ok(tx)
+}

@@ -292,7 +292,7 @@ pub enum AclError {
     BadAddress(String),
     #[error("regex '{0}' is invalid ({1})")]
     BadRegex(String, String),
-    #[error("'-f' pattern files are not supported yet ('{0}')")]
+    #[error("cannot read the pattern file '{0}' ('-M' map files are not supported)")]
     PatternFile(String),
     #[error("no such ACL : '{0}'")]
     NoSuchAcl(String),
@@ -488,6 +488,7 @@ pub fn parse_acl_expr(words: &[String]) -> Result<AclExpr, AclError> {
     };
     // A bare `hdr` or `cook` in an ACL with `_cnt` style int output keeps int matching.
     let mut ignore_case = false;
+    let mut from_files: Vec<String> = Vec::new();
     let mut i = 1;
     while i < words.len() {
         match words[i].as_str() {
@@ -498,7 +499,19 @@ pub fn parse_acl_expr(words: &[String]) -> Result<AclExpr, AclError> {
                 let name = words.get(i).ok_or(AclError::MissingMethod)?;
                 method = MatchMethod::from_name(name).ok_or_else(|| AclError::UnknownMethod(name.clone()))?;
             }
-            "-f" | "-M" => {
+            "-f" => {
+                i += 1;
+                let path = words.get(i).ok_or_else(|| AclError::PatternFile(String::new()))?;
+                // One pattern per line; blank lines and `#` comments are skipped, as HAProxy does.
+                let text = std::fs::read_to_string(path).map_err(|_| AclError::PatternFile(path.clone()))?;
+                from_files.extend(
+                    text.lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                        .map(str::to_owned),
+                );
+            }
+            "-M" => {
                 return Err(AclError::PatternFile(words.get(i + 1).cloned().unwrap_or_default()));
             }
             "--" => {
@@ -510,7 +523,9 @@ pub fn parse_acl_expr(words: &[String]) -> Result<AclExpr, AclError> {
         i += 1;
     }
     let mut patterns = Vec::new();
-    let values = &words[i.min(words.len())..];
+    let mut all: Vec<String> = words[i.min(words.len())..].to_vec();
+    all.extend(from_files);
+    let values = &all[..];
     let mut j = 0;
     while j < values.len() {
         let v = values[j].as_str();

@@ -101,6 +101,7 @@ pub const PROXY: &[Keyword] = &[
     k("maxconn", "nyywy", "Frontend connection limit."),
     k("backlog", "nyywy", "Listen backlog of the frontend's sockets."),
     k("retries", "nywyy", "Connection attempts after a failed connect."),
+    k("retry-on", "nywyy", "When a request is sent again: `conn-failure` (default), `empty-response`, `junk-response`, `response-timeout`, status codes `404 408 425 500 501 502 503 504`, `all-retryable-errors`, `none`. Only requests without a body are replayed."),
     k("fullconn", "nywyy", "Backend load at which servers reach their `maxconn` (with `minconn`)."),
     k("balance", "nywyy", "`roundrobin`, `static-rr`, `leastconn`, `first`, `source`, `random[(N)]`, `uri`, `url_param`, `hdr(NAME)`, `rdp-cookie`."),
     k("hash-type", "nywyy", "`map-based` or `consistent` for hashing algorithms."),

@@ -225,6 +225,15 @@ pub enum HttpConnMode {
     Close,
 }
 
+/// One `retry-on` condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryOn {
+    EmptyResponse,
+    JunkResponse,
+    ResponseTimeout,
+    Status(u16),
+}
+
 impl HttpConnMode {
     /// The stricter of a frontend's and a backend's modes (HAProxy combines them so).
     pub fn max_mode(self, other: Self) -> Self {
@@ -761,6 +770,8 @@ pub struct Proxy {
     pub backlog: Option<u32>,
     /// Connection retries after a failed connect (default 3).
     pub retries: u32,
+    /// `retry-on`: what besides a failed connect sends a request again (empty = connect failures only).
+    pub retry_on: Vec<RetryOn>,
     pub fullconn: Option<u32>,
     pub balance: Balance,
     pub hash_type: HashType,

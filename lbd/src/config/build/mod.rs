@@ -154,6 +154,7 @@ impl Proxy {
             maxconn: None,
             backlog: None,
             retries: 3,
+            retry_on: Vec::new(),
             fullconn: None,
             balance: Balance::RoundRobin,
             hash_type: HashType::MapBased,

@@ -132,6 +132,39 @@ pub(super) fn line(p: &mut Proxy, kind: SectionKind, line: &Line, global: &Globa
                 p.retries = v;
             }
         }
+        "retry-on" => {
+            if words.len() < 2 {
+                ctx.alert(line, "'retry-on' expects at least one keyword.");
+                return;
+            }
+            let mut out = Vec::new();
+            for w in &words[1..] {
+                match w.as_str() {
+                    "none" => out.clear(),
+                    "conn-failure" | "0rtt-rejected" => {}
+                    "empty-response" => out.push(RetryOn::EmptyResponse),
+                    "junk-response" => out.push(RetryOn::JunkResponse),
+                    "response-timeout" => out.push(RetryOn::ResponseTimeout),
+                    "all-retryable-errors" => out.extend([
+                        RetryOn::EmptyResponse,
+                        RetryOn::JunkResponse,
+                        RetryOn::ResponseTimeout,
+                        RetryOn::Status(500),
+                        RetryOn::Status(502),
+                        RetryOn::Status(503),
+                        RetryOn::Status(504),
+                    ]),
+                    code => match code.parse::<u16>() {
+                        Ok(c) if [401, 403, 404, 408, 425, 500, 501, 502, 503, 504].contains(&c) => out.push(RetryOn::Status(c)),
+                        _ => {
+                            ctx.alert(line, format!("'retry-on': unknown keyword '{code}'."));
+                            return;
+                        }
+                    },
+                }
+            }
+            p.retry_on = out;
+        }
         "fullconn" => {
             if let Some(v) = ctx.uint(line, 1, "fullconn", 0, i32::MAX as u64) {
                 p.fullconn = Some(v as u32);
@@ -187,6 +220,9 @@ pub(super) fn line(p: &mut Proxy, kind: SectionKind, line: &Line, global: &Globa
         }
         "acl" => acl_line(p, line, ctx),
         "redirect" => {
+            if !p.switching_rules.is_empty() {
+                ctx.warn(line, "this 'redirect' rule follows a 'use_backend' rule, yet it runs before it.");
+            }
             if let Some((r, cond)) = rules::redirect(line, 1, &p.acls, ctx) {
                 p.redirects.push((r, cond, line.loc.clone()));
             }
@@ -230,7 +266,24 @@ pub(super) fn line(p: &mut Proxy, kind: SectionKind, line: &Line, global: &Globa
             }
             p.errorfiles.insert(code, file.into());
         }
-        "http-request" | "http-response" | "http-after-response" => rules::http_rule(p, line, ctx),
+        "http-request" | "http-response" | "http-after-response" => {
+            if kw == "http-request" {
+                let later = if !p.redirects.is_empty() {
+                    Some("redirect")
+                } else if !p.switching_rules.is_empty() {
+                    Some("use_backend")
+                } else {
+                    None
+                };
+                if let Some(other) = later {
+                    ctx.warn(
+                        line,
+                        format!("this 'http-request' rule follows a '{other}' rule, yet it runs before it."),
+                    );
+                }
+            }
+            rules::http_rule(p, line, ctx)
+        }
         "tcp-request" | "tcp-response" => rules::tcp_rule(p, kind, line, ctx),
         "http-check" => rules::http_check(p, line, ctx),
         "tcp-check" => rules::tcp_check(line, ctx),

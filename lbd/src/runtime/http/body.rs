@@ -45,7 +45,8 @@ enum Kind {
 /// sending in the middle of a body.
 struct Idle {
     limit: Duration,
-    sleep: Pin<Box<tokio::time::Sleep>>,
+    /// Armed only once the peer makes the body wait: most bodies never do.
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 pub struct LbBody {
@@ -76,10 +77,7 @@ impl LbBody {
     /// A body streamed from the other side, cut after `limit` without data.
     pub fn stream(body: Incoming, limit: Option<Duration>) -> Self {
         let mut b = Self::new(Kind::Stream(body));
-        b.idle = limit.map(|limit| Idle {
-            limit,
-            sleep: Box::pin(tokio::time::sleep(limit)),
-        });
+        b.idle = limit.map(|limit| Idle { limit, sleep: None });
         b
     }
 
@@ -120,9 +118,9 @@ impl Body for LbBody {
                 if let Some(d) = frame.data_ref() {
                     this.bytes += d.len() as u64;
                 }
-                if let Some(idle) = &mut this.idle {
-                    let next = tokio::time::Instant::now() + idle.limit;
-                    idle.sleep.as_mut().reset(next);
+                if let Some(Idle { limit, sleep: Some(sleep) }) = &mut this.idle {
+                    let next = tokio::time::Instant::now() + *limit;
+                    sleep.as_mut().reset(next);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
@@ -136,7 +134,9 @@ impl Body for LbBody {
             }
             Poll::Pending => {
                 if let Some(idle) = &mut this.idle {
-                    if idle.sleep.as_mut().poll(cx).is_ready() {
+                    let limit = idle.limit;
+                    let sleep = idle.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                    if sleep.as_mut().poll(cx).is_ready() {
                         let limit = idle.limit;
                         this.end(Ended::TimedOut);
                         return Poll::Ready(Some(Err(Box::new(IdleTimeout(limit)))));

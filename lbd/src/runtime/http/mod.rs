@@ -35,7 +35,6 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
 
 pub use body::LbBody;
 use body::{Ended, Finish};
@@ -47,7 +46,7 @@ use super::acl_eval::{self, HttpView, Sample, SampleCtx};
 use super::log::{HttpLog, Level};
 use super::session::{self, Accepted, Chosen, ClientStream, SlotGuard};
 use super::snapshot::{BackendRt, FrontendRt, ServerRt, Snapshot};
-use crate::config::model::{Balance, CookieMode, HttpConnMode, HttpReuse, Mode};
+use crate::config::model::{Balance, CookieMode, HttpConnMode, HttpReuse, Mode, RetryOn};
 
 /// Most header lines a request may carry (HAProxy's `tune.http.maxhdr` default).
 const MAX_HEADERS: usize = 101;
@@ -68,8 +67,6 @@ struct ConnShared {
     /// Requests received.
     served: AtomicU64,
     bytes_in: AtomicU64,
-    /// Woken when the last in-flight response ends.
-    idle: Notify,
 }
 
 impl ConnShared {
@@ -85,9 +82,7 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         let s = &self.0;
         s.idle_since.store(s.ms(), Ordering::Release);
-        if s.inflight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            s.idle.notify_one();
-        }
+        s.inflight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -198,14 +193,14 @@ enum Expiry {
 }
 
 /// Waits until the client is too slow to send a request head, or idles too
-/// long between requests. While a request is in flight it sleeps.
-async fn watchdog(s: &ConnShared, first: Option<Duration>, request: Option<Duration>, keep_alive: Option<Duration>) -> Expiry {
+/// long between requests. It wakes at most once per limit, whatever the
+/// request rate: each wake-up recomputes the deadline from the shared state.
+async fn watchdog(s: &ConnShared, request: Option<Duration>, keep_alive: Option<Duration>) -> Expiry {
+    // How often to look again while a request is in flight or no limit applies.
+    let recheck = keep_alive.or(request).unwrap_or(Duration::from_secs(5));
     loop {
-        let idle = s.idle.notified();
-        tokio::pin!(idle);
-        idle.as_mut().enable();
         if s.inflight.load(Ordering::Acquire) > 0 {
-            idle.await;
+            tokio::time::sleep(recheck).await;
             continue;
         }
         let now = s.ms();
@@ -213,13 +208,12 @@ async fn watchdog(s: &ConnShared, first: Option<Duration>, request: Option<Durat
         let (limit, since, kind) = if head != NO_HEAD {
             (request, head, Expiry::Request)
         } else if s.served.load(Ordering::Acquire) == 0 {
-            (first, 0, Expiry::Request)
+            (request, 0, Expiry::Request)
         } else {
             (keep_alive, s.idle_since.load(Ordering::Acquire), Expiry::KeepAlive)
         };
         let Some(limit) = limit else {
-            // No limit in this state: wait for the next change of state.
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::time::sleep(recheck).await;
             continue;
         };
         let deadline = since.saturating_add(limit.as_millis() as u64);
@@ -251,7 +245,6 @@ pub async fn run<C: ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, 
         head_started: AtomicU64::new(if preread.is_empty() { NO_HEAD } else { 0 }),
         served: AtomicU64::new(0),
         bytes_in: AtomicU64::new(0),
-        idle: Notify::new(),
     });
     let t = &fe.conf.timeouts;
     let request_limit = t.http_request.or(t.client);
@@ -293,7 +286,7 @@ pub async fn run<C: ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, 
     tokio::pin!(conn);
     let outcome = tokio::select! {
         r = &mut conn => Ok(r),
-        e = watchdog(&shared, request_limit, request_limit, keep_alive_limit) => Err(e),
+        e = watchdog(&shared, request_limit, keep_alive_limit) => Err(e),
     };
     match outcome {
         Ok(Ok(())) => {}
@@ -905,13 +898,20 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
     } else if server_close {
         parts.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    let may_replay = replayable(&parts.method, &body);
+    // `retry-on` beyond connect failures: requests without a body keep a copy of their head.
+    let replay_head = (!be.conf.retry_on.is_empty() && replayable(&parts.method, &body))
+        .then(|| (parts.method.clone(), uri.clone(), parts.headers.clone()));
     let client_timeout = fe.conf.timeouts.client;
     let mut outgoing = Some({
         let mut r = Request::new(LbBody::stream(body, client_timeout));
         *r.method_mut() = parts.method.clone();
         *r.version_mut() = Version::HTTP_11;
-        *r.headers_mut() = std::mem::take(&mut parts.headers);
+        // `http-response` rules may still look at the request's headers.
+        *r.headers_mut() = if be.conf.http_response.is_empty() && fe.conf.http_response.is_empty() {
+            std::mem::take(&mut parts.headers)
+        } else {
+            parts.headers.clone()
+        };
         match uri.parse::<http::Uri>() {
             Ok(u) => *r.uri_mut() = u,
             Err(_) => return txn.fail(400, ['P', 'R']),
@@ -996,22 +996,37 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
         let sent_at = Instant::now();
         let send = tx.try_send_request(req);
         let result = match server_timeout {
-            Some(t) => match tokio::time::timeout(t, send).await {
-                Ok(r) => r,
-                Err(_) => {
-                    txn.server = Some(Arc::clone(&server));
-                    txn.t_response = sent_at.elapsed().as_millis() as i64;
-                    return txn.fail(504, ['s', 'H']);
-                }
-            },
-            None => send.await,
+            Some(t) => tokio::time::timeout(t, send).await.map_err(|_| ()),
+            None => Ok(send.await),
+        };
+        // Whether `retry-on` sends the request again for this outcome.
+        let mut replay = |why: RetryOn, txn: &mut Txn| -> bool {
+            let Some((m, u, h)) = &replay_head else { return false };
+            if !be.conf.retry_on.contains(&why) || attempt >= be.conf.retries {
+                return false;
+            }
+            attempt += 1;
+            txn.retries = attempt;
+            outgoing = Some(rebuild(m, u, h));
+            true
         };
         match result {
-            Ok(resp) => {
+            Err(()) => {
+                if replay(RetryOn::ResponseTimeout, &mut txn) {
+                    continue;
+                }
+                txn.server = Some(Arc::clone(&server));
+                txn.t_response = sent_at.elapsed().as_millis() as i64;
+                return txn.fail(504, ['s', 'H']);
+            }
+            Ok(Ok(resp)) => {
+                if replay(RetryOn::Status(resp.status().as_u16()), &mut txn) {
+                    continue;
+                }
                 txn.t_response = sent_at.elapsed().as_millis() as i64;
                 break (resp, tx, reused);
             }
-            Err(mut e) => {
+            Ok(Err(mut e)) => {
                 // A reused connection the server had closed: the request never left, send it on a new one.
                 if let Some(req) = e.take_message() {
                     if stale_retries < 3 {
@@ -1020,7 +1035,14 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
                         continue;
                     }
                 }
-                let _ = may_replay;
+                let why = if e.error().is_incomplete_message() {
+                    RetryOn::EmptyResponse
+                } else {
+                    RetryOn::JunkResponse
+                };
+                if replay(why, &mut txn) {
+                    continue;
+                }
                 txn.server = Some(Arc::clone(&server));
                 txn.t_response = sent_at.elapsed().as_millis() as i64;
                 return txn.fail(502, ['S', 'H']);
@@ -1200,6 +1222,17 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
     txn.give_back = give_back.map(|g| (tx, g));
     let body = LbBody::stream(rbody, server_timeout).on_finish(Box::new(txn));
     Response::from_parts(rparts, body)
+}
+
+/// A fresh copy of a body-less request, for `retry-on`.
+fn rebuild(method: &http::Method, uri: &str, headers: &HeaderMap) -> Request<LbBody> {
+    let mut r = Request::new(LbBody::empty());
+    *r.method_mut() = method.clone();
+    *r.headers_mut() = headers.clone();
+    if let Ok(u) = uri.parse() {
+        *r.uri_mut() = u;
+    }
+    r
 }
 
 /// Relays an upgraded connection (WebSocket) both ways until one side ends or it idles out.

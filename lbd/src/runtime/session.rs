@@ -48,6 +48,9 @@ impl ClientStream for TcpStream {
     }
 }
 
+/// In-memory streams: the HTTP probe (fuzzing, property tests) uses them.
+impl ClientStream for tokio::io::DuplexStream {}
+
 impl ClientStream for tokio::net::UnixStream {
     fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
         Some(std::os::fd::AsRawFd::as_raw_fd(self))

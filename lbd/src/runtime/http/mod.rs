@@ -19,6 +19,7 @@
 
 mod body;
 mod local;
+pub mod probe;
 mod rules;
 mod upstream;
 
@@ -278,10 +279,14 @@ pub async fn run<C: ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, 
         .max_buf_size(limit)
         .max_headers(MAX_HEADERS)
         .keep_alive(!close_each)
-        // lbd's watchdog enforces `timeout http-request` with a 408; hyper's own
-        // header timer is a backstop for a watchdog that could not answer.
-        .header_read_timeout(request_limit.map(|d| d + Duration::from_secs(5)))
-        .half_close(false);
+        // The timer is installed so hyper's own timeouts work; `timeout http-request`
+        // and `timeout http-keep-alive` are enforced by lbd's watchdog instead of
+        // hyper's header timer, which would arm a fresh timer for every request and
+        // close without the 408 HAProxy sends.
+        .header_read_timeout(None)
+        // A client may shut its sending side once the request is out (`nc -N`, some
+        // scripts): it still gets its answer, as with HAProxy.
+        .half_close(true);
     let conn = builder.serve_connection(TokioIo::new(io), svc).with_upgrades();
     tokio::pin!(conn);
     let outcome = tokio::select! {

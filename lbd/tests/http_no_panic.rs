@@ -125,7 +125,12 @@ fn seeds_are_answered() {
     let probe = Probe::new(CONFIG).expect("probe config");
     for seed in SEEDS {
         let ex = probe.exchange(seed, Duration::from_secs(5));
-        assert!(ex.output.starts_with(b"HTTP/1."), "{:?} -> {:?}", String::from_utf8_lossy(seed), String::from_utf8_lossy(&ex.output));
+        assert!(
+            ex.output.starts_with(b"HTTP/1."),
+            "{:?} -> {:?}",
+            String::from_utf8_lossy(seed),
+            String::from_utf8_lossy(&ex.output)
+        );
     }
     assert!(probe.server_requests.load(std::sync::atomic::Ordering::Relaxed) >= 4);
 }

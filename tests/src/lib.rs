@@ -451,6 +451,8 @@ pub fn raise_fd_limit(want: u64) {
     }
 }
 
+pub mod web;
+
 pub mod netns {
     //! Network namespaces the tests create and remove, so addresses such as the
     //! seed's 10.0.0.15 exist only inside them and no traffic leaves the machine.

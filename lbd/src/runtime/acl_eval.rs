@@ -63,7 +63,7 @@ impl HttpView<'_> {
 
     /// The last line of a request header, whole.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get_all(name).iter().last().and_then(|v| v.to_str().ok())
+        self.headers.get_all(name).iter().next_back().and_then(|v| v.to_str().ok())
     }
 }
 

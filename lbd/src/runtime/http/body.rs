@@ -52,6 +52,8 @@ struct Idle {
 pub struct LbBody {
     kind: Kind,
     bytes: u64,
+    /// Where the body bytes that went through are also counted, for whoever keeps the other end.
+    shared_count: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
     idle: Option<Idle>,
     finish: Option<Box<dyn Finish>>,
 }
@@ -85,9 +87,16 @@ impl LbBody {
         LbBody {
             kind,
             bytes: 0,
+            shared_count: None,
             idle: None,
             finish: None,
         }
+    }
+
+    /// Also counts the bytes that go through in `count`.
+    pub fn counted(mut self, count: std::sync::Arc<std::sync::atomic::AtomicU64>) -> Self {
+        self.shared_count = Some(count);
+        self
     }
 
     pub fn on_finish(mut self, f: Box<dyn Finish>) -> Self {
@@ -117,6 +126,9 @@ impl Body for LbBody {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(d) = frame.data_ref() {
                     this.bytes += d.len() as u64;
+                    if let Some(c) = &this.shared_count {
+                        c.fetch_add(d.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    }
                 }
                 if let Some(Idle { limit, sleep: Some(sleep) }) = &mut this.idle {
                     let next = tokio::time::Instant::now() + *limit;

@@ -815,7 +815,8 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
     if let (Some(ff), Some(ip)) = (bo.forwardfor.as_ref().or(fo.forwardfor.as_ref()), client_ip(cx.src)) {
         let excepted = ff.except.as_deref().is_some_and(|n| in_network(ip, n));
         let present = parts.headers.contains_key(ff.header.as_str());
-        if !excepted && !(ff.if_none && present) {
+        let skip = excepted || (ff.if_none && present);
+        if !skip {
             if let (Ok(n), Ok(v)) = (
                 header::HeaderName::from_bytes(ff.header.as_bytes()),
                 HeaderValue::from_str(&ip.to_string()),
@@ -907,8 +908,18 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
     let replay_head = (!be.conf.retry_on.is_empty() && replayable(&parts.method, &body))
         .then(|| (parts.method.clone(), uri.clone(), parts.headers.clone()));
     let client_timeout = fe.conf.timeouts.client;
+    // How much of the request body went out: after a client-side body error it
+    // tells whether the server saw the request at all.
+    let body_sent = {
+        use http_body::Body;
+        (!body.is_end_stream()).then(|| Arc::new(AtomicU64::new(0)))
+    };
     let mut outgoing = Some({
-        let mut r = Request::new(LbBody::stream(body, client_timeout));
+        let mut out_body = LbBody::stream(body, client_timeout);
+        if let Some(c) = &body_sent {
+            out_body = out_body.counted(Arc::clone(c));
+        }
+        let mut r = Request::new(out_body);
         *r.method_mut() = parts.method.clone();
         *r.version_mut() = Version::HTTP_11;
         // `http-response` rules may still look at the request's headers.
@@ -1039,6 +1050,15 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
                         outgoing = Some(req);
                         continue;
                     }
+                }
+                // The client's own body broke off or was malformed (a bad chunk size):
+                // the client's fault, answered 400; no complete request reached the server.
+                if e.error().is_user() {
+                    txn.t_response = sent_at.elapsed().as_millis() as i64;
+                    if body_sent.as_ref().is_some_and(|c| c.load(Ordering::Relaxed) > 0) {
+                        txn.server = Some(Arc::clone(&server));
+                    }
+                    return txn.fail(400, ['C', 'D']);
                 }
                 let why = if e.error().is_incomplete_message() {
                     RetryOn::EmptyResponse

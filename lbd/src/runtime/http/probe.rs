@@ -59,11 +59,15 @@ impl Probe {
                             let n = req.into_body().collect().await.map(|b| b.to_bytes().len()).unwrap_or(0);
                             r4.fetch_add(1, Ordering::Relaxed);
                             let mut resp = http::Response::new(LbBody::full(format!("got {n}\n")));
-                            resp.headers_mut().insert(http::header::SET_COOKIE, http::HeaderValue::from_static("app=1"));
+                            resp.headers_mut()
+                                .insert(http::header::SET_COOKIE, http::HeaderValue::from_static("app=1"));
                             Ok::<_, std::convert::Infallible>(resp)
                         }
                     });
-                    if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(s), svc).await {
+                    if let Err(e) = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(s), svc)
+                        .await
+                    {
                         if e.is_parse() {
                             e3.fetch_add(1, Ordering::Relaxed);
                         }

@@ -166,20 +166,29 @@ struct ClientCtx {
     accept_ms: u128,
     shared: Arc<ConnShared>,
     private: Mutex<Option<Private>>,
+    /// Whether `private` may hold a connection: most clients never have one.
+    has_private: std::sync::atomic::AtomicBool,
 }
 
 impl ClientCtx {
     fn take_private(&self) -> Option<Private> {
+        if !self.has_private.load(Ordering::Acquire) {
+            return None;
+        }
         self.private.lock().ok()?.take()
     }
 
     fn put_private(&self, p: Private) {
         if let Ok(mut slot) = self.private.lock() {
             *slot = Some(p);
+            self.has_private.store(true, Ordering::Release);
         }
     }
 
     fn pinned_to(&self, backend: &str) -> Option<u32> {
+        if !self.has_private.load(Ordering::Acquire) {
+            return None;
+        }
         let slot = self.private.lock().ok()?;
         slot.as_ref().filter(|p| p.pinned && p.backend == backend).map(|p| p.server_id)
     }
@@ -261,6 +270,7 @@ pub async fn run<C: ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, 
         accept_ms: acc.accept_ms,
         shared: Arc::clone(&shared),
         private: Mutex::new(None),
+        has_private: std::sync::atomic::AtomicBool::new(false),
     });
     let io = ClientIo {
         pre: preread,

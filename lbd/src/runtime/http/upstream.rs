@@ -2,6 +2,7 @@
 //! keeping idle ones per server for reuse (`http-reuse`). hyper does the
 //! HTTP/1 framing; each connection's I/O runs in its own task.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -26,19 +27,19 @@ const READY_WAIT: Duration = Duration::from_millis(200);
 /// The largest response head a server may send (bytes).
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
-/// Idle connections to one server.
+/// Idle connections to one server, oldest first.
 #[derive(Default)]
 pub struct Pool {
-    idle: Mutex<Vec<(Sender, Instant)>>,
+    idle: Mutex<VecDeque<(Sender, Instant)>>,
 }
 
 impl Pool {
-    /// An idle connection ready for a request, if one is left.
+    /// The most recently used idle connection that is still ready for a request.
     pub async fn take(&self) -> Option<Sender> {
         loop {
             let (mut tx, since) = {
                 let mut idle = self.idle.lock().ok()?;
-                idle.pop()?
+                idle.pop_back()?
             };
             if tx.is_closed() || since.elapsed() > PURGE_DELAY {
                 continue;
@@ -56,11 +57,16 @@ impl Pool {
         if tx.is_closed() {
             return;
         }
+        let now = Instant::now();
         if let Ok(mut idle) = self.idle.lock() {
-            idle.retain(|(t, since)| !t.is_closed() && since.elapsed() <= PURGE_DELAY);
-            if idle.len() < MAX_IDLE {
-                idle.push((tx, Instant::now()));
+            // The oldest ones expire first; they are at the front.
+            while idle.front().is_some_and(|(t, since)| t.is_closed() || now.duration_since(*since) > PURGE_DELAY) {
+                idle.pop_front();
             }
+            if idle.len() >= MAX_IDLE {
+                idle.pop_front();
+            }
+            idle.push_back((tx, now));
         }
     }
 

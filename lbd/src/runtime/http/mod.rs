@@ -1421,3 +1421,97 @@ async fn stats(
     }
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in pairs {
+            h.append(
+                header::HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn persistence_cookie_is_found_and_removed_without_touching_others() {
+        let mut h = headers(&[("cookie", "a=1; SERVERID=CAS2; b=2"), ("cookie", "SERVERID=x")]);
+        assert_eq!(request_cookie(&h, "SERVERID"), Some("CAS2"));
+        remove_request_cookie(&mut h, "SERVERID");
+        let left: Vec<_> = h.get_all(header::COOKIE).iter().map(|v| v.to_str().unwrap()).collect();
+        assert_eq!(left, ["a=1; b=2"]);
+        let mut p = headers(&[("cookie", "JSESSIONID=CAS1~abc; z=1")]);
+        strip_cookie_prefix(&mut p, "JSESSIONID");
+        assert_eq!(p[header::COOKIE], "JSESSIONID=abc; z=1");
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_the_ones_connection_names_go() {
+        let mut h = headers(&[
+            ("connection", "close, x-private"),
+            ("x-private", "1"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("host", "a"),
+        ]);
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1, "{h:?}");
+        let mut u = headers(&[("connection", "upgrade"), ("upgrade", "websocket")]);
+        strip_hop_by_hop(&mut u, true);
+        assert!(u.contains_key(header::UPGRADE));
+    }
+
+    #[test]
+    fn forwardfor_except_networks() {
+        let ip: IpAddr = "10.1.2.3".parse().unwrap();
+        assert!(in_network(ip, "10.0.0.0/8"));
+        assert!(!in_network(ip, "10.1.3.0/24"));
+        assert!(in_network(ip, "10.1.2.3"));
+        assert!(!in_network("::1".parse().unwrap(), "10.0.0.0/8"));
+    }
+
+    #[test]
+    fn balance_hashes_take_the_configured_part_of_the_request() {
+        let h = headers(&[("host", "www.example.com:8080")]);
+        let view = |uri: &'static str| HttpView {
+            method: "GET",
+            uri,
+            version: "HTTP/1.1",
+            headers: &h,
+            status: None,
+            res_headers: None,
+            vars: &[],
+        };
+        let uri = Balance::Uri {
+            whole: false,
+            len: None,
+            depth: Some(1),
+        };
+        // depth 1: only the first directory counts, so both land on one server.
+        assert_eq!(balance_hash(&uri, &view("/img/a.png?x")), balance_hash(&uri, &view("/img/b.png")));
+        assert_ne!(balance_hash(&uri, &view("/img/a")), balance_hash(&uri, &view("/css/a")));
+        let param = Balance::UrlParam("user".into());
+        assert_eq!(balance_hash(&param, &view("/x")), None);
+        assert!(balance_hash(&param, &view("/x?user=bob")).is_some());
+        let host = Balance::Hdr {
+            name: "host".into(),
+            use_domain_only: true,
+        };
+        assert_eq!(
+            balance_hash(&host, &view("/")),
+            Some(crate::runtime::balance::hash_bytes(b"example"))
+        );
+    }
+
+    #[test]
+    fn a_replayed_request_keeps_method_uri_and_headers() {
+        let r = rebuild(&http::Method::GET, "/a?b", &headers(&[("host", "x")]));
+        assert_eq!(r.uri(), "/a?b");
+        assert_eq!(r.headers()["host"], "x");
+    }
+}

@@ -60,7 +60,10 @@ impl Pool {
         let now = Instant::now();
         if let Ok(mut idle) = self.idle.lock() {
             // The oldest ones expire first; they are at the front.
-            while idle.front().is_some_and(|(t, since)| t.is_closed() || now.duration_since(*since) > PURGE_DELAY) {
+            while idle
+                .front()
+                .is_some_and(|(t, since)| t.is_closed() || now.duration_since(*since) > PURGE_DELAY)
+            {
                 idle.pop_front();
             }
             if idle.len() >= MAX_IDLE {

@@ -670,3 +670,34 @@ fn httplog_line_names_frontend_backend_server_status_and_request() {
     assert_eq!(f[11], "0/0");
     assert_eq!(f[12..].join(" "), "\"GET /owa/ HTTP/1.1\"");
 }
+
+#[test]
+fn a_reload_closes_idle_keepalive_connections_and_ends_busy_ones_after_their_response() {
+    // Outlook Anywhere goes to a sink that answers only once the whole body came.
+    let sink = Sink::start();
+    let site = Site::start_with(&private_loopback(), &[("bk_oa", format!("  server CAS1 {}\n", sink.addr))]);
+    let mut idle = site.conn();
+    assert_eq!(idle.get("/owa/").status, 200);
+    // A request in flight: its head is out, its body not yet.
+    let mut busy = site.conn();
+    busy.write_head("RPC_IN_DATA", "/rpc/rpcproxy.dll", &[], Some(5)).expect("head");
+    std::thread::sleep(Duration::from_millis(100));
+    let hup = Instant::now();
+    // SAFETY: kill(2) on the child lbd process this test started.
+    unsafe {
+        libc::kill(site.lbd.pid() as i32, libc::SIGHUP);
+    }
+    site.lbd.wait_for_log("reloaded", Duration::from_secs(5));
+    // The idle connection closes at once, long before `timeout http-keep-alive` (1 s).
+    let mut buf = [0u8; 64];
+    assert_eq!(idle.read_some(&mut buf).ok(), Some(0), "idle connection closed without a byte");
+    assert!(hup.elapsed() < Duration::from_millis(800), "closed after {:?}", hup.elapsed());
+    // The busy one gets its answer, told to close, then closes.
+    busy.send_raw(b"hello").expect("body");
+    let r = busy.read_response(false).expect("response of the request in flight");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("connection"), Some("close"), "{r:?}");
+    assert_eq!(busy.read_some(&mut buf).ok(), Some(0));
+    // New connections are served by the new configuration.
+    assert_eq!(site.conn().get("/owa/").status, 200);
+}

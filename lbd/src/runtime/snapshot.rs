@@ -249,9 +249,21 @@ pub struct Snapshot {
     /// Turns true when a newer snapshot replaced this one and `hard-stop-after`
     /// ran out: the sessions still on it end.
     pub hard_stopped: AtomicBool,
+    /// Turns true when a newer snapshot replaced this one or lbd stops gracefully:
+    /// HTTP keep-alive connections on it close after their current response.
+    pub retired: AtomicBool,
+    /// Woken when `retired` turns true.
+    pub retire_signal: Notify,
 }
 
 impl Snapshot {
+    /// Asks the connections still on this snapshot to finish: idle HTTP
+    /// connections close at once, busy ones after their response (as HAProxy's soft stop).
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+        self.retire_signal.notify_waiters();
+    }
+
     /// Ends the sessions still running on this (replaced) snapshot.
     pub fn hard_stop(&self) {
         self.hard_stopped.store(true, Ordering::Release);
@@ -370,6 +382,8 @@ impl Snapshot {
             logger,
             config_hash: config_hash.to_owned(),
             hard_stopped: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
+            retire_signal: Notify::new(),
         }
     }
 }

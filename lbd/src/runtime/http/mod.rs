@@ -205,32 +205,45 @@ enum Expiry {
 /// Waits until the client is too slow to send a request head, or idles too
 /// long between requests. It wakes at most once per limit, whatever the
 /// request rate: each wake-up recomputes the deadline from the shared state.
-async fn watchdog(s: &ConnShared, request: Option<Duration>, keep_alive: Option<Duration>) -> Expiry {
+async fn watchdog(s: &ConnShared, snapshot: &Snapshot, request: Option<Duration>, keep_alive: Option<Duration>) -> Expiry {
     // How often to look again while a request is in flight or no limit applies.
     let recheck = keep_alive.or(request).unwrap_or(Duration::from_secs(5));
     loop {
-        if s.inflight.load(Ordering::Acquire) > 0 {
-            tokio::time::sleep(recheck).await;
-            continue;
+        let retired = snapshot.retire_signal.notified();
+        tokio::pin!(retired);
+        retired.as_mut().enable();
+        let idle = s.inflight.load(Ordering::Acquire) == 0;
+        if idle && snapshot.retired.load(Ordering::Acquire) && s.head_started.load(Ordering::Acquire) == NO_HEAD {
+            // A reload or a soft stop: an idle connection closes now.
+            return Expiry::KeepAlive;
         }
-        let now = s.ms();
-        let head = s.head_started.load(Ordering::Acquire);
-        let (limit, since, kind) = if head != NO_HEAD {
-            (request, head, Expiry::Request)
-        } else if s.served.load(Ordering::Acquire) == 0 {
-            (request, 0, Expiry::Request)
+        let wait = if !idle {
+            recheck
         } else {
-            (keep_alive, s.idle_since.load(Ordering::Acquire), Expiry::KeepAlive)
+            let now = s.ms();
+            let head = s.head_started.load(Ordering::Acquire);
+            let (limit, since, kind) = if head != NO_HEAD {
+                (request, head, Expiry::Request)
+            } else if s.served.load(Ordering::Acquire) == 0 {
+                (request, 0, Expiry::Request)
+            } else {
+                (keep_alive, s.idle_since.load(Ordering::Acquire), Expiry::KeepAlive)
+            };
+            match limit {
+                None => recheck,
+                Some(limit) => {
+                    let deadline = since.saturating_add(limit.as_millis() as u64);
+                    if now >= deadline {
+                        return kind;
+                    }
+                    Duration::from_millis(deadline - now)
+                }
+            }
         };
-        let Some(limit) = limit else {
-            tokio::time::sleep(recheck).await;
-            continue;
-        };
-        let deadline = since.saturating_add(limit.as_millis() as u64);
-        if now >= deadline {
-            return kind;
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = retired => {}
         }
-        tokio::time::sleep(Duration::from_millis(deadline - now)).await;
     }
 }
 
@@ -301,7 +314,7 @@ pub async fn run<C: ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, 
     tokio::pin!(conn);
     let outcome = tokio::select! {
         r = &mut conn => Ok(r),
-        e = watchdog(&shared, request_limit, keep_alive_limit) => Err(e),
+        e = watchdog(&shared, &cx.snapshot, request_limit, keep_alive_limit) => Err(e),
     };
     match outcome {
         Ok(Ok(())) => {}
@@ -485,7 +498,7 @@ impl Txn {
             self.term[1] = 'R';
         }
         self.status = i32::from(resp.status().as_u16());
-        if close {
+        if close || self.cx.snapshot.retired.load(Ordering::Acquire) {
             resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         self.head_bytes = head_size(resp.headers());
@@ -1214,7 +1227,7 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
     } else {
         // Without a cookie the two persistence letters stay '-', as in HAProxy.
     }
-    if fe.conf.options.http_conn_mode == HttpConnMode::Close && !upgraded {
+    if (fe.conf.options.http_conn_mode == HttpConnMode::Close || snapshot.retired.load(Ordering::Acquire)) && !upgraded {
         rparts.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
 

@@ -278,12 +278,19 @@ fn keepalive_http_server() -> u16 {
 }
 
 /// Sends `n` requests on one keep-alive connection; true when all are answered.
+/// `n` requests over keep-alive connections. Like any HTTP client, it opens a
+/// new connection when an answer says `connection: close` (what lbd says after
+/// a reload, so clients move to the new configuration); any other close fails.
 fn keepalive_requests(addr: &str, n: usize) -> bool {
-    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+    let connect = || {
+        let s = std::net::TcpStream::connect(addr).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+        Some(s)
+    };
+    let Some(mut s) = connect() else {
         eprintln!("keep-alive: connect failed");
         return false;
     };
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
     for i in 0..n {
         if s.write_all(format!("GET /{i} HTTP/1.1\r\nHost: lbd\r\n\r\n").as_bytes()).is_err() {
             return false;
@@ -298,6 +305,16 @@ fn keepalive_requests(addr: &str, n: usize) -> bool {
                 }
                 Ok(k) => resp.extend_from_slice(&b[..k]),
             }
+        }
+        if String::from_utf8_lossy(&resp)
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n")
+        {
+            let Some(fresh) = connect() else {
+                eprintln!("keep-alive: reconnect failed");
+                return false;
+            };
+            s = fresh;
         }
     }
     true

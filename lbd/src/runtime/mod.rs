@@ -208,7 +208,7 @@ impl Runtime {
         let new = Arc::new(Snapshot::build(&config, &hash, Some(&old)));
         let fresh = self.bind_missing(&new)?;
         self.current.store(Arc::clone(&new));
-        old.retire();
+        old.retire(false);
         self.start_listeners(fresh);
         self.close_unused(&new).await;
         self.generation.send_modify(|g| *g += 1);
@@ -327,7 +327,7 @@ async fn serve(config: Config, files: Vec<PathBuf>, fd_limit: u64, takeover: Tak
         }
     }
     if graceful {
-        runtime.current().retire();
+        runtime.current().retire(true);
         // Let connections in flight finish (bounded by hard-stop-after).
         let limit = runtime.current().global.hard_stop_after.unwrap_or(Duration::MAX);
         let deadline = tokio::time::Instant::now() + limit.min(Duration::from_secs(365 * 86_400));

@@ -250,23 +250,33 @@ pub struct Snapshot {
     /// ran out: the sessions still on it end.
     pub hard_stopped: AtomicBool,
     /// Turns true when a newer snapshot replaced this one or lbd stops gracefully:
-    /// HTTP keep-alive connections on it close after their current response.
+    /// HTTP keep-alive connections on it close after their next response.
     pub retired: AtomicBool,
-    /// Woken when `retired` turns true.
+    /// Turns true when lbd stops (gracefully, or `hard-stop-after` ran out):
+    /// idle HTTP keep-alive connections close at once.
+    pub close_idle: AtomicBool,
+    /// Woken when `close_idle` turns true.
     pub retire_signal: Notify,
 }
 
 impl Snapshot {
-    /// Asks the connections still on this snapshot to finish: idle HTTP
-    /// connections close at once, busy ones after their response (as HAProxy's soft stop).
-    pub fn retire(&self) {
+    /// Asks the HTTP connections still on this snapshot to finish: each closes
+    /// after its next response (what HAProxy did before 2.4, and still does with
+    /// `option idle-close-on-response`), so a client about to reuse an idle
+    /// connection during a reload never loses its request. With `close_idle`
+    /// (lbd is stopping), idle connections close at once too.
+    pub fn retire(&self, close_idle: bool) {
         self.retired.store(true, Ordering::Release);
-        self.retire_signal.notify_waiters();
+        if close_idle {
+            self.close_idle.store(true, Ordering::Release);
+            self.retire_signal.notify_waiters();
+        }
     }
 
     /// Ends the sessions still running on this (replaced) snapshot.
     pub fn hard_stop(&self) {
         self.hard_stopped.store(true, Ordering::Release);
+        self.retire(true);
         for b in self.backends.values() {
             for s in &b.servers {
                 s.wake.notify_waiters();
@@ -383,6 +393,7 @@ impl Snapshot {
             config_hash: config_hash.to_owned(),
             hard_stopped: AtomicBool::new(false),
             retired: AtomicBool::new(false),
+            close_idle: AtomicBool::new(false),
             retire_signal: Notify::new(),
         }
     }

@@ -213,8 +213,8 @@ async fn watchdog(s: &ConnShared, snapshot: &Snapshot, request: Option<Duration>
         tokio::pin!(retired);
         retired.as_mut().enable();
         let idle = s.inflight.load(Ordering::Acquire) == 0;
-        if idle && snapshot.retired.load(Ordering::Acquire) && s.head_started.load(Ordering::Acquire) == NO_HEAD {
-            // A reload or a soft stop: an idle connection closes now.
+        if idle && snapshot.close_idle.load(Ordering::Acquire) && s.head_started.load(Ordering::Acquire) == NO_HEAD {
+            // lbd is stopping: an idle connection closes now.
             return Expiry::KeepAlive;
         }
         let wait = if !idle {

@@ -71,6 +71,18 @@ fn nginx_body(name: &str) -> String {
     )
 }
 
+/// The answer under any path holding `/hdrs/`: like `nginx_body`, then the
+/// request headers that header rules touch, each as `name=[value]` (empty
+/// brackets when absent; nginx 1.22 shows the first line of a repeated header,
+/// all lines of X-Forwarded-For joined by ", ").
+fn nginx_headers_body(name: &str) -> String {
+    format!(
+        "\"{name} $request_method $request_uri port=$server_port conn=$connection \
+         x-test=[$http_x_test] x-added=[$http_x_added] x-secret=[$http_x_secret] \
+         user-agent=[$http_user_agent] x-forwarded-for=[$http_x_forwarded_for]\\n\""
+    )
+}
+
 /// One nginx process (`master_process off`, one worker), its prefix, temp files
 /// and logs in a scratch folder. Killed on drop.
 pub struct Nginx {
@@ -118,6 +130,7 @@ impl Nginx {
     fn config(&self) -> String {
         let d = self.dir.path.display();
         let body = nginx_body(&self.name);
+        let headers = nginx_headers_body(&self.name);
         let listen: String = self.listen.iter().map(|l| format!("    listen {l};\n")).collect();
         // Running as root without a master process: nginx never switches user, so
         // no `user` line (it is only honoured by a master process).
@@ -158,6 +171,10 @@ http {{
     # Outlook Anywhere: nginx answers `return` for any method token, RPC_IN_DATA
     # and RPC_OUT_DATA included, and discards the body.
     location ~* ^/rpc/rpcproxy\\.dll {{ return 200 {body}; }}
+    # For header rules: any path holding /hdrs/ (wherever a rule moved it)
+    # names the request headers those tests rewrite; /missing/ answers 404.
+    location ~ /hdrs/ {{ return 200 {headers}; }}
+    location ~ /missing/ {{ return 404 {body}; }}
   }}
 }}
 "

@@ -292,8 +292,10 @@ pub enum AclError {
     BadAddress(String),
     #[error("regex '{0}' is invalid ({1})")]
     BadRegex(String, String),
-    #[error("cannot read the pattern file '{0}' ('-M' map files are not supported)")]
+    #[error("failed to open pattern file '{0}'")]
     PatternFile(String),
+    #[error("'-M' (patterns from a map file) is not supported ('{0}')")]
+    MapFile(String),
     #[error("no such ACL : '{0}'")]
     NoSuchAcl(String),
     #[error("missing closing '}}' in condition")]
@@ -512,7 +514,7 @@ pub fn parse_acl_expr(words: &[String]) -> Result<AclExpr, AclError> {
                 );
             }
             "-M" => {
-                return Err(AclError::PatternFile(words.get(i + 1).cloned().unwrap_or_default()));
+                return Err(AclError::MapFile(words.get(i + 1).cloned().unwrap_or_default()));
             }
             "--" => {
                 i += 1;

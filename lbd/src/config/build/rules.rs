@@ -153,7 +153,8 @@ pub(super) fn http_rule(p: &mut Proxy, line: &Line, ctx: &mut Ctx) {
         "reject" if !is_response => HttpAction::Reject,
         "silent-drop" => HttpAction::SilentDrop,
         "deny" | "tarpit" => {
-            let mut status = 403;
+            // A refused response is the server's failure: 502, as HAProxy answers.
+            let mut status = if is_response { 502 } else { 403 };
             let mut i = 2;
             while let Some(w) = line.arg(i) {
                 match w {

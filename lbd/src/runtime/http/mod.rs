@@ -506,6 +506,15 @@ impl Txn {
         Response::from_parts(parts, body.on_finish(Box::new(self)))
     }
 
+    /// An answer from an `http-request` rule: a refusal is logged `PR`, others `LR`.
+    fn rule_answer(mut self, resp: Response<LbBody>, close: bool, blocked: bool) -> Response<LbBody> {
+        if blocked {
+            self.term[0] = 'P';
+            self.term[1] = 'R';
+        }
+        self.answer(resp, close)
+    }
+
     /// An error answer, with the backend's errorfiles if one was chosen.
     fn fail(mut self, code: u16, term: [char; 2]) -> Response<LbBody> {
         self.term[0] = term[0];
@@ -788,8 +797,8 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
     }
 
     // The frontend's http-request rules.
-    if let Some((resp, close)) = request_rules(&cx, &fe.conf.http_request, None, &mut parts, &mut uri, &mut vars) {
-        return txn.answer(resp, close);
+    if let Some((resp, close, blocked)) = request_rules(&cx, &fe.conf.http_request, None, &mut parts, &mut uri, &mut vars) {
+        return txn.rule_answer(resp, close, blocked);
     }
 
     // The stats page.
@@ -828,8 +837,8 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
         return txn.fail(500, ['P', 'R']);
     }
     if be.name() != fe.name() {
-        if let Some((resp, close)) = request_rules(&cx, &be.conf.http_request, Some(&be), &mut parts, &mut uri, &mut vars) {
-            return txn.answer(resp, close);
+        if let Some((resp, close, blocked)) = request_rules(&cx, &be.conf.http_request, Some(&be), &mut parts, &mut uri, &mut vars) {
+            return txn.rule_answer(resp, close, blocked);
         }
     }
 
@@ -966,7 +975,17 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
     let connect_started = Instant::now();
     let mut attempt = 0u32;
     let mut stale_retries = 0u32;
+    // Set when a `retry-on` replay is the last retry and `option redispatch` moves it.
+    let mut redispatch_next = false;
     let (resp, tx, reused) = loop {
+        if std::mem::take(&mut redispatch_next) {
+            let exclude = Some(server.conf.id);
+            if let Chosen::Server(s, g) = session::choose_server(&be, None, client_addr, exclude, hash).await {
+                txn.redispatched = true;
+                server = s;
+                txn.slot = Some(g);
+            }
+        }
         // 1. A connection of this client's, to this server.
         let mut tx: Option<Sender> = None;
         let mut reused = false;
@@ -1046,6 +1065,8 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
             }
             attempt += 1;
             txn.retries = attempt;
+            // As for connect failures, `option redispatch` moves the last retry to another server.
+            redispatch_next = attempt == be.conf.retries && be.conf.options.redispatch;
             outgoing = Some(rebuild(m, u, h));
             true
         };
@@ -1150,6 +1171,11 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
                         txn.term[0] = 'P';
                         txn.term[1] = 'H';
                         return txn.answer(r, close);
+                    }
+                    Some(Plan::Blocked(r)) => {
+                        txn.term[0] = 'P';
+                        txn.term[1] = 'H';
+                        return txn.answer(r, true);
                     }
                     Some(Plan::Status(s)) => {
                         if let Ok(s) = StatusCode::from_u16(s) {
@@ -1340,7 +1366,7 @@ fn request_rules(
     parts: &mut http::request::Parts,
     uri: &mut String,
     vars: &mut Vec<(String, Sample)>,
-) -> Option<(Response<LbBody>, bool)> {
+) -> Option<(Response<LbBody>, bool, bool)> {
     let be_name = be.map_or(cx.fe.name(), |b| b.name());
     for rule in list {
         let plan = {
@@ -1366,7 +1392,8 @@ fn request_rules(
         match rules::apply_headers(plan, &mut parts.headers, vars) {
             None | Some(Plan::Nothing) | Some(Plan::Status(_)) => {}
             Some(Plan::Stop) => return None,
-            Some(Plan::Answer(r, close)) => return Some((r, close)),
+            Some(Plan::Answer(r, close)) => return Some((r, close, false)),
+            Some(Plan::Blocked(r)) => return Some((r, true, true)),
             Some(Plan::Uri(u)) => *uri = u,
             Some(Plan::Method(m)) => parts.method = m,
             Some(_) => {}

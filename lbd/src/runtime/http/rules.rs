@@ -19,6 +19,8 @@ pub enum Plan {
     Stop,
     /// lbd answers the request itself; `close` when the connection must end after it.
     Answer(http::Response<LbBody>, bool),
+    /// A deny rule refused the message: answered, then the connection ends.
+    Blocked(http::Response<LbBody>),
     Add(HeaderName, HeaderValue),
     Set(HeaderName, HeaderValue),
     Del(HeaderName),
@@ -156,8 +158,8 @@ pub fn plan(rule: &HttpRule, ctx: &SampleCtx, view: &HttpView, response: bool, b
     };
     match &rule.action {
         HttpAction::Allow => Plan::Stop,
-        HttpAction::Deny { status } | HttpAction::Tarpit { status } => Plan::Answer(local::error(*status, errorfiles), false),
-        HttpAction::Reject | HttpAction::SilentDrop => Plan::Answer(local::error(403, errorfiles), true),
+        HttpAction::Deny { status } | HttpAction::Tarpit { status } => Plan::Blocked(local::error(*status, errorfiles)),
+        HttpAction::Reject | HttpAction::SilentDrop => Plan::Blocked(local::error(403, errorfiles)),
         HttpAction::Auth { realm } => Plan::Answer(local::auth_required(realm.as_deref().unwrap_or(be_name)), false),
         HttpAction::Redirect(r) => Plan::Answer(local::redirect(r, view), false),
         HttpAction::Return {

@@ -1102,6 +1102,14 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
                     if body_sent.as_ref().is_some_and(|c| c.load(Ordering::Relaxed) > 0) {
                         txn.server = Some(Arc::clone(&server));
                     }
+                    // A client that stopped sending its body for `timeout client` gets 408 (cD).
+                    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e.error());
+                    while let Some(c) = cause {
+                        if c.is::<body::IdleTimeout>() {
+                            return txn.fail(408, ['c', 'D']);
+                        }
+                        cause = c.source();
+                    }
                     return txn.fail(400, ['C', 'D']);
                 }
                 let why = if e.error().is_incomplete_message() {

@@ -550,25 +550,28 @@ const HOP_BY_HOP: [header::HeaderName; 5] = [
 ];
 
 fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
-    // Headers the Connection header names are hop-by-hop too.
-    let named: Vec<header::HeaderName> = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| header::HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .filter(|n| !(keep_upgrade && *n == header::UPGRADE))
+    // One pass over the names present (usually a handful) instead of a lookup per
+    // hop-by-hop name; the headers the Connection header names are hop-by-hop too.
+    let named = |n: &header::HeaderName| {
+        h.get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| n.as_str().eq_ignore_ascii_case(t.trim()))
+    };
+    let has_connection = h.contains_key(header::CONNECTION);
+    let doomed: Vec<header::HeaderName> = h
+        .keys()
+        .filter(|n| {
+            if *n == header::UPGRADE {
+                return !keep_upgrade;
+            }
+            HOP_BY_HOP.contains(n) || *n == "keep-alive" || *n == "proxy-connection" || (has_connection && named(n))
+        })
+        .cloned()
         .collect();
-    for n in named {
+    for n in doomed {
         h.remove(n);
-    }
-    for n in HOP_BY_HOP {
-        h.remove(n);
-    }
-    h.remove("keep-alive");
-    h.remove("proxy-connection");
-    if !keep_upgrade {
-        h.remove(header::UPGRADE);
     }
 }
 
@@ -726,7 +729,12 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
     let snapshot = Arc::clone(&cx.snapshot);
 
     let (mut parts, body) = req.into_parts();
-    let mut uri = parts.uri.to_string();
+    let original_uri = match parts.uri.path_and_query() {
+        // Origin form, the usual case: the text as it came.
+        Some(pq) if parts.uri.scheme().is_none() => pq.as_str().to_owned(),
+        _ => parts.uri.to_string(),
+    };
+    let mut uri = original_uri.clone();
     let version = version_text(parts.version);
     let captures = fe
         .conf
@@ -960,9 +968,14 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
         } else {
             parts.headers.clone()
         };
-        match uri.parse::<http::Uri>() {
-            Ok(u) => *r.uri_mut() = u,
-            Err(_) => return txn.fail(400, ['P', 'R']),
+        // The parsed target is reused unless a rule rewrote it.
+        if uri == original_uri {
+            *r.uri_mut() = std::mem::take(&mut parts.uri);
+        } else {
+            match uri.parse::<http::Uri>() {
+                Ok(u) => *r.uri_mut() = u,
+                Err(_) => return txn.fail(400, ['P', 'R']),
+            }
         }
         r
     });

@@ -760,7 +760,12 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
         retries: 0,
         redispatched: false,
         captures,
-        request: format!("{} {} {version}", parts.method, uri),
+        // Only a frontend that logs needs the request line.
+        request: if (fe.conf.options.httplog || fe.conf.options.tcplog) && !fe.logger.is_empty() {
+            format!("{} {} {version}", parts.method, uri)
+        } else {
+            String::new()
+        },
         slot: None,
         give_back: None,
         head_bytes: 0,

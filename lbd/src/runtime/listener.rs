@@ -93,13 +93,43 @@ fn tcp_socket(sa: SocketAddr, bind: &Bind, default_backlog: i32) -> std::io::Res
     Ok(s.into())
 }
 
+/// The sockets of one listening address.
+pub enum Bound {
+    /// One socket, served on the main runtime (UNIX sockets, or a single thread).
+    One(BoundSocket),
+    /// One socket per worker thread, all bound with SO_REUSEPORT: the kernel
+    /// spreads connections over them, and each thread serves its own from
+    /// accept to close (no work stealing, no hand-off between threads).
+    Sharded(Vec<std::net::TcpListener>),
+}
+
+/// Opens the sockets for `addr`: one per worker when `shards` is 2 or more and the address is TCP.
+pub fn bind(
+    fe: &FrontendRt,
+    bind: &Bind,
+    addr: &ListenAddr,
+    global: &crate::config::model::Global,
+    shards: usize,
+) -> Result<Bound, String> {
+    match addr {
+        ListenAddr::Inet(sa) if shards >= 2 => {
+            let backlog = default_backlog(fe);
+            let socks = (0..shards)
+                .map(|_| tcp_socket(*sa, bind, backlog).map_err(|e| format!("{}: cannot bind {sa} ({}): {e}", fe.name(), bind.loc)))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Bound::Sharded(socks))
+        }
+        _ => bind_addr(fe, bind, addr, global).map(Bound::One),
+    }
+}
+
+fn default_backlog(fe: &FrontendRt) -> i32 {
+    fe.conf.backlog.or(fe.conf.maxconn).map_or(1024, |b| b.clamp(1, i32::MAX as u32) as i32)
+}
+
 /// Opens one listening socket for `addr` of a frontend's `bind` line.
 pub fn bind_addr(fe: &FrontendRt, bind: &Bind, addr: &ListenAddr, global: &crate::config::model::Global) -> Result<BoundSocket, String> {
-    let default_backlog = fe
-        .conf
-        .backlog
-        .or(fe.conf.maxconn)
-        .map_or(1024, |b| b.clamp(1, i32::MAX as u32) as i32);
+    let default_backlog = default_backlog(fe);
     match addr {
         ListenAddr::Inet(sa) => {
             let l = tcp_socket(*sa, bind, default_backlog).map_err(|e| format!("{}: cannot bind {sa} ({}): {e}", fe.name(), bind.loc))?;
@@ -264,31 +294,40 @@ async fn accept_until_stopped(rt: &Arc<Runtime>, addr: &ListenAddr, socket: &Bou
                 _ = tokio::time::sleep(Duration::from_millis(50)) => continue,
             }
         };
-        // Take the connection slots first: when full, the kernel keeps clients queued.
-        let permit_g = tokio::select! {
-            p = Arc::clone(&rt.slots).acquire_owned() => p,
-            _ = stop.changed() => return,
-        };
-        let Ok(permit_g) = permit_g else { return };
-        let permit_f = match &fe.slots {
-            Some(s) => {
-                let p = tokio::select! {
-                    p = Arc::clone(s).acquire_owned() => p,
-                    _ = stop.changed() => return,
-                };
-                match p {
-                    Ok(p) => Some(p),
-                    Err(_) => return,
-                }
-            }
-            None => None,
-        };
+        // Accept, then take the connection slots: while they are full this loop
+        // holds at most the one connection it accepted, and the kernel keeps the
+        // other clients queued. (Taking the slots first would let an idle
+        // worker's loop sit on a slot while clients wait on another worker's socket.)
         let accepted = tokio::select! {
             r = accept(socket) => r,
             _ = stop.changed() => return,
         };
+        let accepted = match accepted {
+            Ok(conn) => {
+                let permit_g = tokio::select! {
+                    p = Arc::clone(&rt.slots).acquire_owned() => p,
+                    _ = stop.changed() => return,
+                };
+                let Ok(permit_g) = permit_g else { return };
+                let permit_f = match &fe.slots {
+                    Some(s) => {
+                        let p = tokio::select! {
+                            p = Arc::clone(s).acquire_owned() => p,
+                            _ = stop.changed() => return,
+                        };
+                        match p {
+                            Ok(p) => Some(p),
+                            Err(_) => return,
+                        }
+                    }
+                    None => None,
+                };
+                Ok((conn, permit_g, permit_f))
+            }
+            Err(e) => Err(e),
+        };
         match accepted {
-            Ok((stream, src, dst)) => {
+            Ok(((stream, src, dst), permit_g, permit_f)) => {
                 // A reload may have happened while waiting: serve with what is current now.
                 let snapshot = rt.current();
                 let fe = snapshot.frontend_for(addr).cloned().unwrap_or(fe);

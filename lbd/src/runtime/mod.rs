@@ -84,7 +84,8 @@ fn global_maxconn(config: &Config, fd_limit: u64) -> usize {
 }
 
 /// An open listener: the switch that stops its accept loop, and the loop's task.
-type OpenListener = (watch::Sender<bool>, tokio::task::JoinHandle<()>);
+/// The switch that stops an address's accept loops, and the loops (one per socket).
+type OpenListener = (watch::Sender<bool>, Vec<tokio::task::JoinHandle<()>>);
 
 /// The running load balancer: the current snapshot and the open listeners.
 pub struct Runtime {
@@ -99,6 +100,9 @@ pub struct Runtime {
     /// Bumped at each reload; check tasks of older generations stop.
     generation: watch::Sender<u64>,
     checks: tokio::runtime::Handle,
+    /// The worker threads' runtimes when `nbthread` is 2 or more: each serves the
+    /// connections of its own listening sockets. Empty with one thread.
+    shards: Vec<tokio::runtime::Handle>,
     /// Serialises reloads.
     reloading: tokio::sync::Mutex<()>,
     pub started: Instant,
@@ -132,36 +136,55 @@ impl Runtime {
 
     /// Opens the listeners `snapshot` needs that are not open yet. Returns them
     /// unstarted, so a failure leaves everything as it was.
-    fn bind_missing(&self, snapshot: &Snapshot) -> Result<Vec<(ListenAddr, listener::BoundSocket)>, String> {
+    fn bind_missing(&self, snapshot: &Snapshot) -> Result<Vec<(ListenAddr, listener::Bound)>, String> {
         let open = self.listeners.lock().map_err(|_| "listener table poisoned".to_owned())?;
-        let mut fresh: Vec<(ListenAddr, listener::BoundSocket)> = Vec::new();
+        let mut fresh: Vec<(ListenAddr, listener::Bound)> = Vec::new();
         for fe in &snapshot.frontends {
             for bind in &fe.conf.binds {
                 for addr in &bind.addrs {
                     if open.contains_key(addr) || fresh.iter().any(|(a, _)| a == addr) {
                         continue;
                     }
-                    fresh.push((addr.clone(), listener::bind_addr(fe, bind, addr, &snapshot.global)?));
+                    fresh.push((
+                        addr.clone(),
+                        listener::bind(fe, bind, addr, &snapshot.global, self.shards.len())?,
+                    ));
                 }
             }
         }
         Ok(fresh)
     }
 
-    fn start_listeners(self: &Arc<Self>, fresh: Vec<(ListenAddr, listener::BoundSocket)>) {
+    fn start_listeners(self: &Arc<Self>, fresh: Vec<(ListenAddr, listener::Bound)>) {
         let Ok(mut open) = self.listeners.lock() else { return };
-        for (addr, socket) in fresh {
+        for (addr, bound) in fresh {
             let (tx, rx) = watch::channel(false);
             eprintln!("[NOTICE] listening on {addr}");
-            let task = tokio::spawn(listener::accept_loop(Arc::clone(self), addr.clone(), socket, rx));
-            open.insert(addr, (tx, task));
+            let tasks = match bound {
+                listener::Bound::One(socket) => vec![tokio::spawn(listener::accept_loop(Arc::clone(self), addr.clone(), socket, rx))],
+                listener::Bound::Sharded(sockets) => sockets
+                    .into_iter()
+                    .zip(&self.shards)
+                    .map(|(sock, shard)| {
+                        let (rt, addr, rx) = (Arc::clone(self), addr.clone(), rx.clone());
+                        // Registered with the worker's own reactor, from inside it.
+                        shard.spawn(async move {
+                            match tokio::net::TcpListener::from_std(sock) {
+                                Ok(l) => listener::accept_loop(rt, addr, listener::BoundSocket::Tcp(l), rx).await,
+                                Err(e) => eprintln!("[ALERT] {addr}: {e}"),
+                            }
+                        })
+                    })
+                    .collect(),
+            };
+            open.insert(addr, (tx, tasks));
         }
     }
 
     /// Closes listeners that `snapshot` no longer binds, and waits until their
     /// sockets are closed (so a caller of `reload` sees the final state).
     async fn close_unused(&self, snapshot: &Snapshot) {
-        let closing: Vec<(ListenAddr, tokio::task::JoinHandle<()>)> = {
+        let closing: Vec<(ListenAddr, Vec<tokio::task::JoinHandle<()>>)> = {
             let Ok(mut open) = self.listeners.lock() else { return };
             let wanted: std::collections::HashSet<&ListenAddr> = snapshot
                 .frontends
@@ -177,8 +200,10 @@ impl Runtime {
                 })
                 .collect()
         };
-        for (addr, task) in closing {
-            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        for (addr, tasks) in closing {
+            for task in tasks {
+                let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+            }
             if let ListenAddr::Unix { path, .. } = &addr {
                 let _ = std::fs::remove_file(path);
             }
@@ -248,15 +273,36 @@ pub fn run(config: Config, files: Vec<PathBuf>, takeover: Takeover) -> anyhow::R
         .global
         .nbthread
         .map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |n| n as usize);
+    // With several threads, each runs a runtime of its own that serves its own
+    // listening sockets; the main runtime (one worker) keeps the rest: signals,
+    // reloads, the runtime API, UNIX listeners.
+    let shards = if threads >= 2 { worker_runtimes(threads)? } else { Vec::new() };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.worker_threads(threads.max(1)).enable_all().thread_name("lbd-worker");
+    let main_workers = if shards.is_empty() { threads.max(1) } else { 1 };
+    builder.worker_threads(main_workers).enable_all().thread_name("lbd-worker");
     // A woken task waits its turn instead of running next: the requests read in
     // one pass over the ready sockets then go out to the servers together, so a
     // server (and the client) is woken once per burst instead of once per request.
     #[cfg(tokio_unstable)]
     builder.disable_lifo_slot();
     let rt = builder.build()?;
-    rt.block_on(serve(config, files, fd_limit, takeover))
+    rt.block_on(serve(config, files, fd_limit, takeover, shards))
+}
+
+/// One single-threaded runtime per worker thread. A connection's tasks (the
+/// client side, the server connections it opens) stay on the thread that
+/// accepted it.
+fn worker_runtimes(threads: usize) -> anyhow::Result<Vec<tokio::runtime::Handle>> {
+    (0..threads)
+        .map(|i| {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let handle = rt.handle().clone();
+            std::thread::Builder::new()
+                .name(format!("lbd-worker-{i}"))
+                .spawn(move || rt.block_on(std::future::pending::<()>()))?;
+            Ok(handle)
+        })
+        .collect()
 }
 
 /// The health checks' own runtime, on its own thread: however many servers are
@@ -270,7 +316,13 @@ fn check_runtime() -> anyhow::Result<tokio::runtime::Handle> {
     Ok(handle)
 }
 
-async fn serve(config: Config, files: Vec<PathBuf>, fd_limit: u64, takeover: Takeover) -> anyhow::Result<()> {
+async fn serve(
+    config: Config,
+    files: Vec<PathBuf>,
+    fd_limit: u64,
+    takeover: Takeover,
+    shards: Vec<tokio::runtime::Handle>,
+) -> anyhow::Result<()> {
     let _ = stats_page::STARTED.set(Instant::now());
     let hash = config_hash(&files);
     let snapshot = Arc::new(Snapshot::build(&config, &hash, None));
@@ -281,6 +333,7 @@ async fn serve(config: Config, files: Vec<PathBuf>, fd_limit: u64, takeover: Tak
         slots: Arc::new(Semaphore::new(global_maxconn(&config, fd_limit))),
         generation: watch::channel(0).0,
         checks: check_runtime()?,
+        shards,
         reloading: tokio::sync::Mutex::new(()),
         started: Instant::now(),
         reloads: AtomicU64::new(0),

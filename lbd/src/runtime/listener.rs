@@ -124,7 +124,10 @@ pub fn bind(
 }
 
 fn default_backlog(fe: &FrontendRt) -> i32 {
-    fe.conf.backlog.or(fe.conf.maxconn).map_or(1024, |b| b.clamp(1, i32::MAX as u32) as i32)
+    fe.conf
+        .backlog
+        .or(fe.conf.maxconn)
+        .map_or(1024, |b| b.clamp(1, i32::MAX as u32) as i32)
 }
 
 /// Opens one listening socket for `addr` of a frontend's `bind` line.

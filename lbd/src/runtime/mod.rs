@@ -145,10 +145,7 @@ impl Runtime {
                     if open.contains_key(addr) || fresh.iter().any(|(a, _)| a == addr) {
                         continue;
                     }
-                    fresh.push((
-                        addr.clone(),
-                        listener::bind(fe, bind, addr, &snapshot.global, self.shards.len())?,
-                    ));
+                    fresh.push((addr.clone(), listener::bind(fe, bind, addr, &snapshot.global, self.shards.len())?));
                 }
             }
         }

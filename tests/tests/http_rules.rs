@@ -817,3 +817,76 @@ backend bk
     assert!(warning.contains("redirect"), "{warning}");
     assert!(!err.contains("[ALERT]"), "{err}");
 }
+
+/// Answers any GET with a 512 MiB body, written as fast as the reader takes it
+/// (more than loopback's socket buffers can hold: they grow to tens of MiB here).
+const BIG_SERVER: &str = r#"
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        n = 512 * 1024 * 1024
+        self.send_response(200)
+        self.send_header("Content-Length", str(n))
+        self.end_headers()
+        chunk = b"x" * 65536
+        try:
+            for _ in range(n // len(chunk)):
+                self.wfile.write(chunk)
+        except OSError:
+            pass
+
+
+server = ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), Handler)
+server.daemon_threads = True
+server.serve_forever()
+"#;
+
+#[test]
+fn a_client_that_stops_reading_its_response_is_cut_after_timeout_client() {
+    let ip = private_loopback();
+    let big = PyServer::start_on(BIG_SERVER, &ip);
+    let rig = Rig::start(
+        &ip,
+        "frontend fe
+  bind @IP@:@FE1@
+  timeout client 1s
+  default_backend bk
+
+backend bk
+  server big @BIG@
+",
+        1,
+        1,
+        &[],
+        &[("@BIG@", big.addr())],
+    );
+    let mut c = rig.conn(1);
+    c.write_head("GET", "/big", &[], None).expect("request");
+    // Read nothing for longer than `timeout client`: socket buffers fill, lbd waits, then cuts.
+    std::thread::sleep(Duration::from_millis(3000));
+    let started = Instant::now();
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match c.read_some(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => total += n,
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "still streaming after {total} bytes");
+    }
+    assert!(
+        total < 512 * 1024 * 1024,
+        "the whole body came through ({total} bytes): the connection was not cut"
+    );
+    let msgs = rig.log_messages(Duration::from_millis(800));
+    let msg = log_for(&msgs, "GET /big HTTP/1.1");
+    assert_eq!(log_fields(msg)[9], "cD--", "{msg}");
+}

@@ -53,6 +53,8 @@ use crate::config::model::{Balance, CookieMode, HttpConnMode, HttpReuse, Mode, R
 const MAX_HEADERS: usize = 101;
 /// Largest `stats` admin form body read (bytes).
 const MAX_FORM: usize = 64 * 1024;
+/// Client connections cut because they stopped reading their response.
+pub static SLOW_READERS: AtomicU64 = AtomicU64::new(0);
 /// `head_started` when no request head is being read.
 const NO_HEAD: u64 = u64::MAX;
 
@@ -67,6 +69,11 @@ struct ConnShared {
     head_started: AtomicU64,
     /// Requests received.
     served: AtomicU64,
+    /// Since when a write to the client has been waiting for room (ms after `started`),
+    /// or `NO_HEAD` when the client takes what is sent.
+    write_blocked: AtomicU64,
+    /// Set when the watchdog cut the connection for `timeout client`: the log says `c`.
+    cut_by_timeout: std::sync::atomic::AtomicBool,
     bytes_in: AtomicU64,
 }
 
@@ -124,13 +131,33 @@ impl<C: AsyncRead + Unpin> AsyncRead for ClientIo<C> {
     }
 }
 
+impl<C> ClientIo<C> {
+    /// Remembers since when the client has stopped taking data (a slow reader).
+    fn note_write(&self, blocked: bool) {
+        let s = &self.shared;
+        if blocked {
+            if s.write_blocked.load(Ordering::Relaxed) == NO_HEAD {
+                s.write_blocked.store(s.ms(), Ordering::Relaxed);
+            }
+        } else if s.write_blocked.load(Ordering::Relaxed) != NO_HEAD {
+            s.write_blocked.store(NO_HEAD, Ordering::Relaxed);
+        }
+    }
+}
+
 impl<C: AsyncWrite + Unpin> AsyncWrite for ClientIo<C> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.note_write(r.is_pending());
+        r
     }
 
     fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.note_write(r.is_pending());
+        r
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -200,14 +227,22 @@ enum Expiry {
     Request,
     /// Idle between requests for too long: close silently.
     KeepAlive,
+    /// The client took no data for `timeout client` while a response waited: cut.
+    SlowReader,
 }
 
 /// Waits until the client is too slow to send a request head, or idles too
 /// long between requests. It wakes at most once per limit, whatever the
 /// request rate: each wake-up recomputes the deadline from the shared state.
-async fn watchdog(s: &ConnShared, snapshot: &Snapshot, request: Option<Duration>, keep_alive: Option<Duration>) -> Expiry {
+async fn watchdog(
+    s: &ConnShared,
+    snapshot: &Snapshot,
+    request: Option<Duration>,
+    keep_alive: Option<Duration>,
+    client: Option<Duration>,
+) -> Expiry {
     // How often to look again while a request is in flight or no limit applies.
-    let recheck = keep_alive.or(request).unwrap_or(Duration::from_secs(5));
+    let recheck = client.or(keep_alive).or(request).unwrap_or(Duration::from_secs(5));
     loop {
         let retired = snapshot.retire_signal.notified();
         tokio::pin!(retired);
@@ -218,7 +253,20 @@ async fn watchdog(s: &ConnShared, snapshot: &Snapshot, request: Option<Duration>
             return Expiry::KeepAlive;
         }
         let wait = if !idle {
-            recheck
+            // A client that takes none of its response for `timeout client` (a slow
+            // reader holding the connection and its server) is cut.
+            let blocked = s.write_blocked.load(Ordering::Relaxed);
+            match client {
+                Some(limit) if blocked != NO_HEAD => {
+                    let deadline = blocked.saturating_add(limit.as_millis() as u64);
+                    let now = s.ms();
+                    if now >= deadline {
+                        return Expiry::SlowReader;
+                    }
+                    Duration::from_millis(deadline - now).min(recheck)
+                }
+                _ => recheck,
+            }
         } else {
             let now = s.ms();
             let head = s.head_started.load(Ordering::Acquire);
@@ -240,6 +288,9 @@ async fn watchdog(s: &ConnShared, snapshot: &Snapshot, request: Option<Duration>
                 }
             }
         };
+        // Never longer than `timeout client`: a request that starts meanwhile
+        // may need its response watched for a slow reader.
+        let wait = wait.min(recheck);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = retired => {}
@@ -267,6 +318,8 @@ pub async fn run<C: ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, 
         idle_since: AtomicU64::new(0),
         head_started: AtomicU64::new(if preread.is_empty() { NO_HEAD } else { 0 }),
         served: AtomicU64::new(0),
+        write_blocked: AtomicU64::new(NO_HEAD),
+        cut_by_timeout: std::sync::atomic::AtomicBool::new(false),
         bytes_in: AtomicU64::new(0),
     });
     let t = &fe.conf.timeouts;
@@ -314,7 +367,7 @@ pub async fn run<C: ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, 
     tokio::pin!(conn);
     let outcome = tokio::select! {
         r = &mut conn => Ok(r),
-        e = watchdog(&shared, &cx.snapshot, request_limit, keep_alive_limit) => Err(e),
+        e = watchdog(&shared, &cx.snapshot, request_limit, keep_alive_limit, cx.fe.conf.timeouts.client) => Err(e),
     };
     match outcome {
         Ok(Ok(())) => {}
@@ -338,6 +391,10 @@ pub async fn run<C: ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, 
             }
         }
         Err(Expiry::KeepAlive) => {}
+        Err(Expiry::SlowReader) => {
+            SLOW_READERS.fetch_add(1, Ordering::Relaxed);
+            shared.cut_by_timeout.store(true, Ordering::Release);
+        }
     }
     cx.fe.bytes_in.fetch_add(shared.bytes_in.load(Ordering::Relaxed), Ordering::Relaxed);
 }
@@ -423,6 +480,7 @@ impl Finish for Txn {
                     }
                 }
             }
+            Ended::Aborted if self.cx.shared.cut_by_timeout.load(Ordering::Acquire) => self.set_term('c', 'D'),
             Ended::Aborted => self.set_term('C', 'D'),
             Ended::TimedOut => self.set_term('s', 'D'),
             Ended::Failed => self.set_term('S', 'D'),

@@ -242,7 +242,13 @@ async fn watchdog(
     client: Option<Duration>,
 ) -> Expiry {
     // How often to look again while a request is in flight or no limit applies.
-    let recheck = client.or(keep_alive).or(request).unwrap_or(Duration::from_secs(5));
+    // The shortest limit that may apply next: a request in flight can end (and a
+    // keep-alive or request limit start) at any moment.
+    let recheck = [client, keep_alive, request]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(Duration::from_secs(5));
     loop {
         let retired = snapshot.retire_signal.notified();
         tokio::pin!(retired);

@@ -437,6 +437,22 @@ fn log_bad_request(cx: &ClientCtx, status: i32, term: [char; 2]) {
     fe.logger.log(Level::Info, &line);
 }
 
+/// A moment, read from the clock only when the frontend logs: the timers of a
+/// transaction are for its log line, and the clock is not free.
+#[derive(Clone, Copy)]
+struct Stamp(Option<Instant>);
+
+impl Stamp {
+    fn now(timed: bool) -> Stamp {
+        Stamp(timed.then(Instant::now))
+    }
+
+    /// Milliseconds since, or 0 when not timed.
+    fn ms(self) -> i64 {
+        self.0.map_or(0, |t| t.elapsed().as_millis() as i64)
+    }
+}
+
 /// Where a server connection goes once its response ended.
 enum GiveBack {
     Pool(Arc<ServerRt>),
@@ -447,7 +463,7 @@ enum GiveBack {
 struct Txn {
     cx: Arc<ClientCtx>,
     _inflight: InFlight,
-    started: Instant,
+    started: Stamp,
     backend: Option<Arc<BackendRt>>,
     server: Option<Arc<ServerRt>>,
     t_request: i64,
@@ -536,7 +552,7 @@ impl Txn {
             t_queue: self.t_queue,
             t_connect: self.t_connect,
             t_response: self.t_response,
-            t_active: self.started.elapsed().as_millis() as i64,
+            t_active: self.started.ms(),
             status: self.status,
             bytes,
             termination: self.term,
@@ -800,6 +816,7 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
     };
     let mut uri = original_uri.clone();
     let version = version_text(parts.version);
+    let timed = (fe.conf.options.httplog || fe.conf.options.tcplog) && !fe.logger.is_empty();
     let captures = fe
         .conf
         .captures
@@ -812,7 +829,7 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
     let mut txn = Txn {
         cx: Arc::clone(&cx),
         _inflight: inflight,
-        started: Instant::now(),
+        started: Stamp::now(timed),
         backend: None,
         server: None,
         t_request,
@@ -825,7 +842,7 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
         redispatched: false,
         captures,
         // Only a frontend that logs needs the request line.
-        request: if (fe.conf.options.httplog || fe.conf.options.tcplog) && !fe.logger.is_empty() {
+        request: if timed {
             format!("{} {} {version}", parts.method, uri)
         } else {
             String::new()
@@ -983,17 +1000,17 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
         balance_hash(&be.conf.balance, &view)
     };
     let client_addr = client_ip(cx.src).unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    let queued = Instant::now();
+    let queued = Stamp::now(timed);
     let preferred = pinned.or_else(|| cookie_server.clone()).or(sticky_srv);
     let (mut server, slot) = match session::choose_server(&be, preferred, client_addr, None, hash).await {
         Chosen::Server(s, g) => (s, g),
         Chosen::QueueTimeout => {
-            txn.t_queue = queued.elapsed().as_millis() as i64;
+            txn.t_queue = queued.ms();
             return txn.fail(503, ['s', 'Q']);
         }
         Chosen::NoServer => return txn.fail(503, ['S', 'C']),
     };
-    txn.t_queue = queued.elapsed().as_millis() as i64;
+    txn.t_queue = queued.ms();
     txn.slot = Some(slot);
 
     // The request as the server gets it.
@@ -1054,7 +1071,7 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
     let connect_timeout = be.conf.timeouts.connect.unwrap_or(Duration::from_secs(5));
     let server_timeout = be.conf.timeouts.server;
     let reuse = be.conf.http_reuse;
-    let connect_started = Instant::now();
+    let connect_started = Stamp::now(timed);
     let mut attempt = 0u32;
     let mut stale_retries = 0u32;
     // Set when a `retry-on` replay is the last retry and `option redispatch` moves it.
@@ -1105,7 +1122,7 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
                         if attempt >= be.conf.retries {
                             txn.server = Some(Arc::clone(&server));
                             txn.retries = attempt;
-                            txn.t_connect = connect_started.elapsed().as_millis() as i64;
+                            txn.t_connect = connect_started.ms();
                             return txn.fail(503, if timed_out { ['s', 'C'] } else { ['S', 'C'] });
                         }
                         attempt += 1;
@@ -1131,9 +1148,9 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
             return txn.fail(500, ['P', 'H']);
         };
         if txn.t_connect < 0 || !reused {
-            txn.t_connect = connect_started.elapsed().as_millis() as i64;
+            txn.t_connect = connect_started.ms();
         }
-        let sent_at = Instant::now();
+        let sent_at = Stamp::now(timed);
         let send = tx.try_send_request(req);
         let result = match server_timeout {
             Some(t) => tokio::time::timeout(t, send).await.map_err(|_| ()),
@@ -1158,14 +1175,14 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
                     continue;
                 }
                 txn.server = Some(Arc::clone(&server));
-                txn.t_response = sent_at.elapsed().as_millis() as i64;
+                txn.t_response = sent_at.ms();
                 return txn.fail(504, ['s', 'H']);
             }
             Ok(Ok(resp)) => {
                 if replay(RetryOn::Status(resp.status().as_u16()), &mut txn) {
                     continue;
                 }
-                txn.t_response = sent_at.elapsed().as_millis() as i64;
+                txn.t_response = sent_at.ms();
                 break (resp, tx, reused);
             }
             Ok(Err(mut e)) => {
@@ -1180,7 +1197,7 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
                 // The client's own body broke off or was malformed (a bad chunk size):
                 // the client's fault, answered 400; no complete request reached the server.
                 if e.error().is_user() {
-                    txn.t_response = sent_at.elapsed().as_millis() as i64;
+                    txn.t_response = sent_at.ms();
                     if body_sent.as_ref().is_some_and(|c| c.load(Ordering::Relaxed) > 0) {
                         txn.server = Some(Arc::clone(&server));
                     }
@@ -1203,7 +1220,7 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
                     continue;
                 }
                 txn.server = Some(Arc::clone(&server));
-                txn.t_response = sent_at.elapsed().as_millis() as i64;
+                txn.t_response = sent_at.ms();
                 return txn.fail(502, ['S', 'H']);
             }
         }

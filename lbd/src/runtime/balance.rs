@@ -10,6 +10,9 @@ use std::sync::{Arc, Mutex};
 use super::snapshot::ServerRt;
 use crate::config::model::Balance;
 
+/// Indexes of servers in a backend.
+type Indexes = smallvec::SmallVec<[usize; 16]>;
+
 /// The outcome of a pick.
 pub enum Pick {
     /// The server, with the connection already counted in its `cur_conns`.
@@ -142,7 +145,8 @@ impl Balancer {
         let eligible = |s: &ServerRt| {
             s.is_up() && !s.drain.load(Ordering::Relaxed) && s.weight.load(Ordering::Relaxed) > 0 && Some(s.conf.id) != exclude
         };
-        let mut candidates: Vec<usize> = (0..servers.len())
+        // On the stack for backends of up to 16 servers: a pick per request allocates nothing.
+        let mut candidates: Indexes = (0..servers.len())
             .filter(|&i| !servers[i].conf.params.backup && eligible(&servers[i]))
             .collect();
         if candidates.is_empty() {
@@ -152,7 +156,7 @@ impl Balancer {
         if candidates.is_empty() {
             return Pick::NoServer;
         }
-        let with_slot: Vec<usize> = candidates.iter().copied().filter(|&i| servers[i].has_slot()).collect();
+        let with_slot: Indexes = candidates.iter().copied().filter(|&i| servers[i].has_slot()).collect();
         if with_slot.is_empty() {
             return Pick::Full;
         }
@@ -185,7 +189,7 @@ impl Balancer {
                 // Load = connections per unit of weight; equal loads rotate.
                 let load = |i: usize| u64::from(servers[i].cur_conns.load(Ordering::Relaxed)) * 256 / weight(i).max(1) as u64;
                 let min = with_slot.iter().map(|&i| load(i)).min().unwrap_or(0);
-                let tied: Vec<usize> = with_slot.iter().copied().filter(|&i| load(i) == min).collect();
+                let tied: Indexes = with_slot.iter().copied().filter(|&i| load(i) == min).collect();
                 st.rotate = st.rotate.wrapping_add(1);
                 tied[st.rotate % tied.len()]
             }

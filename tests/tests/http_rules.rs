@@ -890,3 +890,41 @@ backend bk
     let msg = log_for(&msgs, "GET /big HTTP/1.1");
     assert_eq!(log_fields(msg)[9], "cD--", "{msg}");
 }
+
+#[test]
+fn tarpit_holds_its_refusal_and_response_headers_are_captured() {
+    let ip = private_loopback();
+    let rig = Rig::start(
+        &ip,
+        "frontend fe
+  bind @IP@:@FE1@
+  timeout tarpit 1s
+  capture request header Host len 32
+  capture response header Server len 5
+  http-request tarpit if { path_beg /trap }
+  default_backend bk
+
+backend bk
+  server ngx @IP@:@N1@
+",
+        1,
+        1,
+        &[],
+        &[],
+    );
+    let started = Instant::now();
+    let r = rig.conn(1).get("/trap");
+    let waited = started.elapsed();
+    assert_eq!(r.status, 500, "a tarpit answers 500: {r:?}");
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "held for timeout tarpit (1 s): {waited:?}"
+    );
+    assert_eq!(rig.conn(1).get("/fine").status, 200);
+    let msgs = rig.log_messages(Duration::from_millis(800));
+    let trap = log_for(&msgs, "GET /trap HTTP/1.1");
+    assert_eq!(log_fields(trap)[9], "PT--", "{trap}");
+    // Request captures first, then response ones (nginx's `Server` cut to 5 characters).
+    let fine = log_for(&msgs, "GET /fine HTTP/1.1");
+    assert!(fine.ends_with(" {mail.xlc.local} {nginx} \"GET /fine HTTP/1.1\""), "{fine}");
+}

@@ -130,7 +130,7 @@ pub const PROXY: &[Keyword] = &[
     k("disabled", "nnyyy", "The proxy is declared but not started."),
     k("enabled", "nyyyy", "Cancels `disabled`."),
     k("id", "nnyyy", "Numeric proxy id shown in stats."),
-    kd("capture", "nnywy", "`capture request|response header NAME len N`.", "Response headers are not captured yet."),
+    k("capture", "nnywy", "`capture request|response header NAME len N`: the values appear in the httplog line as `{request|...} {response|...}`."),
     k("unique-id-format", "nyyyy", "Log-format of the unique request id."),
     k("unique-id-header", "nyyyy", "Header that carries the unique id to servers."),
     k("log-format", "nyyyy", "Custom log line format."),

@@ -797,7 +797,10 @@ pub struct Proxy {
     pub check: CheckKind,
     pub http_check_send: Option<HttpCheckSend>,
     pub http_expects: Vec<HttpExpect>,
+    /// `capture request header NAME len N`, in order.
     pub captures: Vec<(String, u32)>,
+    /// `capture response header NAME len N`, in order.
+    pub res_captures: Vec<(String, u32)>,
     pub unique_id_format: Option<String>,
     pub unique_id_header: Option<String>,
     pub stats_uri: Option<String>,

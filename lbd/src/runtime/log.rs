@@ -362,6 +362,8 @@ pub struct HttpLog<'a> {
     pub redispatched: bool,
     /// Captured request headers, in `capture` order.
     pub captures: &'a [String],
+    /// Captured response headers, in `capture` order.
+    pub res_captures: &'a [String],
     /// `METHOD URI VERSION`, or `<BADREQ>`.
     pub request: &'a str,
 }
@@ -375,11 +377,12 @@ impl HttpLog<'_> {
         } else {
             self.retries.to_string()
         };
-        let captures = if self.captures.is_empty() {
-            String::new()
-        } else {
-            format!("{{{}}} ", self.captures.join("|"))
-        };
+        let mut captures = String::new();
+        for list in [self.captures, self.res_captures] {
+            if !list.is_empty() {
+                captures.push_str(&format!("{{{}}} ", list.join("|")));
+            }
+        }
         let t: String = self.termination.iter().collect();
         format!(
             "{ci}:{cp} [{}] {} {}/{} {}/{}/{}/{}/{} {} {} - - {t} {}/{}/{}/{}/{rc} 0/0 {captures}\"{}\"",
@@ -439,6 +442,7 @@ mod tests {
             retries: 0,
             redispatched: false,
             captures: &["mail.xlc.local".to_owned()],
+            res_captures: &[],
             request: "GET /owa/ HTTP/1.1",
         };
         assert_eq!(

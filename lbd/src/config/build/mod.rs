@@ -181,6 +181,7 @@ impl Proxy {
             http_check_send: None,
             http_expects: Vec::new(),
             captures: Vec::new(),
+            res_captures: Vec::new(),
             unique_id_format: None,
             unique_id_header: None,
             stats_uri: None,

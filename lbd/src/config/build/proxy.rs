@@ -305,7 +305,12 @@ pub(super) fn line(p: &mut Proxy, kind: SectionKind, line: &Line, global: &Globa
                 return;
             }
             if let Some(len) = ctx.uint(line, 5, "capture len", 1, 65535) {
-                p.captures.push((words[3].clone(), len as u32));
+                let list = if arg1 == Some("response") {
+                    &mut p.res_captures
+                } else {
+                    &mut p.captures
+                };
+                list.push((words[3].clone(), len as u32));
             }
         }
         "unique-id-format" => p.unique_id_format = arg1.map(str::to_owned),

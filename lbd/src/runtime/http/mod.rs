@@ -431,6 +431,7 @@ fn log_bad_request(cx: &ClientCtx, status: i32, term: [char; 2]) {
         retries: 0,
         redispatched: false,
         captures: &[],
+        res_captures: &[],
         request: "<BADREQ>",
     }
     .format();
@@ -475,6 +476,7 @@ struct Txn {
     retries: u32,
     redispatched: bool,
     captures: Vec<String>,
+    res_captures: Vec<String>,
     request: String,
     slot: Option<SlotGuard>,
     give_back: Option<(Sender, GiveBack)>,
@@ -563,6 +565,7 @@ impl Txn {
             retries: self.retries,
             redispatched: self.redispatched,
             captures: &self.captures,
+            res_captures: &self.res_captures,
             request: &self.request,
         }
         .format();
@@ -586,13 +589,17 @@ impl Txn {
         Response::from_parts(parts, body.on_finish(Box::new(self)))
     }
 
-    /// An answer from an `http-request` rule: a refusal is logged `PR`, others `LR`.
-    fn rule_answer(mut self, resp: Response<LbBody>, close: bool, blocked: bool) -> Response<LbBody> {
-        if blocked {
+    /// An answer from an `http-request` rule: a refusal is logged `PR` (`PT`
+    /// when tarpitted), others `LR`.
+    async fn rule_answer(mut self, a: RuleAnswer) -> Response<LbBody> {
+        if a.blocked {
             self.term[0] = 'P';
-            self.term[1] = 'R';
+            self.term[1] = if a.delay.is_some() { 'T' } else { 'R' };
         }
-        self.answer(resp, close)
+        if let Some(d) = a.delay {
+            tokio::time::sleep(d).await;
+        }
+        self.answer(a.resp, a.close)
     }
 
     /// An error answer, with the backend's errorfiles if one was chosen.
@@ -841,6 +848,7 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
         retries: 0,
         redispatched: false,
         captures,
+        res_captures: Vec::new(),
         // Only a frontend that logs needs the request line.
         request: if timed {
             format!("{} {} {version}", parts.method, uri)
@@ -891,8 +899,8 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
     }
 
     // The frontend's http-request rules.
-    if let Some((resp, close, blocked)) = request_rules(&cx, &fe.conf.http_request, None, &mut parts, &mut uri, &mut vars) {
-        return txn.rule_answer(resp, close, blocked);
+    if let Some(a) = request_rules(&cx, &fe.conf.http_request, None, &mut parts, &mut uri, &mut vars) {
+        return txn.rule_answer(a).await;
     }
 
     // The stats page.
@@ -931,8 +939,8 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
         return txn.fail(500, ['P', 'R']);
     }
     if be.name() != fe.name() {
-        if let Some((resp, close, blocked)) = request_rules(&cx, &be.conf.http_request, Some(&be), &mut parts, &mut uri, &mut vars) {
-            return txn.rule_answer(resp, close, blocked);
+        if let Some(a) = request_rules(&cx, &be.conf.http_request, Some(&be), &mut parts, &mut uri, &mut vars) {
+            return txn.rule_answer(a).await;
         }
     }
 
@@ -1364,6 +1372,15 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
         rparts.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
 
+    txn.res_captures = fe
+        .conf
+        .res_captures
+        .iter()
+        .map(|(name, len)| {
+            let v = rparts.headers.get(name.as_str()).and_then(|v| v.to_str().ok()).unwrap_or("");
+            v.chars().take(*len as usize).collect::<String>()
+        })
+        .collect();
     txn.status = i32::from(rparts.status.as_u16());
     txn.head_bytes = head_size(&rparts.headers);
     if upgraded {
@@ -1465,6 +1482,16 @@ where
     }
 }
 
+/// What an `http-request` rule answered.
+struct RuleAnswer {
+    resp: Response<LbBody>,
+    close: bool,
+    /// A refusal (deny, reject, tarpit): logged `PR` (`PT` when tarpitted).
+    blocked: bool,
+    /// How long to hold the answer back (`tarpit`).
+    delay: Option<Duration>,
+}
+
 /// Runs one list of `http-request` rules; `Some` when lbd answers itself.
 fn request_rules(
     cx: &ClientCtx,
@@ -1473,7 +1500,7 @@ fn request_rules(
     parts: &mut http::request::Parts,
     uri: &mut String,
     vars: &mut Vec<(String, Sample)>,
-) -> Option<(Response<LbBody>, bool, bool)> {
+) -> Option<RuleAnswer> {
     let be_name = be.map_or(cx.fe.name(), |b| b.name());
     for rule in list {
         let plan = {
@@ -1499,8 +1526,32 @@ fn request_rules(
         match rules::apply_headers(plan, &mut parts.headers, vars) {
             None | Some(Plan::Nothing) | Some(Plan::Status(_)) => {}
             Some(Plan::Stop) => return None,
-            Some(Plan::Answer(r, close)) => return Some((r, close, false)),
-            Some(Plan::Blocked(r)) => return Some((r, true, true)),
+            Some(Plan::Answer(r, close)) => {
+                return Some(RuleAnswer {
+                    resp: r,
+                    close,
+                    blocked: false,
+                    delay: None,
+                })
+            }
+            Some(Plan::Blocked(r)) => {
+                return Some(RuleAnswer {
+                    resp: r,
+                    close: true,
+                    blocked: true,
+                    delay: None,
+                })
+            }
+            Some(Plan::Tarpit(r)) => {
+                // Held for `timeout tarpit` (else `timeout connect`), then refused.
+                let t = &cx.fe.conf.timeouts;
+                return Some(RuleAnswer {
+                    resp: r,
+                    close: true,
+                    blocked: true,
+                    delay: t.tarpit.or(t.connect),
+                });
+            }
             Some(Plan::Uri(u)) => *uri = u,
             Some(Plan::Method(m)) => parts.method = m,
             Some(_) => {}

@@ -290,6 +290,9 @@ fn forwardfor_names_the_client_or_the_proxy_protocol_source() {
         assert_eq!(r.status, 200, "{path}: {r:?}");
         assert_eq!(r.answer().xff, "192.0.2.7", "{path}: {r:?}");
     }
+    // A client naming X-Forwarded-For as hop-by-hop cannot strip the header lbd adds.
+    let r = c.request("GET", "/owa/", &[("Connection", "keep-alive, X-Forwarded-For")], b"");
+    assert_eq!(r.answer().xff, "192.0.2.7", "{r:?}");
 }
 
 #[test]
@@ -481,6 +484,18 @@ fn ntlm_keeps_the_server_connection_private_to_its_client() {
     let r = c1.request("GET", path, &[("Authorization", &format!("NTLM {}", ntlm_token(3)))], b"");
     assert_eq!(r.status, 200, "{r:?}\nserver log:\n{}", ntlm.log());
     assert_eq!(r.header("x-conn").map(str::to_owned), conn);
+    // Authenticated now, and still this client's alone: other clients never get it,
+    // while the first client keeps using it.
+    for _ in 0..3 {
+        let r2 = site.conn().get(path);
+        assert_ne!(
+            r2.header("x-conn").map(str::to_owned),
+            conn,
+            "the authenticated connection leaked: {r2:?}"
+        );
+    }
+    let r = c1.get(path);
+    assert_eq!(r.header("x-conn").map(str::to_owned), conn, "{r:?}");
 }
 
 /// A client WebSocket frame (FIN set, masked as clients must).

@@ -50,7 +50,11 @@ fn occurrence<'v>(values: &[&'v str], occ: i64) -> Option<&'v str> {
 impl HttpView<'_> {
     pub fn path(&self) -> &str {
         let p = self.uri.split('?').next().unwrap_or("");
-        // An absolute URI's path starts after the authority.
+        // An absolute URI's path starts after the authority; an origin-form target
+        // (starting with `/`) is a path even when it contains `://`.
+        if p.starts_with('/') {
+            return p;
+        }
         match p.find("://") {
             Some(i) => p[i + 3..].find('/').map_or("/", |j| &p[i + 3 + j..]),
             None => p,

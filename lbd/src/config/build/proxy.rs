@@ -439,7 +439,8 @@ fn timeout(p: &mut Proxy, line: &Line, ctx: &mut Ctx) {
         "client-fin" => &mut t.client_fin,
         _ => &mut t.server_fin,
     };
-    *slot = Some(d);
+    // 0 means "no timeout", as in HAProxy (which warns about it; so does the checker elsewhere).
+    *slot = (!d.is_zero()).then_some(d);
 }
 
 fn balance(p: &mut Proxy, line: &Line, ctx: &mut Ctx) {

@@ -253,7 +253,8 @@ async fn watchdog(
         let retired = snapshot.retire_signal.notified();
         tokio::pin!(retired);
         retired.as_mut().enable();
-        let idle = s.inflight.load(Ordering::Acquire) == 0;
+        // A response whose last bytes still wait for the client counts as busy.
+        let idle = s.inflight.load(Ordering::Acquire) == 0 && s.write_blocked.load(Ordering::Relaxed) == NO_HEAD;
         if idle && snapshot.close_idle.load(Ordering::Acquire) && s.head_started.load(Ordering::Acquire) == NO_HEAD {
             // lbd is stopping: an idle connection closes now.
             return Expiry::KeepAlive;
@@ -662,6 +663,12 @@ fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
+/// Whether a frontend and a backend are one `listen` section (a frontend and a
+/// backend may also share a name while being two sections).
+fn same_proxy(fe: &FrontendRt, be: &BackendRt) -> bool {
+    fe.conf.loc == be.conf.loc && fe.name() == be.name()
+}
+
 /// The client IP as logs and X-Forwarded-For write it (IPv4-mapped IPv6 as IPv4).
 fn client_ip(a: Option<SocketAddr>) -> Option<IpAddr> {
     a.map(|a| a.ip().to_canonical())
@@ -762,7 +769,11 @@ fn balance_hash(balance: &Balance, view: &HttpView) -> Option<u64> {
                 }
             }
             if let Some(l) = len {
-                let cut = (*l as usize).min(s.len());
+                let mut cut = (*l as usize).min(s.len());
+                // Never inside a multi-byte character of the path.
+                while !s.is_char_boundary(cut) {
+                    cut -= 1;
+                }
                 s.truncate(cut);
             }
             s
@@ -816,6 +827,18 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
     let snapshot = Arc::clone(&cx.snapshot);
 
     let (mut parts, body) = req.into_parts();
+    // Hop-by-hop headers go first, before any rule or `option forwardfor` adds its
+    // own: a client's `Connection: X-Forwarded-For` must not strip lbd's header.
+    let wants_upgrade = parts.version == Version::HTTP_11
+        && parts.headers.contains_key(header::UPGRADE)
+        && parts
+            .headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    strip_hop_by_hop(&mut parts.headers, wants_upgrade);
     let original_uri = match parts.uri.path_and_query() {
         // Origin form, the usual case: the text as it came.
         Some(pq) if parts.uri.scheme().is_none() => pq.as_str().to_owned(),
@@ -938,7 +961,7 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
     if be.conf.mode != Mode::Http {
         return txn.fail(500, ['P', 'R']);
     }
-    if be.name() != fe.name() {
+    if !same_proxy(&fe, &be) {
         if let Some(a) = request_rules(&cx, &be.conf.http_request, Some(&be), &mut parts, &mut uri, &mut vars) {
             return txn.rule_answer(a).await;
         }
@@ -1022,13 +1045,11 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
     txn.slot = Some(slot);
 
     // The request as the server gets it.
-    let wants_upgrade = parts.headers.contains_key(header::UPGRADE);
     let client_upgrade = if wants_upgrade {
         parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
     } else {
         None
     };
-    strip_hop_by_hop(&mut parts.headers, wants_upgrade);
     let server_close = matches!(
         fe.conf.options.http_conn_mode.max_mode(be.conf.options.http_conn_mode),
         HttpConnMode::ServerClose | HttpConnMode::Close
@@ -1084,6 +1105,8 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
     let mut stale_retries = 0u32;
     // Set when a `retry-on` replay is the last retry and `option redispatch` moves it.
     let mut redispatch_next = false;
+    // Whether the connection used is one pinned to this client by NTLM/Negotiate.
+    let mut used_pinned = false;
     let (resp, tx, reused) = loop {
         if std::mem::take(&mut redispatch_next) {
             let exclude = Some(server.conf.id);
@@ -1100,6 +1123,8 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
             if p.backend == be.name() && p.server_id == server.conf.id {
                 tx = upstream::ready(p.tx).await;
                 reused = tx.is_some();
+                // Authenticated as this client (NTLM): it stays this client's.
+                used_pinned = reused && p.pinned;
             }
         }
         // 2. An idle one from the server's pool, as `http-reuse` allows.
@@ -1246,7 +1271,7 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
             let t = v.as_bytes();
             t.len() >= 4 && (t[..4].eq_ignore_ascii_case(b"ntlm") || (t.len() >= 9 && t[..9].eq_ignore_ascii_case(b"negotiate")))
         });
-    let already_pinned = cx.pinned_to(be.name()) == Some(server.conf.id);
+    let already_pinned = used_pinned;
     let upgraded = status == 101 && wants_upgrade;
     let server_upgrade = if upgraded {
         rparts.extensions.remove::<hyper::upgrade::OnUpgrade>()
@@ -1260,7 +1285,7 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
 
     // http-response rules: the backend's, then the frontend's.
     {
-        let lists: Vec<&[crate::config::model::HttpRule]> = if be.name() != fe.name() {
+        let lists: Vec<&[crate::config::model::HttpRule]> = if !same_proxy(&fe, &be) {
             vec![&be.conf.http_response, &fe.conf.http_response]
         } else {
             vec![&be.conf.http_response]
@@ -1408,7 +1433,8 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
             server_id: server.conf.id,
             pinned: true,
         })
-    } else if reuse == HttpReuse::Never {
+    } else if reuse == HttpReuse::Never || server.conf.params.send_proxy.is_some() {
+        // A PROXY header named this client to the server: the connection is this client's.
         Some(GiveBack::Private {
             backend: be.name().to_owned(),
             server_id: server.conf.id,
@@ -1704,6 +1730,30 @@ mod tests {
             balance_hash(&host, &view("/")),
             Some(crate::runtime::balance::hash_bytes(b"example"))
         );
+    }
+
+    #[test]
+    fn an_origin_form_path_with_a_scheme_inside_stays_whole() {
+        let h = HeaderMap::new();
+        let view = |uri: &'static str| HttpView {
+            method: "GET",
+            uri,
+            version: "HTTP/1.1",
+            headers: &h,
+            status: None,
+            res_headers: None,
+            vars: &[],
+        };
+        assert_eq!(view("/admin/http://x?q").path(), "/admin/http://x");
+        assert_eq!(view("http://host/a/b?q").path(), "/a/b");
+        assert_eq!(view("http://host").path(), "/");
+        // `balance uri len N` never cuts inside a character.
+        let b = Balance::Uri {
+            whole: false,
+            len: Some(2),
+            depth: None,
+        };
+        assert!(balance_hash(&b, &view("/é")).is_some());
     }
 
     #[test]

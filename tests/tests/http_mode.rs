@@ -565,6 +565,14 @@ fn websocket_upgrade_becomes_a_tunnel_that_outlives_the_http_timeouts() {
     let big: Vec<u8> = (0..300u32).map(|i| (i % 251) as u8).collect();
     c.send_raw(&client_frame(2, &big)).expect("binary frame");
     assert_eq!(server_frame(&mut c, "binary echo after idling"), (2, big));
+    // The tunnel still counts as a connection of ft_web (for maxconn and a graceful stop).
+    let stat = runtime_cmd(&site._dir.path.join("lbd.sock"), "show stat");
+    let scur = stat
+        .lines()
+        .find(|l| l.starts_with("ft_web,FRONTEND,"))
+        .and_then(|l| l.split(',').nth(4))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert_eq!(scur, Some(1), "{stat}");
     // Close handshake: the server echoes the close, then ends the connection.
     c.send_raw(&client_frame(8, &1000u16.to_be_bytes())).expect("close frame");
     let (op, _) = server_frame(&mut c, "close echo");

@@ -195,6 +195,8 @@ struct ClientCtx {
     private: Mutex<Option<Private>>,
     /// Whether `private` may hold a connection: most clients never have one.
     has_private: std::sync::atomic::AtomicBool,
+    /// Tunnels (WebSocket) this connection turned into; `run` waits for them.
+    tunnels: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl ClientCtx {
@@ -344,6 +346,7 @@ pub async fn run<C: ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, 
         shared: Arc::clone(&shared),
         private: Mutex::new(None),
         has_private: std::sync::atomic::AtomicBool::new(false),
+        tunnels: Mutex::new(Vec::new()),
     });
     let io = ClientIo {
         pre: preread,
@@ -404,6 +407,10 @@ pub async fn run<C: ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, 
         }
     }
     cx.fe.bytes_in.fetch_add(shared.bytes_in.load(Ordering::Relaxed), Ordering::Relaxed);
+    let tunnels = cx.tunnels.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default();
+    for t in tunnels {
+        let _ = t.await;
+    }
 }
 
 fn log_bad_request(cx: &ClientCtx, status: i32, term: [char; 2]) {
@@ -1413,13 +1420,18 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
         let slot = txn.slot.take();
         let tunnel_timeout = be.conf.timeouts.tunnel.or(fe.conf.timeouts.tunnel).or(fe.conf.timeouts.client);
         if let (Some(c), Some(s)) = (client_upgrade, server_upgrade) {
-            tokio::spawn(async move {
+            let task = tokio::spawn(async move {
                 if let (Ok(c), Ok(s)) = (c.await, s.await) {
                     tunnel(TokioIo::new(c), TokioIo::new(s), tunnel_timeout).await;
                 }
                 drop(slot);
                 drop(tx);
             });
+            // The client connection's task waits for its tunnel, so the tunnel keeps
+            // counting toward `maxconn` and a graceful stop waits for it.
+            if let Ok(mut t) = cx.tunnels.lock() {
+                t.push(task);
+            }
         }
         let resp = Response::from_parts(rparts, LbBody::empty().on_finish(Box::new(txn)));
         return resp;

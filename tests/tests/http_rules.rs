@@ -928,3 +928,31 @@ backend bk
     let fine = log_for(&msgs, "GET /fine HTTP/1.1");
     assert!(fine.ends_with(" {mail.xlc.local} {nginx} \"GET /fine HTTP/1.1\""), "{fine}");
 }
+
+#[test]
+fn reject_closes_the_connection_without_an_answer() {
+    let ip = private_loopback();
+    let rig = Rig::start(
+        &ip,
+        "frontend fe
+  bind @IP@:@FE1@
+  http-request reject if { path_beg /rej }
+  default_backend bk
+
+backend bk
+  server ngx @IP@:@N1@
+",
+        1,
+        1,
+        &[],
+        &[],
+    );
+    let mut c = rig.conn(1);
+    c.write_head("GET", "/rej", &[], None).expect("request");
+    let mut buf = [0u8; 64];
+    assert_eq!(c.read_some(&mut buf).ok(), Some(0), "closed without a byte: {:?}", &buf[..8]);
+    assert_eq!(rig.conn(1).get("/fine").status, 200);
+    let msgs = rig.log_messages(Duration::from_millis(800));
+    let f = log_fields(log_for(&msgs, "GET /rej HTTP/1.1"));
+    assert_eq!((f[5], f[9]), ("-1", "PR--"), "{f:?}");
+}

@@ -23,7 +23,6 @@ pub mod probe;
 mod rules;
 mod upstream;
 
-use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -197,7 +196,14 @@ struct ClientCtx {
     has_private: std::sync::atomic::AtomicBool,
     /// Tunnels (WebSocket) this connection turned into; `run` waits for them.
     tunnels: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Set by a transaction that ends the connection without an answer.
+    abort: std::sync::atomic::AtomicBool,
 }
+
+/// Returned to hyper to close a client connection without an answer.
+#[derive(Debug, thiserror::Error)]
+#[error("connection closed without an answer")]
+struct Abort;
 
 impl ClientCtx {
     fn take_private(&self) -> Option<Private> {
@@ -347,6 +353,7 @@ pub async fn run<C: ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, 
         private: Mutex::new(None),
         has_private: std::sync::atomic::AtomicBool::new(false),
         tunnels: Mutex::new(Vec::new()),
+        abort: std::sync::atomic::AtomicBool::new(false),
     });
     let io = ClientIo {
         pre: preread,
@@ -357,7 +364,15 @@ pub async fn run<C: ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, 
     let svc_cx = Arc::clone(&cx);
     let svc = hyper::service::service_fn(move |req| {
         let cx = Arc::clone(&svc_cx);
-        async move { Ok::<_, Infallible>(handle(cx, req).await) }
+        async move {
+            let resp = handle(Arc::clone(&cx), req).await;
+            // hyper closes the connection when the service fails, sending nothing.
+            if cx.abort.swap(false, Ordering::AcqRel) {
+                drop(resp);
+                return Err(Abort);
+            }
+            Ok(resp)
+        }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -607,7 +622,16 @@ impl Txn {
         if let Some(d) = a.delay {
             tokio::time::sleep(d).await;
         }
+        if a.drop {
+            return self.drop_connection();
+        }
         self.answer(a.resp, a.close)
+    }
+
+    /// Ends the client connection without an answer; the log shows status -1.
+    fn drop_connection(self) -> Response<LbBody> {
+        self.cx.abort.store(true, Ordering::Release);
+        Response::new(LbBody::empty().on_finish(Box::new(self)))
     }
 
     /// An error answer, with the backend's errorfiles if one was chosen.
@@ -1261,6 +1285,14 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
                 }
                 txn.server = Some(Arc::clone(&server));
                 txn.t_response = sent_at.ms();
+                // A reused server connection closed under a client's later request: as
+                // HAProxy does, the client's own keep-alive connection closes without an
+                // answer, and the client retries as it does for any stale keep-alive.
+                if reused && !first_request && why == RetryOn::EmptyResponse {
+                    txn.term[0] = 'S';
+                    txn.term[1] = 'H';
+                    return txn.drop_connection();
+                }
                 return txn.fail(502, ['S', 'H']);
             }
         }
@@ -1323,6 +1355,11 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
                         txn.term[0] = 'P';
                         txn.term[1] = 'H';
                         return txn.answer(r, true);
+                    }
+                    Some(Plan::Drop) => {
+                        txn.term[0] = 'P';
+                        txn.term[1] = 'H';
+                        return txn.drop_connection();
                     }
                     Some(Plan::Status(s)) => {
                         if let Ok(s) = StatusCode::from_u16(s) {
@@ -1528,6 +1565,8 @@ struct RuleAnswer {
     blocked: bool,
     /// How long to hold the answer back (`tarpit`).
     delay: Option<Duration>,
+    /// No answer at all: the connection is closed (`reject`, `silent-drop`).
+    drop: bool,
 }
 
 /// Runs one list of `http-request` rules; `Some` when lbd answers itself.
@@ -1570,6 +1609,7 @@ fn request_rules(
                     close,
                     blocked: false,
                     delay: None,
+                    drop: false,
                 })
             }
             Some(Plan::Blocked(r)) => {
@@ -1578,6 +1618,16 @@ fn request_rules(
                     close: true,
                     blocked: true,
                     delay: None,
+                    drop: false,
+                })
+            }
+            Some(Plan::Drop) => {
+                return Some(RuleAnswer {
+                    resp: Response::new(LbBody::empty()),
+                    close: true,
+                    blocked: true,
+                    delay: None,
+                    drop: true,
                 })
             }
             Some(Plan::Tarpit(r)) => {
@@ -1588,6 +1638,7 @@ fn request_rules(
                     close: true,
                     blocked: true,
                     delay: t.tarpit.or(t.connect),
+                    drop: false,
                 });
             }
             Some(Plan::Uri(u)) => *uri = u,

@@ -21,6 +21,8 @@ pub enum Plan {
     Answer(http::Response<LbBody>, bool),
     /// A deny rule refused the message: answered, then the connection ends.
     Blocked(http::Response<LbBody>),
+    /// `reject`, `silent-drop`: the connection is closed without an answer.
+    Drop,
     /// `tarpit`: the refusal is answered only after `timeout tarpit`, to slow an attacker.
     Tarpit(http::Response<LbBody>),
     Add(HeaderName, HeaderValue),
@@ -162,7 +164,7 @@ pub fn plan(rule: &HttpRule, ctx: &SampleCtx, view: &HttpView, response: bool, b
         HttpAction::Allow => Plan::Stop,
         HttpAction::Deny { status } => Plan::Blocked(local::error(*status, errorfiles)),
         HttpAction::Tarpit { status } => Plan::Tarpit(local::error(*status, errorfiles)),
-        HttpAction::Reject | HttpAction::SilentDrop => Plan::Blocked(local::error(403, errorfiles)),
+        HttpAction::Reject | HttpAction::SilentDrop => Plan::Drop,
         HttpAction::Auth { realm } => Plan::Answer(local::auth_required(realm.as_deref().unwrap_or(be_name)), false),
         HttpAction::Redirect(r) => Plan::Answer(local::redirect(r, view), false),
         HttpAction::Return {

@@ -956,3 +956,41 @@ backend bk
     let f = log_fields(log_for(&msgs, "GET /rej HTTP/1.1"));
     assert_eq!((f[5], f[9]), ("-1", "PR--"), "{f:?}");
 }
+
+#[test]
+fn timeout_server_counts_inactivity_while_a_long_upload_streams() {
+    let ip = private_loopback();
+    let sink = Sink::start();
+    let rig = Rig::start(
+        &ip,
+        "frontend fe
+  bind @IP@:@FE1@
+  default_backend bk
+
+backend bk
+  timeout server 1s
+  server sink @SINK@
+",
+        1,
+        1,
+        &[],
+        &[("@SINK@", sink.addr.to_string())],
+    );
+    // An Outlook Anywhere-style upload: 3 s of body in small steps, the answer only at its end.
+    let mut c = rig.conn(1);
+    c.write_head("RPC_IN_DATA", "/rpc/rpcproxy.dll", &[], Some(10_000)).expect("head");
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(300));
+        c.send_raw(&[b'x'; 1000]).expect("body step");
+    }
+    let r = c.read_response(false).expect("answer after the upload");
+    assert_eq!((r.status, r.text().as_str()), (200, "10000"), "{r:?}");
+    // A body that stops moving: the server waits, lbd gives up after `timeout server`.
+    let mut c = rig.conn(1);
+    c.write_head("RPC_IN_DATA", "/rpc/rpcproxy.dll", &[], Some(10_000)).expect("head");
+    c.send_raw(&[b'x'; 1000]).expect("first part");
+    let started = Instant::now();
+    let r = c.read_response(false).expect("an answer to the stalled upload");
+    assert_eq!(r.status, 504, "{r:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}

@@ -1216,8 +1216,26 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
         }
         let sent_at = Stamp::now(timed);
         let send = tx.try_send_request(req);
+        // `timeout server` counts inactivity, as in HAProxy: while the request body is
+        // still moving (an Outlook Anywhere RPC_IN_DATA streams for hours before the
+        // server answers), the wait for the response head goes on.
         let result = match server_timeout {
-            Some(t) => tokio::time::timeout(t, send).await.map_err(|_| ()),
+            Some(t) => {
+                tokio::pin!(send);
+                let mut seen = body_sent.as_ref().map_or(0, |c| c.load(Ordering::Relaxed));
+                loop {
+                    match tokio::time::timeout(t, &mut send).await {
+                        Ok(r) => break Ok(r),
+                        Err(_) => {
+                            let now = body_sent.as_ref().map_or(0, |c| c.load(Ordering::Relaxed));
+                            if now == seen {
+                                break Err(());
+                            }
+                            seen = now;
+                        }
+                    }
+                }
+            }
             None => Ok(send.await),
         };
         // Whether `retry-on` sends the request again for this outcome.

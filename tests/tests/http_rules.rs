@@ -994,3 +994,37 @@ backend bk
     assert_eq!(r.status, 504, "{r:?}");
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
 }
+
+#[test]
+fn pool_max_conn_zero_keeps_no_idle_server_connection() {
+    let ip = private_loopback();
+    let rig = Rig::start(
+        &ip,
+        "frontend fe
+  bind @IP@:@FE1@
+  bind @IP@:@FE2@
+  use_backend bk_nopool if { dst_port @FE2@ }
+  default_backend bk
+
+backend bk
+  http-reuse always
+  server ngx @IP@:@N1@
+
+backend bk_nopool
+  http-reuse always
+  server ngx @IP@:@N1@ pool-max-conn 0
+",
+        1,
+        2,
+        &[],
+        &[],
+    );
+    let conns = |fe: usize| -> BTreeSet<u64> {
+        let mut c = rig.conn(fe);
+        (0..6).map(|i| c.get(&format!("/pool-{i}")).answer().conn).collect()
+    };
+    // Pooled: one keep-alive client reuses one server connection.
+    assert_eq!(conns(1).len(), 1, "pooled server connection reused");
+    // `pool-max-conn 0`: every request opens a server connection of its own.
+    assert_eq!(conns(2).len(), 6, "no idle connection kept with pool-max-conn 0");
+}

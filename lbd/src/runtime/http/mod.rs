@@ -513,7 +513,10 @@ impl Finish for Txn {
             Ended::Complete => {
                 if let Some((tx, to)) = self.give_back.take() {
                     match to {
-                        GiveBack::Pool(s) => s.pool.put(tx),
+                        GiveBack::Pool(s) => {
+                            let (max, purge) = pool_limits(&s);
+                            s.pool.put(tx, max, purge)
+                        }
                         GiveBack::Private {
                             backend,
                             server_id,
@@ -692,6 +695,16 @@ fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
     for n in doomed {
         h.remove(n);
     }
+}
+
+/// A server's `pool-max-conn` (-1: lbd's bound; 0: no pooling) and `pool-purge-delay`.
+fn pool_limits(s: &ServerRt) -> (usize, Duration) {
+    let p = &s.conf.params;
+    let max = match p.pool_max_conn {
+        Some(n) if n >= 0 => usize::try_from(n).unwrap_or(upstream::MAX_IDLE),
+        _ => upstream::MAX_IDLE,
+    };
+    (max, p.pool_purge_delay.unwrap_or(upstream::PURGE_DELAY))
 }
 
 /// Whether a frontend and a backend are one `listen` section (a frontend and a
@@ -1165,7 +1178,7 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
             HttpReuse::Aggressive | HttpReuse::Always => true,
         };
         if tx.is_none() && shareable && !server_close {
-            tx = server.pool.take().await;
+            tx = server.pool.take(pool_limits(&server).1).await;
             reused = tx.is_some();
         }
         // 3. A new one.

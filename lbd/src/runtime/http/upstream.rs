@@ -16,12 +16,12 @@ use super::body::LbBody;
 
 pub type Sender = SendRequest<LbBody>;
 
-/// Idle connections kept per server, at most (HAProxy's `pool-max-conn` unset
-/// means no limit; lbd bounds it so a burst cannot pin thousands of sockets).
-const MAX_IDLE: usize = 256;
-/// How long an idle connection waits for reuse before it is dropped (HAProxy's
-/// `pool-purge-delay` default): servers close idle connections too.
-const PURGE_DELAY: Duration = Duration::from_secs(5);
+/// Idle connections kept per server when `pool-max-conn` is not set (HAProxy
+/// sets no limit; lbd bounds it so a burst cannot pin thousands of sockets).
+pub const MAX_IDLE: usize = 256;
+/// How long an idle connection waits for reuse before it is dropped, when
+/// `pool-purge-delay` is not set (HAProxy's default): servers close idle connections too.
+pub const PURGE_DELAY: Duration = Duration::from_secs(5);
 /// How long a returned connection may take to become ready again.
 const READY_WAIT: Duration = Duration::from_millis(200);
 /// The largest response head a server may send (bytes).
@@ -35,13 +35,13 @@ pub struct Pool {
 
 impl Pool {
     /// The most recently used idle connection that is still ready for a request.
-    pub async fn take(&self) -> Option<Sender> {
+    pub async fn take(&self, purge: Duration) -> Option<Sender> {
         loop {
             let (mut tx, since) = {
                 let mut idle = self.idle.lock().ok()?;
                 idle.pop_back()?
             };
-            if tx.is_closed() || since.elapsed() > PURGE_DELAY {
+            if tx.is_closed() || since.elapsed() > purge {
                 continue;
             }
             if tx.is_ready() {
@@ -53,8 +53,9 @@ impl Pool {
         }
     }
 
-    pub fn put(&self, tx: Sender) {
-        if tx.is_closed() {
+    /// Keeps `tx` for reuse: at most `max` idle ones, each for `purge`.
+    pub fn put(&self, tx: Sender, max: usize, purge: Duration) {
+        if tx.is_closed() || max == 0 {
             return;
         }
         let now = Instant::now();
@@ -62,11 +63,11 @@ impl Pool {
             // The oldest ones expire first; they are at the front.
             while idle
                 .front()
-                .is_some_and(|(t, since)| t.is_closed() || now.duration_since(*since) > PURGE_DELAY)
+                .is_some_and(|(t, since)| t.is_closed() || now.duration_since(*since) > purge)
             {
                 idle.pop_front();
             }
-            if idle.len() >= MAX_IDLE {
+            if idle.len() >= max {
                 idle.pop_front();
             }
             idle.push_back((tx, now));

@@ -10,31 +10,8 @@ use std::time::Duration;
 use lbd::runtime::http::probe::Probe;
 use libfuzzer_sys::fuzz_target;
 
-const CONFIG: &str = "\
-defaults
-  mode http
-  timeout client 2s
-  timeout server 2s
-  timeout connect 1s
-  timeout http-request 1s
-frontend ft
-  bind 127.0.0.1:1
-  option forwardfor
-  http-request set-header X-Path %[path]
-  http-request deny if { path_beg -i /admin }
-  redirect location /owa if { path / }
-  use_backend bk_sticky if { path_beg -i /microsoft-server-activesync }
-  default_backend bk_cookie
-backend bk_cookie
-  cookie SERVERID insert indirect nocache
-  server s1 BACKEND cookie s1
-  server s2 BACKEND cookie s2
-backend bk_sticky
-  stick-table type string len 64 size 1k expire 1m
-  stick on hdr(Authorization)
-  server s1 BACKEND
-  server s2 BACKEND
-";
+/// The property test's configuration (lbd/tests/http_no_panic.rs), shared.
+const CONFIG: &str = include_str!("../../lbd/tests/data/http_probe.cfg");
 
 struct Shared(Probe);
 // SAFETY: libFuzzer calls the target from one thread only, so the probe is never shared.

@@ -10,39 +10,9 @@ use std::time::Duration;
 use lbd::runtime::http::probe::Probe;
 use proptest::prelude::*;
 
-const CONFIG: &str = "\
-defaults
-  mode http
-  timeout client 2s
-  timeout server 2s
-  timeout connect 1s
-  timeout http-request 1s
-frontend ft
-  bind 127.0.0.1:1
-  option forwardfor
-  capture request header Host len 32
-  acl is_admin path_beg -i /admin
-  http-request deny if is_admin
-  http-request set-header X-Path %[path]
-  http-request replace-header User-Agent (.*)bot(.*) \\1robot\\2
-  http-request del-header X-Secret
-  http-request return status 200 content-type text/plain string ok if { path /ping }
-  redirect location /owa if { path / }
-  redirect prefix https://mail.example.com code 301 if { hdr(host) -i old.example.com }
-  use_backend bk_sticky if { path_beg -i /microsoft-server-activesync }
-  default_backend bk_cookie
-backend bk_cookie
-  cookie SERVERID insert indirect nocache
-  http-response set-header X-Backend cookie
-  server s1 BACKEND cookie s1
-  server s2 BACKEND cookie s2
-backend bk_sticky
-  stick-table type string len 64 size 1k expire 1m
-  stick on hdr(Authorization)
-  balance uri
-  server s1 BACKEND
-  server s2 BACKEND
-";
+/// The configuration the probe serves (shared with the fuzz target); `BACKEND`
+/// stands for the probe's own server.
+const CONFIG: &str = include_str!("data/http_probe.cfg");
 
 /// Requests the mutations start from: plain, bodies, smuggling shapes.
 const SEEDS: &[&[u8]] = &[

@@ -234,7 +234,8 @@ fn convert(mut s: Sample, converters: &[(String, Option<String>)]) -> Sample {
     s
 }
 
-fn ip_in(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
+/// Whether `ip` is in `net`/`bits` (an IPv4-mapped IPv6 address counts as IPv4).
+pub(crate) fn ip_in(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
     match (ip, net) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
             let mask = if bits == 0 { 0 } else { u32::MAX << (32 - u32::from(bits.min(32))) };

@@ -296,11 +296,7 @@ impl TcpLog<'_> {
     /// `%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq`
     pub fn format(&self) -> String {
         let (ci, cp) = client_fields(self.client);
-        let rc = if self.redispatched {
-            format!("+{}", self.retries)
-        } else {
-            self.retries.to_string()
-        };
+        let rc = retries_field(self.retries, self.redispatched);
         format!(
             "{ci}:{cp} [{}] {} {}/{} {}/{}/{} {} {}{} {}/{}/{}/{}/{rc} {}/{}",
             accept_date(self.accept_ms),
@@ -320,6 +316,15 @@ impl TcpLog<'_> {
             self.srv_queue,
             self.backend_queue
         )
+    }
+}
+
+/// The `%rc` field: retries, `+`-prefixed when the last one went to another server.
+fn retries_field(retries: u32, redispatched: bool) -> String {
+    if redispatched {
+        format!("+{retries}")
+    } else {
+        retries.to_string()
     }
 }
 
@@ -372,11 +377,7 @@ impl HttpLog<'_> {
     /// `%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r`
     pub fn format(&self) -> String {
         let (ci, cp) = client_fields(self.client);
-        let rc = if self.redispatched {
-            format!("+{}", self.retries)
-        } else {
-            self.retries.to_string()
-        };
+        let rc = retries_field(self.retries, self.redispatched);
         let mut captures = String::new();
         for list in [self.captures, self.res_captures] {
             if !list.is_empty() {

@@ -707,6 +707,19 @@ fn pool_limits(s: &ServerRt) -> (usize, Duration) {
     (max, p.pool_purge_delay.unwrap_or(upstream::PURGE_DELAY))
 }
 
+/// What fetches see of a request while its rules run.
+fn request_view<'a>(parts: &'a http::request::Parts, uri: &'a str, vars: &'a [(String, Sample)]) -> HttpView<'a> {
+    HttpView {
+        method: parts.method.as_str(),
+        uri,
+        version: version_text(parts.version),
+        headers: &parts.headers,
+        status: None,
+        res_headers: None,
+        vars,
+    }
+}
+
 /// Whether a frontend and a backend are one `listen` section (a frontend and a
 /// backend may also share a name while being two sections).
 fn same_proxy(fe: &FrontendRt, be: &BackendRt) -> bool {
@@ -724,19 +737,8 @@ fn in_network(ip: IpAddr, net: &str) -> bool {
         None => (net, None),
     };
     let Ok(n) = host.parse::<IpAddr>() else { return false };
-    match (ip, n) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => {
-            let bits = u32::from(bits.unwrap_or(32).min(32));
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
-            u32::from(a) & mask == u32::from(b) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(b)) => {
-            let bits = u32::from(bits.unwrap_or(128).min(128));
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
-            u128::from(a) & mask == u128::from(b) & mask
-        }
-        _ => false,
-    }
+    let bits = bits.unwrap_or(if n.is_ipv4() { 32 } else { 128 });
+    super::acl_eval::ip_in(ip, n, bits)
 }
 
 /// The persistence cookie's value in the request, if any.
@@ -748,20 +750,27 @@ fn request_cookie<'h>(h: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .find_map(|kv| kv.trim().split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v))
 }
 
-/// Removes cookie `name` from the request's Cookie lines (insert mode: the server never set it).
-fn remove_request_cookie(h: &mut HeaderMap, name: &str) {
+/// Rewrites cookie `name` in the request's Cookie lines: `value` maps its value
+/// to the new one, or to `None` to drop the cookie; other cookies stay as they are.
+fn rewrite_request_cookie(h: &mut HeaderMap, name: &str, value: impl Fn(&str) -> Option<String>) {
     let lines: Vec<String> = h
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .map(str::trim)
-                .filter(|kv| kv.split_once('=').map_or(*kv, |(k, _)| k) != name)
+        .map(|line| {
+            line.split(';')
+                .filter_map(|kv| {
+                    let kv = kv.trim();
+                    match kv.split_once('=') {
+                        Some((k, v)) if k == name => value(v).map(|v| format!("{k}={v}")),
+                        None if kv == name => None,
+                        _ => Some(kv.to_owned()),
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join("; ")
         })
-        .filter(|v| !v.is_empty())
+        .filter(|l| !l.is_empty())
         .collect();
     h.remove(header::COOKIE);
     for l in lines {
@@ -771,31 +780,14 @@ fn remove_request_cookie(h: &mut HeaderMap, name: &str) {
     }
 }
 
+/// Removes cookie `name` from the request (insert mode: the server never set it).
+fn remove_request_cookie(h: &mut HeaderMap, name: &str) {
+    rewrite_request_cookie(h, name, |_| None);
+}
+
 /// `cookie NAME prefix`: strips `SERVER~` from the cookie's value before the server sees it.
 fn strip_cookie_prefix(h: &mut HeaderMap, name: &str) {
-    let lines: Vec<String> = h
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .map(|kv| {
-                    let kv = kv.trim();
-                    match kv.split_once('=') {
-                        Some((k, val)) if k == name => format!("{k}={}", val.split_once('~').map_or(val, |(_, rest)| rest)),
-                        _ => kv.to_owned(),
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
-        .collect();
-    h.remove(header::COOKIE);
-    for l in lines {
-        if let Ok(v) = HeaderValue::from_str(&l) {
-            h.append(header::COOKIE, v);
-        }
-    }
+    rewrite_request_cookie(h, name, |v| Some(v.split_once('~').map_or(v, |(_, rest)| rest).to_owned()));
 }
 
 /// The hash `balance uri|url_param|hdr` chooses a server with; `None` when the request lacks the data.
@@ -849,6 +841,16 @@ fn balance_hash(balance: &Balance, view: &HttpView) -> Option<u64> {
     Some(super::balance::hash_bytes(data.as_bytes()))
 }
 
+/// The values `capture ... header NAME len N` keep for the log, cut to their length.
+fn capture(list: &[(String, u32)], headers: &HeaderMap) -> Vec<String> {
+    list.iter()
+        .map(|(name, len)| {
+            let v = headers.get(name.as_str()).and_then(|v| v.to_str().ok()).unwrap_or("");
+            v.chars().take(*len as usize).collect()
+        })
+        .collect()
+}
+
 /// Whether a request may be sent again after a failure (RFC 9110's idempotent methods, no body).
 fn replayable(method: &http::Method, body: &Incoming) -> bool {
     use http_body::Body;
@@ -891,15 +893,7 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
     let mut uri = original_uri.clone();
     let version = version_text(parts.version);
     let timed = (fe.conf.options.httplog || fe.conf.options.tcplog) && !fe.logger.is_empty();
-    let captures = fe
-        .conf
-        .captures
-        .iter()
-        .map(|(name, len)| {
-            let v = parts.headers.get(name.as_str()).and_then(|v| v.to_str().ok()).unwrap_or("");
-            v.chars().take(*len as usize).collect::<String>()
-        })
-        .collect();
+    let captures = capture(&fe.conf.captures, &parts.headers);
     let mut txn = Txn {
         cx: Arc::clone(&cx),
         _inflight: inflight,
@@ -930,15 +924,7 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
 
     macro_rules! view {
         () => {
-            HttpView {
-                method: parts.method.as_str(),
-                uri: &uri,
-                version,
-                headers: &parts.headers,
-                status: None,
-                res_headers: None,
-                vars: &vars,
-            }
+            request_view(&parts, &uri, &vars)
         };
     }
     macro_rules! ctx {
@@ -1151,7 +1137,7 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
     let mut redispatch_next = false;
     // Whether the connection used is one pinned to this client by NTLM/Negotiate.
     let mut used_pinned = false;
-    let (resp, tx, reused) = loop {
+    let (resp, tx) = loop {
         if std::mem::take(&mut redispatch_next) {
             let exclude = Some(server.conf.id);
             if let Chosen::Server(s, g) = session::choose_server(&be, None, client_addr, exclude, hash).await {
@@ -1278,7 +1264,7 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
                     continue;
                 }
                 txn.t_response = sent_at.ms();
-                break (resp, tx, reused);
+                break (resp, tx);
             }
             Ok(Err(mut e)) => {
                 // A reused connection the server had closed: the request never left, send it on a new one.
@@ -1328,7 +1314,6 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
             }
         }
     };
-    let _ = reused;
     server.observed_errors.store(0, Ordering::Release);
     txn.server = Some(Arc::clone(&server));
     session::store_sticky(&be, &sticky, &server);
@@ -1341,7 +1326,6 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
             let t = v.as_bytes();
             t.len() >= 4 && (t[..4].eq_ignore_ascii_case(b"ntlm") || (t.len() >= 9 && t[..9].eq_ignore_ascii_case(b"negotiate")))
         });
-    let already_pinned = used_pinned;
     let upgraded = status == 101 && wants_upgrade;
     let server_upgrade = if upgraded {
         rparts.extensions.remove::<hyper::upgrade::OnUpgrade>()
@@ -1364,13 +1348,9 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
             for rule in list {
                 let plan = {
                     let view = HttpView {
-                        method: parts.method.as_str(),
-                        uri: &uri,
-                        version,
-                        headers: &parts.headers,
                         status: Some(rparts.status.as_u16()),
                         res_headers: Some(&rparts.headers),
-                        vars: &vars,
+                        ..request_view(&parts, &uri, &vars)
                     };
                     let ctx = ctx!(&view, Some(&be));
                     rules::plan(rule, &ctx, &view, true, be.name())
@@ -1465,22 +1445,12 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
         if txn.term[3] == '-' {
             txn.term[3] = 'N';
         }
-    } else {
-        // Without a cookie the two persistence letters stay '-', as in HAProxy.
     }
     if (fe.conf.options.http_conn_mode == HttpConnMode::Close || snapshot.retired.load(Ordering::Acquire)) && !upgraded {
         rparts.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
 
-    txn.res_captures = fe
-        .conf
-        .res_captures
-        .iter()
-        .map(|(name, len)| {
-            let v = rparts.headers.get(name.as_str()).and_then(|v| v.to_str().ok()).unwrap_or("");
-            v.chars().take(*len as usize).collect::<String>()
-        })
-        .collect();
+    txn.res_captures = capture(&fe.conf.res_captures, &rparts.headers);
     txn.status = i32::from(rparts.status.as_u16());
     txn.head_bytes = head_size(&rparts.headers);
     if upgraded {
@@ -1507,7 +1477,7 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
     // Where the server connection goes once the body ended.
     let give_back = if server_close {
         None
-    } else if ntlm || already_pinned {
+    } else if ntlm || used_pinned {
         Some(GiveBack::Private {
             backend: be.name().to_owned(),
             server_id: server.conf.id,
@@ -1612,15 +1582,7 @@ fn request_rules(
     let be_name = be.map_or(cx.fe.name(), |b| b.name());
     for rule in list {
         let plan = {
-            let view = HttpView {
-                method: parts.method.as_str(),
-                uri,
-                version: version_text(parts.version),
-                headers: &parts.headers,
-                status: None,
-                res_headers: None,
-                vars,
-            };
+            let view = request_view(parts, uri, vars);
             let ctx = SampleCtx {
                 src: cx.src,
                 dst: cx.dst,
@@ -1690,15 +1652,7 @@ async fn stats(
     body: Incoming,
 ) -> Response<LbBody> {
     let fe = &cx.fe;
-    let view = HttpView {
-        method: parts.method.as_str(),
-        uri,
-        version: version_text(parts.version),
-        headers: &parts.headers,
-        status: None,
-        res_headers: None,
-        vars,
-    };
+    let view = request_view(parts, uri, vars);
     if !local::stats_authorized(&fe.conf.stats_auth, view.header("authorization")) {
         return local::auth_required(fe.conf.stats_realm.as_deref().unwrap_or("HAProxy Statistics"));
     }

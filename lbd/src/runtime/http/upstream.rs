@@ -37,17 +37,14 @@ impl Pool {
     /// The most recently used idle connection that is still ready for a request.
     pub async fn take(&self, purge: Duration) -> Option<Sender> {
         loop {
-            let (mut tx, since) = {
+            let (tx, since) = {
                 let mut idle = self.idle.lock().ok()?;
                 idle.pop_back()?
             };
-            if tx.is_closed() || since.elapsed() > purge {
+            if since.elapsed() > purge {
                 continue;
             }
-            if tx.is_ready() {
-                return Some(tx);
-            }
-            if let Ok(Ok(())) = tokio::time::timeout(READY_WAIT, tx.ready()).await {
+            if let Some(tx) = ready(tx).await {
                 return Some(tx);
             }
         }
@@ -73,13 +70,9 @@ impl Pool {
             idle.push_back((tx, now));
         }
     }
-
-    pub fn idle_count(&self) -> usize {
-        self.idle.lock().map(|v| v.len()).unwrap_or(0)
-    }
 }
 
-/// Waits until a connection taken from a private slot is ready again.
+/// Waits (briefly) until a kept connection is ready for its next request; `None` when it closed.
 pub async fn ready(mut tx: Sender) -> Option<Sender> {
     if tx.is_closed() {
         return None;

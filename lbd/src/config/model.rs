@@ -623,6 +623,8 @@ pub struct ServerParams {
     pub pool_purge_delay: Option<Duration>,
     pub tfo: bool,
     pub agent_check: bool,
+    /// The client side of `ssl` toward this server, built from `verify` and `ca-file`.
+    pub tls: crate::tls::Shared<rustls::ClientConfig>,
 }
 
 impl Default for ServerParams {
@@ -667,6 +669,7 @@ impl Default for ServerParams {
             pool_purge_delay: None,
             tfo: false,
             agent_check: false,
+            tls: crate::tls::Shared(None),
         }
     }
 }
@@ -733,6 +736,10 @@ pub struct BindParams {
     pub ciphers: Option<String>,
     pub ciphersuites: Option<String>,
     pub curves: Option<String>,
+    /// lbd's own: the private key of the single `crt`, when it is kept apart.
+    pub key: Option<String>,
+    /// The TLS settings `ssl` and `crt` built, certificates loaded.
+    pub tls: crate::tls::Shared<rustls::ServerConfig>,
 }
 
 #[derive(Debug, Clone)]

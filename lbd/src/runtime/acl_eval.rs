@@ -75,6 +75,8 @@ impl HttpView<'_> {
 pub struct SampleCtx<'a> {
     pub src: Option<SocketAddr>,
     pub dst: Option<SocketAddr>,
+    /// What the client's TLS connection negotiated, when it came over TLS.
+    pub tls: Option<&'a crate::tls::TlsInfo>,
     pub snapshot: &'a Snapshot,
     pub frontend: &'a FrontendRt,
     pub backend: Option<&'a BackendRt>,
@@ -136,7 +138,11 @@ pub fn fetch(expr: &SampleExpr, ctx: &SampleCtx) -> Option<Sample> {
             backend_for(ctx, arg)?.cur_conns.load(std::sync::atomic::Ordering::Relaxed),
         )),
         "fe_conn" => Sample::Int(i64::from(ctx.frontend.cur_conns.load(std::sync::atomic::Ordering::Relaxed))),
-        "ssl_fc" => Sample::Bool(false),
+        "ssl_fc" => Sample::Bool(ctx.tls.is_some()),
+        "ssl_fc_sni" => Sample::Str(ctx.tls?.sni.clone()?),
+        "ssl_fc_protocol" => Sample::Str(ctx.tls?.protocol.to_owned()),
+        "ssl_fc_cipher" => Sample::Str(ctx.tls?.cipher.clone()),
+        "ssl_fc_alpn" => Sample::Str(ctx.tls?.alpn.clone()?),
         "method" => Sample::Str(http?.method.to_owned()),
         "path" => Sample::Str(http?.path().to_owned()),
         "pathq" | "url" => Sample::Str(http?.uri.to_owned()),

@@ -34,6 +34,7 @@ fn tcp_rules_accept(snapshot: &Snapshot, fe: &FrontendRt, acc: &Accepted) -> boo
     let ctx = super::acl_eval::SampleCtx {
         src: acc.src,
         dst: acc.dst,
+        tls: acc.tls.as_deref(),
         snapshot,
         frontend: fe,
         backend: None,
@@ -267,17 +268,79 @@ fn spawn_session(
     let acc = Accepted {
         src,
         dst,
+        tls: None,
         accept_ms: super::log::now(),
         started: Instant::now(),
     };
-    let accept_proxy = fe.conf.binds.iter().any(|b| b.params.accept_proxy && b.addrs.contains(addr));
+    let bind = fe.conf.binds.iter().find(|b| b.addrs.contains(addr));
+    let accept_proxy = bind.is_some_and(|b| b.params.accept_proxy);
+    let tls = bind.and_then(|b| b.params.tls.0.clone());
     tokio::spawn(async move {
         let _permits = (permit_g, permit_f, guard);
-        match stream {
-            Stream::Tcp(s) => serve(snapshot, fe, s, acc, accept_proxy).await,
-            Stream::Unix(s) => serve(snapshot, fe, s, acc, accept_proxy).await,
+        match (stream, tls) {
+            (Stream::Tcp(s), Some(tls)) => Box::pin(serve_tls(snapshot, fe, s, acc, accept_proxy, tls)).await,
+            (Stream::Tcp(s), None) => serve(snapshot, fe, s, acc, accept_proxy).await,
+            (Stream::Unix(s), _) => serve(snapshot, fe, s, acc, accept_proxy).await,
         }
     });
+}
+
+/// Longest wait for a TLS handshake when `timeout client` is not set.
+const HANDSHAKE_WAIT: Duration = Duration::from_secs(10);
+
+/// `bind ... ssl`: the PROXY header first (when the bind accepts one), then
+/// the TLS handshake, then the frontend's work on the decrypted stream.
+async fn serve_tls(
+    snapshot: Arc<Snapshot>,
+    fe: Arc<FrontendRt>,
+    mut client: tokio::net::TcpStream,
+    mut acc: Accepted,
+    accept_proxy: bool,
+    tls: Arc<rustls::ServerConfig>,
+) {
+    let mut preread = Vec::new();
+    if accept_proxy {
+        match proxy_prelude(&fe, &mut client, &mut acc).await {
+            Some(rest) => preread = rest,
+            None => return,
+        }
+    }
+    let wait = fe.conf.timeouts.client.unwrap_or(HANDSHAKE_WAIT).min(HANDSHAKE_WAIT);
+    let Some((stream, info)) = super::tls_io::accept(tls, super::tls_io::Prefixed::new(preread, client), wait).await else {
+        return;
+    };
+    acc.tls = Some(Arc::new(info));
+    dispatch(snapshot, fe, stream, acc, Vec::new()).await;
+}
+
+/// Reads the PROXY header of an `accept-proxy` bind: the bytes after it, or
+/// `None` when the connection was reset for a missing or bad header.
+async fn proxy_prelude<C: session::ClientStream>(fe: &FrontendRt, client: &mut C, acc: &mut Accepted) -> Option<Vec<u8>> {
+    let wait = fe
+        .conf
+        .timeouts
+        .http_request
+        .or(fe.conf.timeouts.client)
+        .unwrap_or(PROXY_HEADER_WAIT)
+        .min(PROXY_HEADER_WAIT);
+    match Box::pin(super::proxy_proto::read_header(client, wait)).await {
+        Ok(got) => {
+            if got.src.is_some() {
+                acc.src = got.src;
+                acc.dst = got.dst;
+            }
+            Some(got.rest)
+        }
+        Err(e) => {
+            PROXY_ERRORS.fetch_add(1, Ordering::Relaxed);
+            eprintln!("[WARNING] frontend {}: {e}; connection reset", fe.name());
+            // A clear reset rather than a quiet close.
+            if let Some(tcp) = client.as_tcp() {
+                let _ = socket2::SockRef::from(tcp).set_linger(Some(Duration::ZERO));
+            }
+            None
+        }
+    }
 }
 
 /// Longest wait for a PROXY header when `timeout client` is not set.
@@ -358,32 +421,16 @@ async fn serve<C: session::ClientStream>(
     let mut preread = Vec::new();
     if accept_proxy {
         // `accept-proxy`: the relay's header says who the client is; the bytes after it are the client's.
-        let wait = fe
-            .conf
-            .timeouts
-            .http_request
-            .or(fe.conf.timeouts.client)
-            .unwrap_or(PROXY_HEADER_WAIT)
-            .min(PROXY_HEADER_WAIT);
-        match Box::pin(super::proxy_proto::read_header(&mut client, wait)).await {
-            Ok(got) => {
-                if got.src.is_some() {
-                    acc.src = got.src;
-                    acc.dst = got.dst;
-                }
-                preread = got.rest;
-            }
-            Err(e) => {
-                PROXY_ERRORS.fetch_add(1, Ordering::Relaxed);
-                eprintln!("[WARNING] frontend {}: {e}; connection reset", fe.name());
-                // A clear reset rather than a quiet close.
-                if let Some(tcp) = client.as_tcp() {
-                    let _ = socket2::SockRef::from(tcp).set_linger(Some(Duration::ZERO));
-                }
-                return;
-            }
+        match proxy_prelude(&fe, &mut client, &mut acc).await {
+            Some(rest) => preread = rest,
+            None => return,
         }
     }
+    dispatch(snapshot, fe, client, acc, preread).await;
+}
+
+/// The `tcp-request` rules, then the frontend's mode.
+async fn dispatch<C: session::ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, client: C, acc: Accepted, preread: Vec<u8>) {
     if !tcp_rules_accept(&snapshot, &fe, &acc) {
         TCP_REJECTED.fetch_add(1, Ordering::Relaxed);
         if let Some(tcp) = client.as_tcp() {

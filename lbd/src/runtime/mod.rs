@@ -15,6 +15,7 @@ pub mod snapshot;
 mod splice;
 pub mod stats_page;
 pub mod stick;
+pub mod tls_io;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

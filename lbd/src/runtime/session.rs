@@ -61,6 +61,8 @@ impl ClientStream for tokio::net::UnixStream {
 pub struct Accepted {
     pub src: Option<SocketAddr>,
     pub dst: Option<SocketAddr>,
+    /// Set when the client came over TLS (`bind ... ssl`).
+    pub tls: Option<std::sync::Arc<crate::tls::TlsInfo>>,
     pub accept_ms: u128,
     pub started: Instant,
 }
@@ -101,6 +103,7 @@ pub fn choose_backend(snapshot: &Snapshot, fe: &FrontendRt, acc: &Accepted, http
     let ctx = SampleCtx {
         src: acc.src,
         dst: acc.dst,
+        tls: acc.tls.as_deref(),
         snapshot,
         frontend: fe,
         backend: None,
@@ -129,6 +132,7 @@ pub(crate) fn sticky_server(
     let ctx = SampleCtx {
         src: acc.src,
         dst: acc.dst,
+        tls: acc.tls.as_deref(),
         snapshot,
         frontend: fe,
         backend: Some(be),

@@ -103,6 +103,7 @@ pub(super) fn bind(p: &mut Proxy, line: &Line, global: &Global, ctx: &mut Ctx) {
                     return;
                 }
             }
+            "key" => params.key = need(ctx),
             "alpn" => params.alpn = need(ctx),
             "ca-file" => params.ca_file = need(ctx),
             "verify" => {
@@ -137,11 +138,75 @@ pub(super) fn bind(p: &mut Proxy, line: &Line, global: &Global, ctx: &mut Ctx) {
             return;
         }
     }
+    if params.ssl && !load_bind_tls(&mut params, text, line, global, ctx) {
+        return;
+    }
     p.binds.push(Bind {
         addrs,
         params,
         loc: line.loc.clone(),
     });
+}
+
+/// A value of `ssl-default-bind-options` / `ssl-default-server-options` such as `ssl-min-ver TLSv1.2`.
+fn default_option(options: &[String], name: &str) -> Option<String> {
+    options.iter().position(|o| o == name).and_then(|i| options.get(i + 1)).cloned()
+}
+
+/// Reads the certificates of a `bind ... ssl` line and builds its TLS settings.
+fn load_bind_tls(params: &mut BindParams, text: &str, line: &Line, global: &Global, ctx: &mut Ctx) -> bool {
+    if params.crt.is_empty() {
+        ctx.alert(line, format!("'bind {text}' : no SSL certificate specified (use 'crt')."));
+        return false;
+    }
+    if params.key.is_some() && params.crt.len() > 1 {
+        ctx.alert(line, format!("'bind {text}' : 'key' goes with a single 'crt'."));
+        return false;
+    }
+    let mut certs = Vec::new();
+    for c in &params.crt {
+        match crate::tls::load_crt(c, params.key.as_deref().map(std::path::Path::new)) {
+            Ok(mut l) => certs.append(&mut l),
+            Err(e) => {
+                ctx.alert(line, format!("'bind {text}' : 'crt' : {e}."));
+                return false;
+            }
+        }
+    }
+    for c in certs.iter().filter(|c| c.expired()) {
+        ctx.warn(
+            line,
+            format!(
+                "'bind {text}' : certificate '{}' expired on {}.",
+                c.file.display(),
+                c.not_after_text()
+            ),
+        );
+    }
+    let choices = crate::tls::TlsChoices {
+        min_version: params
+            .ssl_min_ver
+            .clone()
+            .or_else(|| default_option(&global.ssl_default_bind_options, "ssl-min-ver")),
+        max_version: params
+            .ssl_max_ver
+            .clone()
+            .or_else(|| default_option(&global.ssl_default_bind_options, "ssl-max-ver")),
+        ciphers: params.ciphers.clone().or_else(|| global.ssl_default_bind_ciphers.clone()),
+        ciphersuites: params.ciphersuites.clone().or_else(|| global.ssl_default_bind_ciphersuites.clone()),
+        curves: params.curves.clone(),
+        alpn: params.alpn.clone(),
+    };
+    match crate::tls::server_config(&certs, &choices) {
+        Ok(cfg) => {
+            params.tls = crate::tls::Shared(Some(cfg));
+            true
+        }
+        Err(e) => {
+            ctx.alert(line, format!("'bind {text}' : {e}."));
+            false
+        }
+    }
 }
 
 pub(super) fn server(p: &mut Proxy, line: &Line, ctx: &mut Ctx) {
@@ -180,6 +245,30 @@ pub(super) fn server(p: &mut Proxy, line: &Line, ctx: &mut Ctx) {
             ),
         );
         return;
+    }
+    if params.ssl {
+        let verify = params.verify_required.unwrap_or(true);
+        if verify && params.ca_file.is_none() {
+            ctx.alert(
+                line,
+                format!(
+                    "'{label}' : verify is enabled by default but no CA file is given: set 'ca-file', or 'verify none' \
+                     when the server's certificate is trusted without checking."
+                ),
+            );
+            return;
+        }
+        let choices = crate::tls::TlsChoices {
+            alpn: params.alpn.clone(),
+            ..Default::default()
+        };
+        match crate::tls::client_config(verify, params.ca_file.as_deref(), &choices) {
+            Ok(c) => params.tls = crate::tls::Shared(Some(c)),
+            Err(e) => {
+                ctx.alert(line, format!("'{label}' : {e}."));
+                return;
+            }
+        }
     }
     p.servers.push(Server {
         name: ServerName(name.to_owned()),

@@ -189,6 +189,7 @@ struct ClientCtx {
     fe: Arc<FrontendRt>,
     src: Option<SocketAddr>,
     dst: Option<SocketAddr>,
+    tls: Option<Arc<crate::tls::TlsInfo>>,
     accept_ms: u128,
     shared: Arc<ConnShared>,
     private: Mutex<Option<Private>>,
@@ -348,6 +349,7 @@ pub async fn run<C: ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, 
         fe,
         src: acc.src,
         dst: acc.dst,
+        tls: acc.tls.clone(),
         accept_ms: acc.accept_ms,
         shared: Arc::clone(&shared),
         private: Mutex::new(None),
@@ -932,6 +934,7 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
             SampleCtx {
                 src: cx.src,
                 dst: cx.dst,
+                tls: cx.tls.as_deref(),
                 snapshot: &snapshot,
                 frontend: &fe,
                 backend: $be,
@@ -979,6 +982,7 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
         let acc = Accepted {
             src: cx.src,
             dst: cx.dst,
+            tls: cx.tls.clone(),
             accept_ms: cx.accept_ms,
             started: shared.started,
         };
@@ -1048,6 +1052,7 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
     let acc = Accepted {
         src: cx.src,
         dst: cx.dst,
+        tls: cx.tls.clone(),
         accept_ms: cx.accept_ms,
         started: shared.started,
     };
@@ -1586,6 +1591,7 @@ fn request_rules(
             let ctx = SampleCtx {
                 src: cx.src,
                 dst: cx.dst,
+                tls: cx.tls.as_deref(),
                 snapshot: &cx.snapshot,
                 frontend: &cx.fe,
                 backend: be,
@@ -1659,6 +1665,7 @@ async fn stats(
     let ctx = SampleCtx {
         src: cx.src,
         dst: cx.dst,
+        tls: cx.tls.as_deref(),
         snapshot: &cx.snapshot,
         frontend: fe,
         backend: None,

@@ -108,6 +108,7 @@ impl Probe {
             let acc = Accepted {
                 src: "192.0.2.10:40000".parse().ok(),
                 dst: "192.0.2.1:80".parse().ok(),
+                tls: None,
                 accept_ms: 0,
                 started: Instant::now(),
             };

@@ -1,0 +1,118 @@
+//! TLS on lbd's connections: the client side of `bind ... ssl` (handshake after
+//! an optional PROXY header) and the server side of `server ... ssl`.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use super::session::ClientStream;
+
+/// A stream that first yields bytes already read from it (what followed a PROXY header).
+pub struct Prefixed<S> {
+    pre: Vec<u8>,
+    pos: usize,
+    inner: S,
+}
+
+impl<S> Prefixed<S> {
+    pub fn new(pre: Vec<u8>, inner: S) -> Self {
+        Prefixed { pre, pos: 0, inner }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.pos < this.pre.len() {
+            let n = (this.pre.len() - this.pos).min(buf.remaining());
+            buf.put_slice(&this.pre[this.pos..this.pos + n]);
+            this.pos += n;
+            if this.pos == this.pre.len() {
+                this.pre = Vec::new();
+                this.pos = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+pub type ServerTls = tokio_rustls::server::TlsStream<Prefixed<TcpStream>>;
+
+/// A TLS client connection: no splicing and no raw writes past the TLS layer.
+impl ClientStream for ServerTls {}
+
+/// Handshakes failed (bad client hello, timeout, wrong version): HAProxy's `SslFail` counter.
+pub static HANDSHAKE_ERRORS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Completes the server side of a TLS handshake within `wait`.
+pub async fn accept(
+    config: Arc<rustls::ServerConfig>,
+    stream: Prefixed<TcpStream>,
+    wait: std::time::Duration,
+) -> Option<(ServerTls, crate::tls::TlsInfo)> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    match tokio::time::timeout(wait, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => {
+            let info = crate::tls::TlsInfo::of(tls.get_ref().1);
+            Some((tls, info))
+        }
+        _ => {
+            HANDSHAKE_ERRORS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+/// A connection to a server: plain TCP (which the relays can splice), or
+/// anything else (TLS toward the server, a UNIX socket).
+pub enum Upstream {
+    Tcp(TcpStream),
+    Other(Box<dyn IoStream>),
+}
+
+pub trait IoStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> IoStream for T {}
+
+/// Wraps `stream` in TLS toward a server named `sni` (or its address when none).
+pub async fn connect_tls<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    config: Arc<rustls::ClientConfig>,
+    sni: Option<&str>,
+    fallback: Option<std::net::IpAddr>,
+    stream: S,
+) -> std::io::Result<tokio_rustls::client::TlsStream<S>> {
+    use rustls_pki_types::ServerName;
+    let name: ServerName<'static> = match sni.and_then(|s| ServerName::try_from(s.to_owned()).ok()) {
+        Some(n) => n,
+        None => match fallback {
+            Some(ip) => ServerName::IpAddress(ip.into()),
+            None => ServerName::try_from("localhost").map_err(|e| std::io::Error::other(e.to_string()))?,
+        },
+    };
+    tokio_rustls::TlsConnector::from(config).connect(name, stream).await
+}

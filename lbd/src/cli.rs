@@ -83,11 +83,7 @@ pub fn run(args: Args) -> ExitCode {
         let _ = write!(out, "{}", config::keywords::reference_markdown());
         return ExitCode::SUCCESS;
     }
-    let checked = if args.files.is_empty() {
-        config::check_str("<embedded default config>", EMBEDDED_CONFIG)
-    } else {
-        config::check_files(&args.files)
-    };
+    let checked = config::check_all(&args.files, args.ssl.as_deref());
     let pid = std::process::id();
     for d in &checked.diags.items {
         if d.severity == Severity::Warning && args.quiet && !args.verbose {
@@ -100,6 +96,7 @@ pub fn run(args: Args) -> ExitCode {
         let names: Vec<String> = checked
             .files
             .iter()
+            .chain(args.ssl.iter())
             .map(|f| f.display().to_string())
             .filter(|name| checked.diags.errors().any(|d| &*d.loc.file == name.as_str()))
             .collect();
@@ -136,7 +133,7 @@ pub fn run(args: Args) -> ExitCode {
         soft: args.soft_stop.clone(),
         hard: args.hard_stop.clone(),
     };
-    match crate::runtime::run(config, files, takeover) {
+    match crate::runtime::run(config, files, args.ssl.clone(), takeover) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("[ALERT]    ({pid}) : {e}");

@@ -266,6 +266,18 @@ pub struct TlsChoices {
     pub alpn: Option<String>,
 }
 
+impl TlsChoices {
+    /// Whether `v` names a TLS version lbd speaks (or `all`).
+    pub fn check_version(v: &str) -> Result<(), String> {
+        version(v).map(|_| ())
+    }
+
+    /// Whether these choices leave something to negotiate.
+    pub fn check(&self) -> Result<(), String> {
+        narrowed(self).map(|_| ())
+    }
+}
+
 /// A version name as HAProxy (`TLSv1.2`) or stunnel (`TLSv1.2`, `all`) writes it:
 /// `Some(12)` or `Some(13)`; older versions are refused (rustls does not speak them).
 fn version(v: &str) -> Result<Option<u8>, String> {

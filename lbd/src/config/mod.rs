@@ -11,6 +11,7 @@ pub mod generate;
 pub mod keywords;
 pub mod lexer;
 pub mod model;
+pub mod ssltab;
 pub mod syntax;
 pub mod units;
 
@@ -136,6 +137,89 @@ pub fn check_files(paths: &[PathBuf]) -> Checked {
     let mut checked = check_sources(&sources, &ProcessEnv);
     checked.files = files;
     checked
+}
+
+/// Adds the SSL tab (`lbd -s FILE`) to a checked configuration: its blocks are
+/// checked against the SSL file's own lines, then read as TCP frontends and
+/// backends after the configuration (see [`ssltab`]).
+pub fn with_ssl_tab(checked: Checked, sources: &[Source], ssl: &Path) -> Checked {
+    let mut checked = checked;
+    let text = match read_text(ssl) {
+        Ok(t) => t,
+        Err(e) => {
+            let loc = Loc {
+                file: Arc::from(ssl.display().to_string()),
+                line: 0,
+            };
+            checked
+                .diags
+                .alert(&loc, None, format!("Could not open SSL tab file {} : {e}", ssl.display()));
+            checked.config = None;
+            return checked;
+        }
+    };
+    ssl_tab_text(checked, sources, &ssl.display().to_string(), &text)
+}
+
+/// [`with_ssl_tab`] for an SSL tab already in memory (the GUI's editor, tests).
+pub fn ssl_tab_text(mut checked: Checked, sources: &[Source], name: &str, text: &str) -> Checked {
+    let Some(tab) = ssltab::parse(name, text, &mut checked.diags) else {
+        checked.config = None;
+        return checked;
+    };
+    let Some(config) = &checked.config else { return checked };
+    let generated = ssltab::generate(&tab, config.global.unix_bind_prefix.as_deref());
+    let mut all: Vec<Source> = sources
+        .iter()
+        .map(|s| Source {
+            name: s.name.clone(),
+            text: s.text.clone(),
+        })
+        .collect();
+    all.push(Source {
+        name: format!("{name} (as configuration)"),
+        text: generated,
+    });
+    // The first pass's messages are the same as the second's: keep only the SSL tab's own.
+    let own: Vec<Diagnostic> = checked.diags.items.drain(..).filter(|d| &*d.loc.file == name).collect();
+    let mut again = check_sources(&all, &ProcessEnv);
+    again.diags.items.extend(own);
+    again.files = std::mem::take(&mut checked.files);
+    if again.diags.has_errors() {
+        again.config = None;
+    }
+    again
+}
+
+/// Reads the configuration files and, when given, the SSL tab.
+pub fn check_all(paths: &[PathBuf], ssl: Option<&Path>) -> Checked {
+    let checked = if paths.is_empty() {
+        check_str("<embedded default config>", crate::cli::EMBEDDED_CONFIG)
+    } else {
+        check_files(paths)
+    };
+    let Some(ssl) = ssl else { return checked };
+    if !checked.is_valid() {
+        return checked;
+    }
+    let sources: Vec<Source> = if paths.is_empty() {
+        vec![Source {
+            name: "<embedded default config>".into(),
+            text: crate::cli::EMBEDDED_CONFIG.into(),
+        }]
+    } else {
+        checked
+            .files
+            .iter()
+            .filter_map(|f| {
+                read_text(f).ok().map(|text| Source {
+                    name: f.display().to_string(),
+                    text,
+                })
+            })
+            .collect()
+    };
+    with_ssl_tab(checked, &sources, ssl)
 }
 
 fn read_text(path: &Path) -> std::io::Result<String> {

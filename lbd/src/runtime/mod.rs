@@ -93,6 +93,8 @@ pub struct Runtime {
     current: ArcSwap<Snapshot>,
     /// The configuration files, re-read on reload.
     files: Vec<PathBuf>,
+    /// The SSL tab (`-s`), read again on every reload.
+    ssl: Option<PathBuf>,
     /// Open listeners by address, with the switch that stops each accept loop
     /// and the loop's task (which owns, and finally closes, the socket).
     listeners: Mutex<HashMap<ListenAddr, OpenListener>>,
@@ -111,13 +113,13 @@ pub struct Runtime {
 }
 
 /// A stable hash of the configuration text, to tell which one is live.
-pub fn config_hash(files: &[PathBuf]) -> String {
+pub fn config_hash(files: &[PathBuf], ssl: Option<&std::path::Path>) -> String {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     if files.is_empty() {
         crate::cli::EMBEDDED_CONFIG.hash(&mut h);
     }
-    for f in files {
+    for f in files.iter().map(PathBuf::as_path).chain(ssl) {
         f.hash(&mut h);
         std::fs::read(f).unwrap_or_default().hash(&mut h);
     }
@@ -217,16 +219,12 @@ impl Runtime {
     pub async fn reload(self: &Arc<Self>) -> Result<String, String> {
         let _one_at_a_time = self.reloading.lock().await;
         // Without files (`lbd` on its embedded configuration) the embedded text is re-read.
-        let checked = if self.files.is_empty() {
-            crate::config::check_str("<embedded default config>", crate::cli::EMBEDDED_CONFIG)
-        } else {
-            crate::config::check_files(&self.files)
-        };
+        let checked = crate::config::check_all(&self.files, self.ssl.as_deref());
         let Some(config) = checked.config else {
             let text: Vec<String> = checked.diags.errors().map(|d| d.haproxy_line(std::process::id())).collect();
             return Err(text.join("\n"));
         };
-        let hash = config_hash(&self.files);
+        let hash = config_hash(&self.files, self.ssl.as_deref());
         let old = self.current();
         let new = Arc::new(Snapshot::build(&config, &hash, Some(&old)));
         let fresh = self.bind_missing(&new)?;
@@ -259,7 +257,7 @@ pub struct Takeover {
 
 /// Builds the snapshot, binds every listener, starts checks and serves until a
 /// stop signal. Returns an error (before serving anything) when a bind fails.
-pub fn run(config: Config, files: Vec<PathBuf>, takeover: Takeover) -> anyhow::Result<()> {
+pub fn run(config: Config, files: Vec<PathBuf>, ssl: Option<PathBuf>, takeover: Takeover) -> anyhow::Result<()> {
     // No transparent huge pages: thousands of small per-connection allocations
     // would otherwise pin memory in 2 MiB steps.
     // SAFETY: prctl(PR_SET_THP_DISABLE) only sets a flag of this process.
@@ -284,7 +282,7 @@ pub fn run(config: Config, files: Vec<PathBuf>, takeover: Takeover) -> anyhow::R
     #[cfg(tokio_unstable)]
     builder.disable_lifo_slot();
     let rt = builder.build()?;
-    rt.block_on(serve(config, files, fd_limit, takeover, shards))
+    rt.block_on(serve(config, files, ssl, fd_limit, takeover, shards))
 }
 
 /// One single-threaded runtime per worker thread. A connection's tasks (the
@@ -317,16 +315,18 @@ fn check_runtime() -> anyhow::Result<tokio::runtime::Handle> {
 async fn serve(
     config: Config,
     files: Vec<PathBuf>,
+    ssl: Option<PathBuf>,
     fd_limit: u64,
     takeover: Takeover,
     shards: Vec<tokio::runtime::Handle>,
 ) -> anyhow::Result<()> {
     let _ = stats_page::STARTED.set(Instant::now());
-    let hash = config_hash(&files);
+    let hash = config_hash(&files, ssl.as_deref());
     let snapshot = Arc::new(Snapshot::build(&config, &hash, None));
     let runtime = Arc::new(Runtime {
         current: ArcSwap::from(Arc::clone(&snapshot)),
         files,
+        ssl,
         listeners: Mutex::new(HashMap::new()),
         slots: Arc::new(Semaphore::new(global_maxconn(&config, fd_limit))),
         generation: watch::channel(0).0,

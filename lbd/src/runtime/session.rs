@@ -21,6 +21,7 @@ use super::balance::Pick;
 use super::log::{Level, TcpLog};
 use super::relay;
 use super::snapshot::{BackendRt, FrontendRt, ServerRt, Snapshot};
+use super::tls_io::Upstream;
 use crate::config::model::{OnError, StickKind};
 
 /// Pause before retrying a connection that was refused at once (HAProxy's turn-around).
@@ -304,14 +305,33 @@ pub async fn run<C: ClientStream>(
     let connect_started = Instant::now();
     let mut attempt = 0;
     let upstream = loop {
-        let Some(target) = server.target(local_port) else {
+        let Some(target) = server.endpoint(local_port) else {
             log.term = ['P', 'C'];
             log.server = server.name().to_owned();
             finish(&fe, &acc, &log, Some(&be));
             return;
         };
         let tried = Instant::now();
-        let res = tokio::time::timeout(connect_timeout, TcpStream::connect(target)).await;
+        // `send-proxy` / `send-proxy-v2`: tell the server who the client is, first.
+        let proxy_header = server
+            .conf
+            .params
+            .send_proxy
+            .map(|v| super::proxy_proto::header(v, acc.src, acc.dst));
+        let tls = server.conf.params.tls.0.is_some().then(|| {
+            let ctx = SampleCtx {
+                src: acc.src,
+                dst: acc.dst,
+                tls: acc.tls.as_deref(),
+                snapshot: &snapshot,
+                frontend: &fe,
+                backend: Some(&be),
+                http: None,
+            };
+            server.tls_for(&ctx)
+        });
+        let connecting = super::tls_io::connect_server(target, proxy_header.as_deref(), tls.flatten());
+        let res = tokio::time::timeout(connect_timeout, connecting).await;
         match res {
             Ok(Ok(s)) => break s,
             failure => {
@@ -348,7 +368,6 @@ pub async fn run<C: ClientStream>(
     log.server = server.name().to_owned();
     server.observed_errors.store(0, Ordering::Release);
     store_sticky(&be, &sticky, &server);
-    let _ = upstream.set_nodelay(true);
     let mut upstream = upstream;
     let stop = Stop {
         server: &server,
@@ -365,35 +384,25 @@ pub async fn run<C: ClientStream>(
     let (fo, bo) = (&fe.conf.options, &be.conf.options);
     // HAProxy splices only when asked to (`option splice-*`); so does lbd.
     let splice = fo.splice_auto || fo.splice_request || fo.splice_response || bo.splice_auto || bo.splice_request || bo.splice_response;
-    // `send-proxy` / `send-proxy-v2`: tell the server who the client is, first.
-    let proxy_header = server
-        .conf
-        .params
-        .send_proxy
-        .map(|v| super::proxy_proto::header(v, acc.src, acc.dst));
-    let header_failed = match &proxy_header {
-        Some(h) => upstream.write_all(h).await.is_err(),
-        None => false,
-    };
-    let term = if header_failed || (!preread.is_empty() && upstream.write_all(&preread).await.is_err()) {
+    let term = if !preread.is_empty() && upstream.write_all(&preread).await.is_err() {
         ['S', 'D']
-    } else if let (true, Some(ctcp)) = (splice, client.as_tcp()) {
+    } else if let (true, Some(ctcp), Upstream::Tcp(upstream)) = (splice, client.as_tcp(), &upstream) {
         // The rarer relays are boxed so they do not enlarge every session's task.
         Box::pin(async {
-            let up = super::splice::relay(ctcp, &upstream, &meter.activity, meter.started, &meter.bytes_in);
-            let down = super::splice::relay(&upstream, ctcp, &meter.activity, meter.started, &meter.bytes_out);
+            let up = super::splice::relay(ctcp, upstream, &meter.activity, meter.started, &meter.bytes_in);
+            let down = super::splice::relay(upstream, ctcp, &meter.activity, meter.started, &meter.bytes_out);
             tokio::pin!(up, down);
             supervise(up, down, &meter, limit, &stop).await
         })
         .await
-    } else if let Some(ctcp) = client.as_tcp() {
-        let up = relay::tcp(ctcp, &upstream, meter.tally(&meter.bytes_in));
-        let down = relay::tcp(&upstream, ctcp, meter.tally(&meter.bytes_out));
+    } else if let (Some(ctcp), Upstream::Tcp(upstream)) = (client.as_tcp(), &upstream) {
+        let up = relay::tcp(ctcp, upstream, meter.tally(&meter.bytes_in));
+        let down = relay::tcp(upstream, ctcp, meter.tally(&meter.bytes_out));
         tokio::pin!(up, down);
         supervise(up, down, &meter, limit, &stop).await
     } else {
         Box::pin(async {
-            let (mut sr, mut sw) = upstream.split();
+            let (mut sr, mut sw) = tokio::io::split(&mut upstream);
             let (mut cr, mut cw) = tokio::io::split(&mut client);
             let up = relay::copy(&mut cr, &mut sw, meter.tally(&meter.bytes_in));
             let down = relay::copy(&mut sr, &mut cw, meter.tally(&meter.bytes_out));

@@ -158,6 +158,25 @@ impl ServerRt {
         self.wake.notify_waiters();
     }
 
+    /// Where to connect for a client that connected to `local_port`: an
+    /// address, or a UNIX socket.
+    pub fn endpoint(&self, local_port: u16) -> Option<super::tls_io::Target<'_>> {
+        match &self.conf.addr {
+            ServerAddr::Unix(p) => Some(super::tls_io::Target::Unix(p)),
+            _ => self.target(local_port).map(super::tls_io::Target::Inet),
+        }
+    }
+
+    /// The TLS settings toward this server and the SNI to send, when it says `ssl`.
+    pub fn tls_for(&self, ctx: &super::acl_eval::SampleCtx) -> Option<(Arc<rustls::ClientConfig>, Option<String>)> {
+        let cfg = self.conf.params.tls.0.clone()?;
+        let sni = self.conf.params.sni.as_deref().and_then(|e| {
+            let expr = crate::config::acl::parse_sample(e).ok()?;
+            super::acl_eval::fetch(&expr, ctx).map(|s| s.as_text())
+        });
+        Some((cfg, sni))
+    }
+
     /// The address to connect to for a client that connected to `local_port`.
     pub fn target(&self, local_port: u16) -> Option<SocketAddr> {
         match &self.conf.addr {

@@ -99,6 +99,91 @@ pub enum Upstream {
 pub trait IoStream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> IoStream for T {}
 
+impl AsyncRead for Upstream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Upstream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Upstream::Other(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Upstream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Upstream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Upstream::Other(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Upstream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Upstream::Other(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Upstream::Tcp(s) => s.is_write_vectored(),
+            Upstream::Other(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Upstream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Upstream::Other(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Upstream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Upstream::Other(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Where a server is reached.
+pub enum Target<'a> {
+    Inet(std::net::SocketAddr),
+    Unix(&'a std::path::Path),
+}
+
+/// Opens a connection to a server: TCP or a UNIX socket, the PROXY header
+/// (`send-proxy`) in clear first, then TLS when the server says `ssl`.
+pub async fn connect_server(
+    target: Target<'_>,
+    proxy_header: Option<&[u8]>,
+    tls: Option<(Arc<rustls::ClientConfig>, Option<String>)>,
+) -> std::io::Result<Upstream> {
+    use tokio::io::AsyncWriteExt;
+    match target {
+        Target::Inet(sa) => {
+            let mut s = TcpStream::connect(sa).await?;
+            let _ = s.set_nodelay(true);
+            if let Some(h) = proxy_header {
+                s.write_all(h).await?;
+            }
+            match tls {
+                None => Ok(Upstream::Tcp(s)),
+                Some((cfg, sni)) => Ok(Upstream::Other(Box::new(connect_tls(cfg, sni.as_deref(), Some(sa.ip()), s).await?))),
+            }
+        }
+        Target::Unix(path) => {
+            let mut s = tokio::net::UnixStream::connect(path).await?;
+            if let Some(h) = proxy_header {
+                s.write_all(h).await?;
+            }
+            match tls {
+                None => Ok(Upstream::Other(Box::new(s))),
+                Some((cfg, sni)) => Ok(Upstream::Other(Box::new(connect_tls(cfg, sni.as_deref(), None, s).await?))),
+            }
+        }
+    }
+}
+
 /// Wraps `stream` in TLS toward a server named `sni` (or its address when none).
 pub async fn connect_tls<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     config: Arc<rustls::ClientConfig>,

@@ -1176,12 +1176,24 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
         let tx = match tx {
             Some(t) => t,
             None => {
-                let Some(target) = server.target(local_port) else {
+                let Some(target) = server.endpoint(local_port) else {
                     return txn.fail(503, ['P', 'C']);
                 };
                 let header = server.conf.params.send_proxy.map(|v| super::proxy_proto::header(v, cx.src, cx.dst));
+                let tls = server.conf.params.tls.0.is_some().then(|| {
+                    let ctx = SampleCtx {
+                        src: cx.src,
+                        dst: cx.dst,
+                        tls: cx.tls.as_deref(),
+                        snapshot: &snapshot,
+                        frontend: &fe,
+                        backend: Some(&be),
+                        http: None,
+                    };
+                    server.tls_for(&ctx)
+                });
                 let tried = Instant::now();
-                match upstream::connect(target, connect_timeout, header).await {
+                match upstream::connect(target, connect_timeout, header, tls.flatten()).await {
                     Ok(t) => t,
                     Err(e) => {
                         let timed_out = matches!(e, upstream::ConnectError::Timeout);

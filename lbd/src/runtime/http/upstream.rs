@@ -3,14 +3,13 @@
 //! HTTP/1 framing; each connection's I/O runs in its own task.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+
+use crate::runtime::tls_io::{connect_server, Target};
 
 use super::body::LbBody;
 
@@ -96,16 +95,18 @@ pub enum ConnectError {
     Handshake(#[from] hyper::Error),
 }
 
-/// Opens a connection, sends the PROXY header if one is given, and starts hyper on it.
-pub async fn connect(target: SocketAddr, timeout: Duration, proxy_header: Option<Vec<u8>>) -> Result<Sender, ConnectError> {
-    let mut stream = match tokio::time::timeout(timeout, TcpStream::connect(target)).await {
+/// Opens a connection (TCP or UNIX, TLS when the server says `ssl`), sends the
+/// PROXY header if one is given, and starts hyper on it.
+pub async fn connect(
+    target: Target<'_>,
+    timeout: Duration,
+    proxy_header: Option<Vec<u8>>,
+    tls: Option<(std::sync::Arc<rustls::ClientConfig>, Option<String>)>,
+) -> Result<Sender, ConnectError> {
+    let stream = match tokio::time::timeout(timeout, connect_server(target, proxy_header.as_deref(), tls)).await {
         Err(_) => return Err(ConnectError::Timeout),
         Ok(r) => r?,
     };
-    let _ = stream.set_nodelay(true);
-    if let Some(h) = proxy_header {
-        stream.write_all(&h).await?;
-    }
     let (tx, conn) = hyper::client::conn::http1::Builder::new()
         .max_buf_size(MAX_RESPONSE_HEAD.max(8192))
         .handshake::<_, LbBody>(TokioIo::new(stream))

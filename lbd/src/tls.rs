@@ -167,13 +167,9 @@ fn describe(file: &Path, ck: CertifiedKey) -> Result<LoadedCert, String> {
 /// Resolves a `crt` argument: a PEM file, a directory (every certificate in it,
 /// or the store layout `crt.pem` + `key.pem`), or a certificate name from the
 /// SSL tab's store.
-pub fn load_crt(spec: &str, key: Option<&Path>) -> Result<Vec<LoadedCert>, String> {
-    let path = Path::new(spec);
-    let path = if path.exists() || spec.contains('/') {
-        path.to_path_buf()
-    } else {
-        Path::new(CERT_STORE).join(spec)
-    };
+pub fn load_crt(spec: &str, key: Option<&Path>, base: Option<&str>) -> Result<Vec<LoadedCert>, String> {
+    let base = Path::new(base.unwrap_or(CERT_STORE));
+    let path = if spec.starts_with('/') { PathBuf::from(spec) } else { base.join(spec) };
     if path.is_dir() {
         let pair = path.join("crt.pem");
         if pair.is_file() {
@@ -198,7 +194,8 @@ pub fn load_crt(spec: &str, key: Option<&Path>) -> Result<Vec<LoadedCert>, Strin
     }
     if !path.exists() {
         return Err(format!(
-            "certificate '{spec}' not found (neither a file nor a name in {CERT_STORE})"
+            "certificate '{spec}' not found (neither a file nor a certificate name in {})",
+            base.display()
         ));
     }
     Ok(vec![load_pair(&path, key)?])
@@ -424,18 +421,41 @@ fn ticketer() -> Result<Arc<dyn rustls::server::ProducesTickets>, String> {
 
 /// The server side of a TLS listener: SNI among `certs`, the given choices,
 /// resumption by session ID and by ticket (both kept across reloads).
-pub fn server_config(certs: &[LoadedCert], choices: &TlsChoices) -> Result<Arc<ServerConfig>, String> {
+/// `client_ca`: ask clients for a certificate signed by this CA file; `true`
+/// refuses clients without one (`verify required`), `false` lets them in (`optional`).
+pub fn server_config(certs: &[LoadedCert], choices: &TlsChoices, client_ca: Option<(&Path, bool)>) -> Result<Arc<ServerConfig>, String> {
     let resolver = SniResolver::new(certs).ok_or("no certificate")?;
     let (provider, versions) = narrowed(choices)?;
-    let mut cfg = ServerConfig::builder_with_provider(Arc::new(provider))
+    let provider = Arc::new(provider);
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&versions)
-        .map_err(|e| format!("TLS settings: {e}"))?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(resolver));
+        .map_err(|e| format!("TLS settings: {e}"))?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some((ca, required)) => {
+            let roots = Arc::new(roots_from(ca)?);
+            let v = rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider);
+            let v = if required { v } else { v.allow_unauthenticated() };
+            builder.with_client_cert_verifier(v.build().map_err(|e| format!("client verification: {e}"))?)
+        }
+    };
+    let mut cfg = builder.with_cert_resolver(Arc::new(resolver));
     cfg.alpn_protocols = alpn_list(choices);
     cfg.session_storage = session_cache();
     cfg.ticketer = ticketer()?;
     Ok(Arc::new(cfg))
+}
+
+/// The CA certificates of a PEM file.
+fn roots_from(ca: &Path) -> Result<rustls::RootCertStore, String> {
+    let pem = read(ca)?;
+    let (certs, _) = parse_pem(ca, &pem)?;
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(format!("'{}': no usable CA certificate", ca.display()));
+    }
+    Ok(roots)
 }
 
 /// Accepts any server certificate: `verify none`.
@@ -487,14 +507,7 @@ pub fn client_config(verify: bool, ca_file: Option<&Path>, choices: &TlsChoices)
         .map_err(|e| format!("TLS settings: {e}"))?;
     let mut cfg = if verify {
         let ca = ca_file.ok_or("verify required needs a ca-file")?;
-        let pem = read(ca)?;
-        let (certs, _) = parse_pem(ca, &pem)?;
-        let mut roots = rustls::RootCertStore::empty();
-        let (added, _) = roots.add_parsable_certificates(certs);
-        if added == 0 {
-            return Err(format!("'{}': no usable CA certificate", ca.display()));
-        }
-        builder.with_root_certificates(roots).with_no_client_auth()
+        builder.with_root_certificates(roots_from(ca)?).with_no_client_auth()
     } else {
         builder
             .dangerous()

@@ -451,6 +451,8 @@ pub fn raise_fd_limit(want: u64) {
     }
 }
 
+pub mod mail;
+pub mod pki;
 pub mod web;
 
 pub mod netns {

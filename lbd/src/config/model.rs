@@ -97,6 +97,11 @@ pub struct Global {
     pub stats_timeout: Duration,
     /// `unix-bind prefix`: prepended to every `bind /path`.
     pub unix_bind_prefix: Option<String>,
+    /// `crt-base`: where relative `crt` paths and certificate names are looked
+    /// up (the implicit global says the SSL tab's store, `/etc/ssl/frontends`).
+    pub crt_base: Option<String>,
+    /// `ca-base`: where relative `ca-file` paths are looked up.
+    pub ca_base: Option<String>,
     pub unix_bind_mode: Option<u32>,
     pub unix_bind_user: Option<String>,
     pub unix_bind_group: Option<String>,
@@ -148,6 +153,8 @@ impl Global {
             }],
             stats_timeout: Duration::from_secs(10),
             unix_bind_prefix: Some("/run/lbd".into()),
+            crt_base: Some(crate::tls::CERT_STORE.into()),
+            ca_base: None,
             unix_bind_mode: None,
             unix_bind_user: None,
             unix_bind_group: None,

@@ -56,7 +56,8 @@ pub struct Service {
     pub curves: Option<String>,
     /// Server side: `(parent service, server-name pattern)`; client side: the SNI to send.
     pub sni: Option<String>,
-    pub proxy: bool,
+    /// The PROXY protocol version sent toward the server (1 or 2), if any.
+    pub proxy: Option<u8>,
     pub timeout_idle: Duration,
     pub timeout_connect: Duration,
     pub timeout_busy: Duration,
@@ -277,7 +278,7 @@ fn service<'a>(name: &str, loc: &Loc, entries: impl Iterator<Item = &'a Entry>, 
         ciphersuites: None,
         curves: None,
         sni: None,
-        proxy: false,
+        proxy: None,
         timeout_idle: Duration::from_secs(43_200),
         timeout_connect: Duration::from_secs(10),
         timeout_busy: Duration::from_secs(300),
@@ -337,7 +338,7 @@ fn service<'a>(name: &str, loc: &Loc, entries: impl Iterator<Item = &'a Entry>, 
             "sni" => s.sni = Some(v),
             "protocol" => {
                 if v.eq_ignore_ascii_case("proxy") {
-                    s.proxy = true;
+                    s.proxy = Some(1);
                 } else {
                     diags.alert(
                         &e.loc,
@@ -346,7 +347,12 @@ fn service<'a>(name: &str, loc: &Loc, entries: impl Iterator<Item = &'a Entry>, 
                     );
                 }
             }
-            "sendproxy" => s.proxy = yes_no(e, diags).unwrap_or(false),
+            // The vendor's switch; `v2` asks for the binary version.
+            "sendproxy" => match v.to_ascii_lowercase().as_str() {
+                "v1" => s.proxy = Some(1),
+                "v2" => s.proxy = Some(2),
+                _ => s.proxy = yes_no(e, diags).unwrap_or(false).then_some(1),
+            },
             "timeoutidle" => s.timeout_idle = seconds(e, diags).unwrap_or(s.timeout_idle),
             "timeoutconnect" => s.timeout_connect = seconds(e, diags).unwrap_or(s.timeout_connect),
             "timeoutbusy" => s.timeout_busy = seconds(e, diags).unwrap_or(s.timeout_busy),
@@ -595,8 +601,10 @@ pub fn generate(tab: &SslTab, unix_prefix: Option<&str>) -> String {
         let _ = writeln!(out, "    timeout connect {}", secs(s.timeout_connect));
         let _ = writeln!(out, "    timeout server {}", secs(s.timeout_idle));
         let mut server = format!("    server {} {}", s.name, server_addr(&s.connect, unix_prefix));
-        if s.proxy {
-            server.push_str(" send-proxy");
+        match s.proxy {
+            Some(2) => server.push_str(" send-proxy-v2"),
+            Some(_) => server.push_str(" send-proxy"),
+            None => {}
         }
         if s.client {
             server.push_str(" ssl");

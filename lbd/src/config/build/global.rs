@@ -242,6 +242,17 @@ pub(super) fn line(g: &mut Global, seen: &mut Overrides, line: &Line, ctx: &mut 
                 _ => ctx.alert(line, format!("'{kw}' expects a positive integer argument, not '{text}'.")),
             }
         }
+        "crt-base" | "ca-base" => {
+            let Some(v) = arg1 else {
+                ctx.alert(line, format!("'{kw}' expects a directory path as an argument."));
+                return;
+            };
+            if kw == "crt-base" {
+                g.crt_base = Some(v.to_owned());
+            } else {
+                g.ca_base = Some(v.to_owned());
+            }
+        }
         "ssl-default-bind-ciphers" | "ssl-default-bind-ciphersuites" | "ssl-default-server-ciphers" => {
             let Some(v) = arg1 else {
                 ctx.alert(line, format!("'{kw}' expects a cipher suite as an argument."));

@@ -165,7 +165,7 @@ fn load_bind_tls(params: &mut BindParams, text: &str, line: &Line, global: &Glob
     }
     let mut certs = Vec::new();
     for c in &params.crt {
-        match crate::tls::load_crt(c, params.key.as_deref().map(std::path::Path::new)) {
+        match crate::tls::load_crt(c, params.key.as_deref().map(std::path::Path::new), global.crt_base.as_deref()) {
             Ok(mut l) => certs.append(&mut l),
             Err(e) => {
                 ctx.alert(line, format!("'bind {text}' : 'crt' : {e}."));
@@ -197,7 +197,16 @@ fn load_bind_tls(params: &mut BindParams, text: &str, line: &Line, global: &Glob
         curves: params.curves.clone(),
         alpn: params.alpn.clone(),
     };
-    match crate::tls::server_config(&certs, &choices) {
+    let client_ca = match (params.verify.as_deref(), params.ca_file.as_deref()) {
+        (Some("required"), Some(ca)) => Some((std::path::Path::new(ca), true)),
+        (Some("optional"), Some(ca)) => Some((std::path::Path::new(ca), false)),
+        (Some("required" | "optional"), None) => {
+            ctx.alert(line, format!("'bind {text}' : verifying client certificates needs 'ca-file'."));
+            return false;
+        }
+        _ => None,
+    };
+    match crate::tls::server_config(&certs, &choices, client_ca) {
         Ok(cfg) => {
             params.tls = crate::tls::Shared(Some(cfg));
             true

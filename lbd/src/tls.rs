@@ -122,6 +122,11 @@ pub fn load_pair(crt: &Path, key: Option<&Path>) -> Result<LoadedCert, String> {
             }
         },
     };
+    for c in &certs {
+        if let Err(e) = x509_parser::parse_x509_certificate(c.as_ref()) {
+            return Err(format!("'{}': not a valid certificate ({e})", crt.display()));
+        }
+    }
     let ck = CertifiedKey::from_der(certs, key, provider()).map_err(|e| match e {
         rustls::Error::InconsistentKeys(_) => {
             format!("'{}': the private key does not match the certificate", crt.display())
@@ -169,7 +174,11 @@ fn describe(file: &Path, ck: CertifiedKey) -> Result<LoadedCert, String> {
 /// SSL tab's store.
 pub fn load_crt(spec: &str, key: Option<&Path>, base: Option<&str>) -> Result<Vec<LoadedCert>, String> {
     let base = Path::new(base.unwrap_or(CERT_STORE));
-    let path = if spec.starts_with('/') { PathBuf::from(spec) } else { base.join(spec) };
+    let path = if spec.starts_with('/') {
+        PathBuf::from(spec)
+    } else {
+        base.join(spec)
+    };
     if path.is_dir() {
         let pair = path.join("crt.pem");
         if pair.is_file() {

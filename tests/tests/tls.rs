@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e::harness::*;
+use e2e::lbd_bin;
 use e2e::mail::Dovecot;
 use e2e::pki::{Kind, Leaf, Pki};
 use e2e::web::*;
@@ -69,10 +70,7 @@ fn s_client(addr: &str, name: &str, ca: &Path, extra: &[&str], input: &str) -> S
 
 /// The subject line of the certificate `openssl s_client` saw.
 fn subject(out: &str) -> String {
-    out.lines()
-        .find(|l| l.starts_with("subject="))
-        .unwrap_or("")
-        .to_owned()
+    out.lines().find(|l| l.starts_with("subject=")).unwrap_or("").to_owned()
 }
 
 /// The seed's SSL tab with its addresses and key paths moved into the test's own.
@@ -207,4 +205,482 @@ backend bk_exchange_pop
     assert!(got.contains("CAS1 ready") && got.contains("OK OK"), "imap: {got}");
     let got = python(&format!("{RESOLVE}{POP3S_CLIENT}"), &[NAME, &ip, &pops.to_string(), &ca]);
     assert!(got.contains("CAS1 ready") && got.contains("+OK"), "pop3: {got}");
+}
+
+/// Resumption as `openssl s_client` sees it: a first connection saves its
+/// session (after an HTTP exchange, so TLS 1.3 tickets arrive), a second one
+/// offers it; the second must say `Reused`.
+fn resumes(addr: &str, ca: &Path, extra: &[&str]) -> bool {
+    let dir = Scratch::new("sess");
+    let sess = dir.path.join("sess.pem");
+    let sess = sess.to_str().expect("utf-8 path");
+    let request = "GET /owa/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let mut first: Vec<&str> = vec!["-sess_out", sess, "-ign_eof"];
+    first.extend_from_slice(extra);
+    let out = s_client(addr, NAME, ca, &first, request);
+    assert!(out.contains("New, TLS"), "{out}");
+    let mut second: Vec<&str> = vec!["-sess_in", sess];
+    second.extend_from_slice(extra);
+    s_client(addr, NAME, ca, &second, "").contains("Reused, TLS")
+}
+
+/// Several certificates on one bind (a combined PEM, a separate key, a
+/// directory, a name in the store): SNI picks by name, wildcards included, and
+/// an unknown name gets the first. RSA, ECDSA and Ed25519 keys; sessions resume
+/// by ID and by ticket, in TLS 1.2 and 1.3; `ssl_fc*` fetches route.
+#[test]
+fn sni_picks_among_certificates_and_sessions_resume() {
+    let pki = Pki::new(&[
+        leaf("mail", Kind::Rsa, &[NAME]),
+        leaf("ec", Kind::Ecdsa, &["ec.example"]),
+        leaf("ed", Kind::Ed25519, &["ed.example"]),
+        leaf("wild", Kind::Rsa, &["*.wild.example"]),
+    ]);
+    let scratch = Scratch::new("tlssni");
+    let store = scratch.path.join("store");
+    pki.store("ec", &store, "ec.example");
+    let dir = scratch.path.join("wilddir");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::copy(pki.path("wild.pem"), dir.join("wild.pem")).expect("copy");
+    let ip = private_loopback();
+    let p = free_ports_on(&ip, 4);
+    let (tls, web_a, web_b, tab_port) = (p[0], p[1], p[2], p[3]);
+    let _a = Nginx::start("A", &[&format!("{ip}:{web_a}")]);
+    let _b = Nginx::start("B", &[&format!("{ip}:{web_b}")]);
+    let (mail_crt, mail_key) = pki.pair("mail");
+    let config = format!(
+        "global
+    crt-base {store}
+defaults
+    mode http
+    timeout client 10s
+    timeout server 10s
+    timeout connect 2s
+frontend ft
+    bind {ip}:{tls} ssl crt {mail_crt} key {mail_key}
+    bind {ip}:{tls2} ssl crt {mail_pem} crt ec.example crt {dir} crt {ed_pem} alpn http/1.1
+    http-request deny if !{{ ssl_fc }}
+    http-request deny if {{ path_beg /tls13only }} !{{ ssl_fc_protocol TLSv1.3 }}
+    use_backend bk_b if {{ ssl_fc_sni -i ec.example }}
+    default_backend bk_a
+backend bk_a
+    server A {ip}:{web_a}
+backend bk_b
+    server B {ip}:{web_b}
+",
+        store = store.display(),
+        mail_crt = mail_crt.display(),
+        mail_key = mail_key.display(),
+        mail_pem = pki.path("mail.pem").display(),
+        ed_pem = pki.path("ed.pem").display(),
+        dir = dir.display(),
+        tls2 = tab_port,
+    );
+    let lbd = Lbd::start(&config);
+    let multi = format!("{ip}:{tab_port}");
+    let ca = pki.ca();
+    for (sni, want) in [
+        (NAME, "CN = mail.xlc.local"),
+        ("ec.example", "CN = ec.example"),
+        ("ed.example", "CN = ed.example"),
+        ("host.wild.example", "CN = *.wild.example"),
+    ] {
+        let out = s_client(&multi, sni, &ca, &[], "");
+        assert!(subject(&out).contains(want), "SNI {sni}: {}\n{out}", subject(&out));
+        assert!(out.contains("Verify return code: 0 (ok)"), "SNI {sni}: {out}");
+    }
+    // No match: the first certificate, which then fails the name check.
+    let out = s_client(&multi, "unknown.example", &ca, &[], "");
+    assert!(subject(&out).contains("CN = mail.xlc.local"), "{out}");
+    // ssl_fc_sni routes; ssl_fc_protocol is seen.
+    let (code, body) = curl(&ca, "ec.example", &ip, tab_port, &ip, "/owa/");
+    assert_eq!((code, body.split(' ').next()), (200, Some("B")), "{body}\n{}", lbd.log());
+    let (code, body) = curl(&ca, NAME, &ip, tab_port, &ip, "/owa/");
+    assert_eq!((code, body.split(' ').next()), (200, Some("A")), "{body}");
+    let (code, _) = curl(&ca, NAME, &ip, tab_port, &ip, "/tls13only/x");
+    assert_eq!(code, 200, "curl speaks TLS 1.3");
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--tls-max", "1.2", "--cacert"])
+        .arg(&ca)
+        .args(["--resolve", &format!("{NAME}:{tab_port}:{ip}")])
+        .arg(format!("https://{NAME}:{tab_port}/tls13only/x"))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "403", "TLS 1.2 is refused there");
+    // Resumption: session IDs and tickets, TLS 1.2 and 1.3, on the key-apart bind too.
+    let single = format!("{ip}:{tls}");
+    assert!(resumes(&single, &ca, &["-tls1_2"]), "TLS 1.2 ticket");
+    assert!(resumes(&single, &ca, &["-tls1_2", "-no_ticket"]), "TLS 1.2 session ID");
+    assert!(resumes(&single, &ca, &["-tls1_3"]), "TLS 1.3 ticket");
+    assert!(resumes(&multi, &ca, &["-tls1_3"]), "TLS 1.3 ticket, several certificates");
+}
+
+/// The SSL tab's `sni = parent:pattern`: several services (certificates and
+/// servers) on one address.
+#[test]
+fn ssl_tab_sni_services_share_one_address() {
+    let pki = Pki::new(&[leaf("mail", Kind::Rsa, &[NAME]), leaf("ec", Kind::Ecdsa, &["ec.example"])]);
+    let ip = private_loopback();
+    let p = free_ports_on(&ip, 3);
+    let (tls, web_a, web_b) = (p[0], p[1], p[2]);
+    let _a = Nginx::start("A", &[&format!("{ip}:{web_a}")]);
+    let _b = Nginx::start("B", &[&format!("{ip}:{web_b}")]);
+    let (mail_crt, mail_key) = pki.pair("mail");
+    let (ec_crt, ec_key) = pki.pair("ec");
+    let tab = format!(
+        "; two services, one address\n[main]\naccept = {ip}:{tls}\ncert = {}\nkey = {}\nconnect = {ip}:{web_a}\n\n[second]\nsni = main:*.example\ncert = {}\nkey = {}\nconnect = {ip}:{web_b}\n",
+        mail_crt.display(),
+        mail_key.display(),
+        ec_crt.display(),
+        ec_key.display()
+    );
+    let scratch = Scratch::new("tlstabsni");
+    let tab_file = scratch.path.join("ssl.cfg");
+    std::fs::write(&tab_file, tab).expect("tab");
+    let lbd = Lbd::start_with(
+        "defaults\n    timeout client 5s\n    timeout server 5s\n    timeout connect 2s\n",
+        &["-s", tab_file.to_str().expect("utf-8")],
+    );
+    let ca = pki.ca();
+    let (code, body) = curl(&ca, NAME, &ip, tls, &ip, "/owa/");
+    assert_eq!((code, body.split(' ').next()), (200, Some("A")), "{body}\n{}", lbd.log());
+    let (code, body) = curl(&ca, "ec.example", &ip, tls, &ip, "/owa/");
+    assert_eq!((code, body.split(' ').next()), (200, Some("B")), "{body}\n{}", lbd.log());
+}
+
+/// `lbd -c -f CONFIG -s TAB`: (exit code, output).
+fn check_tab(config: &str, tab: &str) -> (i32, String) {
+    let dir = Scratch::new("tlscheck");
+    let cfg = dir.path.join("lb7.cfg");
+    let ssl = dir.path.join("ssl.cfg");
+    std::fs::write(&cfg, config).expect("config");
+    std::fs::write(&ssl, tab).expect("tab");
+    let out = Command::new(lbd_bin())
+        .arg("-c")
+        .arg("-f")
+        .arg(&cfg)
+        .arg("-s")
+        .arg(&ssl)
+        .output()
+        .expect("run lbd -c");
+    (
+        out.status.code().unwrap_or(-1),
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+            .replace(&format!("{}/", dir.path.display()), ""),
+    )
+}
+
+/// Bad input in the SSL tab: each mistake is an error (or, for an expired
+/// certificate, a warning) naming the SSL tab's file and line.
+#[test]
+fn ssl_tab_mistakes_are_named_with_file_and_line() {
+    let pki = Pki::new(&[
+        leaf("mail", Kind::Rsa, &[NAME]),
+        leaf("other", Kind::Rsa, &[NAME]),
+        Leaf {
+            file: "old",
+            kind: Kind::Ecdsa,
+            names: &["old.example"],
+            expired: true,
+            org: "lbd tests",
+        },
+    ]);
+    let (crt, key) = pki.pair("mail");
+    let (_, other_key) = pki.pair("other");
+    let (old_crt, old_key) = pki.pair("old");
+    let bad_pem = pki.path("bad.pem");
+    std::fs::write(
+        &bad_pem,
+        "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n",
+    )
+    .expect("bad pem");
+    let lb7 = "defaults\n    timeout client 5s\n    timeout server 5s\n    timeout connect 2s\n";
+    let block = |extra: &str, cert: &Path, key: &Path| {
+        format!(
+            "; test\n[https]\nclient = no\naccept = 127.0.0.1:1443\nconnect = 127.0.0.1:80\ncert = {}\nkey = {}\n{extra}",
+            cert.display(),
+            key.display()
+        )
+    };
+    // A good one first: valid.
+    let (code, out) = check_tab(lb7, &block("", &crt, &key));
+    assert_eq!(code, 0, "{out}");
+    let cases: Vec<(String, usize, &str)> = vec![
+        (block("", &crt, &other_key), 7, "the private key does not match the certificate"),
+        (block("", &bad_pem, &key), 6, "bad PEM certificate"),
+        (block("", &pki.path("missing.pem"), &key), 6, "cannot read"),
+        (block("", &crt, &pki.path("missing.key")), 7, "cannot be read"),
+        (block("verifyPeerz = yes\n", &crt, &key), 8, "unknown option 'verifyPeerz'"),
+        (block("sslVersionMin = TLSv1.0\n", &crt, &key), 8, "TLS 1.2 and 1.3 only"),
+        (
+            format!(
+                "{}\n[again]\naccept = 127.0.0.1:1443\nconnect = 127.0.0.1:81\ncert = {}\n",
+                block("", &crt, &key),
+                pki.path("mail.pem").display()
+            ),
+            10,
+            "already the address of [https]",
+        ),
+        ("[x]\naccept = 1443\n".to_owned(), 1, "'connect' is missing"),
+    ];
+    for (tab, line, needle) in &cases {
+        let (code, out) = check_tab(lb7, tab);
+        assert_eq!(code, 1, "{needle}: {out}");
+        let alert = out
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no message with {needle:?}:\n{out}"));
+        assert!(
+            alert.contains(&format!("ssl.cfg:{line}]")),
+            "{needle}: expected line {line}: {alert}"
+        );
+        assert!(
+            out.contains("Error(s) found in configuration file : ") && out.contains("ssl.cfg"),
+            "{out}"
+        );
+    }
+    // Expired: a warning that names it, and the configuration is still valid (HAProxy serves it too).
+    let (code, out) = check_tab(lb7, &block("", &old_crt, &old_key));
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("[WARNING]") && l.contains("ssl.cfg:6]") && l.contains("expired on")),
+        "{out}"
+    );
+}
+
+/// Writes the store entry `NAME/{crt,key}.pem` from a leaf, as the GUI does on upload.
+fn install(pki: &Pki, file: &str, store: &Path) {
+    pki.store(file, store, NAME);
+}
+
+/// An `openssl s_client -quiet` session kept open: requests written, answers read.
+struct Live {
+    child: std::process::Child,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl Live {
+    fn open(addr: &str, ca: &Path) -> Live {
+        let mut child = Command::new("openssl")
+            .args(["s_client", "-quiet", "-connect", addr, "-servername", NAME, "-verify_return_error"])
+            .arg("-CAfile")
+            .arg(ca)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openssl s_client");
+        let out = BufReader::new(child.stdout.take().expect("stdout"));
+        Live { child, out }
+    }
+
+    /// One keep-alive request; the answer's body line.
+    fn get(&mut self, path: &str) -> String {
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        write!(stdin, "GET {path} HTTP/1.1\r\nHost: {NAME}\r\n\r\n").expect("write");
+        stdin.flush().expect("flush");
+        let mut len = 0usize;
+        loop {
+            let mut line = String::new();
+            assert!(self.out.read_line(&mut line).expect("read") > 0, "connection closed");
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0u8; len];
+        self.out.read_exact(&mut body).expect("body");
+        String::from_utf8_lossy(&body).into_owned()
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_log(lbd: &Lbd, needle: &str, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lbd.log().matches(needle).count() < count {
+        assert!(Instant::now() < deadline, "no {needle:?} in the log:\n{}", lbd.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A reload reads certificates again: new connections get the new one while
+/// a connection made before goes on; a broken certificate is refused and the
+/// previous one keeps serving.
+#[test]
+fn reload_rereads_certificates_and_a_bad_one_keeps_the_old() {
+    let pki = Pki::new(&[
+        Leaf {
+            org: "first",
+            ..leaf("one", Kind::Rsa, &[NAME])
+        },
+        Leaf {
+            org: "second",
+            ..leaf("two", Kind::Ecdsa, &[NAME])
+        },
+    ]);
+    let scratch = Scratch::new("tlsreload");
+    let store = scratch.path.join("store");
+    install(&pki, "one", &store);
+    let ip = private_loopback();
+    let p = free_ports_on(&ip, 2);
+    let (tls, web) = (p[0], p[1]);
+    let _nginx = Nginx::start("CAS1", &[&format!("{ip}:{web}")]);
+    let config = format!(
+        "global
+    crt-base {store}
+defaults
+    mode http
+    timeout client 30s
+    timeout server 10s
+    timeout connect 2s
+frontend ft
+    bind {ip}:{tls} ssl crt {NAME}
+    default_backend bk
+backend bk
+    server CAS1 {ip}:{web}
+",
+        store = store.display()
+    );
+    let lbd = Lbd::start(&config);
+    let addr = format!("{ip}:{tls}");
+    let ca = pki.ca();
+    assert!(subject(&s_client(&addr, NAME, &ca, &[], "")).contains("O = first"));
+    let mut live = Live::open(&addr, &ca);
+    assert!(live.get("/owa/1").starts_with("CAS1 GET /owa/1"));
+
+    install(&pki, "two", &store);
+    unsafe {
+        libc::kill(lbd.pid() as i32, libc::SIGHUP);
+    }
+    wait_log(&lbd, "[NOTICE] reloaded", 1);
+    let out = s_client(&addr, NAME, &ca, &[], "");
+    assert!(subject(&out).contains("O = second"), "{out}");
+    // The connection made before the reload is answered (then closed, as
+    // HAProxy's old process closes keep-alive connections after a reload).
+    assert!(
+        live.get("/owa/2").starts_with("CAS1 GET /owa/2"),
+        "the connection made before the reload goes on"
+    );
+
+    std::fs::write(
+        store.join(NAME).join("crt.pem"),
+        "-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n",
+    )
+    .expect("break");
+    unsafe {
+        libc::kill(lbd.pid() as i32, libc::SIGHUP);
+    }
+    wait_log(&lbd, "reload refused", 1);
+    assert!(lbd.log().contains("not a valid certificate"), "{}", lbd.log());
+    let out = s_client(&addr, NAME, &ca, &[], "");
+    assert!(
+        subject(&out).contains("O = second"),
+        "the last good certificate still serves: {out}"
+    );
+    assert!(out.contains("Verify return code: 0 (ok)"), "{out}");
+}
+
+/// A real OpenSSL server (`openssl s_server -www`) on `ip:port` with the leaf `file`.
+struct SServer {
+    child: std::process::Child,
+}
+
+impl SServer {
+    fn start(pki: &Pki, file: &str, ip: &str, port: u16) -> SServer {
+        let (crt, key) = pki.pair(file);
+        let child = Command::new("openssl")
+            .args(["s_server", "-www", "-accept", &format!("{ip}:{port}")])
+            .arg("-cert")
+            .arg(&crt)
+            .arg("-key")
+            .arg(&key)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openssl s_server");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect((ip, port)).is_err() {
+            assert!(Instant::now() < deadline, "s_server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        SServer { child }
+    }
+}
+
+impl Drop for SServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "10", "-o", "-", "-w", "\n%{http_code}"])
+        .arg(format!("http://{addr}{path}"))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+/// `server ... ssl` re-encrypts toward a real OpenSSL server: the chain and
+/// the SNI name are verified (`verify required ca-file`), a wrong name fails;
+/// `verify none` trusts anything. HTTP and TCP modes, and the SSL tab's `client = yes`.
+#[test]
+fn server_ssl_reencrypts_toward_an_openssl_server() {
+    let pki = Pki::new(&[leaf("cas", Kind::Ecdsa, &["cas1.xlc.local"])]);
+    let ip = private_loopback();
+    let p = free_ports_on(&ip, 6);
+    let (tls_srv, fe_ok, fe_badname, fe_none, fe_tcp, tab_port) = (p[0], p[1], p[2], p[3], p[4], p[5]);
+    let _s = SServer::start(&pki, "cas", &ip, tls_srv);
+    let ca = pki.ca().display().to_string();
+    let config = format!(
+        "defaults
+    mode http
+    timeout client 10s
+    timeout server 10s
+    timeout connect 2s
+listen ok
+    bind {ip}:{fe_ok}
+    server CAS1 {ip}:{tls_srv} ssl verify required ca-file {ca} sni str(cas1.xlc.local)
+listen badname
+    bind {ip}:{fe_badname}
+    retries 0
+    server CAS1 {ip}:{tls_srv} ssl verify required ca-file {ca} sni str(other.xlc.local)
+listen none
+    bind {ip}:{fe_none}
+    server CAS1 {ip}:{tls_srv} ssl verify none
+listen tcp
+    mode tcp
+    bind {ip}:{fe_tcp}
+    server CAS1 {ip}:{tls_srv} ssl verify required ca-file {ca} sni str(cas1.xlc.local)
+"
+    );
+    let scratch = Scratch::new("tlsclient");
+    let tab = scratch.path.join("ssl.cfg");
+    std::fs::write(
+        &tab,
+        format!("[reencrypt]\nclient = yes\naccept = {ip}:{tab_port}\nconnect = {ip}:{tls_srv}\nsni = cas1.xlc.local\nverifyChain = yes\nCAfile = {ca}\n"),
+    )
+    .expect("tab");
+    let lbd = Lbd::start_with(&config, &["-s", tab.to_str().expect("utf-8")]);
+    for port in [fe_ok, fe_none, fe_tcp, tab_port] {
+        let (code, body) = http_get(&format!("{ip}:{port}"), "/");
+        assert_eq!(code, 200, "port {port}: {body}\n{}", lbd.log());
+        assert!(body.contains("s_server"), "the answer comes from openssl s_server: {body}");
+    }
+    let (code, _) = http_get(&format!("{ip}:{fe_badname}"), "/");
+    assert_eq!(code, 503, "a certificate for another name is refused");
 }

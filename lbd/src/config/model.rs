@@ -743,8 +743,9 @@ pub struct BindParams {
     pub ciphers: Option<String>,
     pub ciphersuites: Option<String>,
     pub curves: Option<String>,
-    /// lbd's own: the private key of the single `crt`, when it is kept apart.
-    pub key: Option<String>,
+    /// lbd's own `key FILE`: the private key of the `crt` just before it (by
+    /// index in `crt`), when it is kept apart.
+    pub keys: Vec<(usize, String)>,
     /// The TLS settings `ssl` and `crt` built, certificates loaded.
     pub tls: crate::tls::Shared<rustls::ServerConfig>,
 }

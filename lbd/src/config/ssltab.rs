@@ -43,6 +43,8 @@ pub struct Service {
     pub client: bool,
     /// `[host:]port` as written, or `None` for an SNI child (`sni = parent:pattern`).
     pub accept: Option<String>,
+    /// The line of `accept` (of the block when there is none).
+    pub accept_line: usize,
     pub connect: String,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
@@ -179,10 +181,13 @@ fn seconds(e: &Entry, diags: &mut Diagnostics) -> Option<Duration> {
     }
 }
 
+/// A `[name]` block: its name, where it starts, its lines.
+type Block = (String, Loc, Vec<Entry>);
+
 /// Splits the text into the global part and the `[name]` blocks.
-fn sections(file: &Arc<str>, text: &str, diags: &mut Diagnostics) -> (Vec<Entry>, Vec<(String, Loc, Vec<Entry>)>) {
+fn sections(file: &Arc<str>, text: &str, diags: &mut Diagnostics) -> (Vec<Entry>, Vec<Block>) {
     let mut global = Vec::new();
-    let mut blocks: Vec<(String, Loc, Vec<Entry>)> = Vec::new();
+    let mut blocks: Vec<Block> = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let loc = Loc::new(file, i + 1);
         let line = raw.trim();
@@ -267,6 +272,7 @@ fn service<'a>(name: &str, loc: &Loc, entries: impl Iterator<Item = &'a Entry>, 
         line: loc.line,
         client: false,
         accept: None,
+        accept_line: loc.line,
         connect: String::new(),
         cert: None,
         key: None,
@@ -292,7 +298,10 @@ fn service<'a>(name: &str, loc: &Loc, entries: impl Iterator<Item = &'a Entry>, 
         let v = e.value.clone();
         match k.as_str() {
             "client" => s.client = yes_no(e, diags).unwrap_or(false),
-            "accept" => s.accept = Some(v),
+            "accept" => {
+                s.accept = Some(v);
+                s.accept_line = e.loc.line;
+            }
             "connect" => {
                 s.connect = v;
                 connect_loc = e.loc.clone();
@@ -372,7 +381,7 @@ fn service<'a>(name: &str, loc: &Loc, entries: impl Iterator<Item = &'a Entry>, 
         (None, false) => diags.alert(loc, Some("accept"), format!("[{name}]: 'accept' is missing.")),
         (Some(a), _) => {
             if let Err(m) = accept_addr(a) {
-                diags.alert(loc, Some("accept"), format!("[{name}]: {m}"));
+                diags.alert(&Loc::new(&loc.file, s.accept_line), Some("accept"), format!("[{name}]: {m}"));
             }
         }
         (None, true) => {}
@@ -485,11 +494,11 @@ fn check_accepts(services: &[Service], file: &Arc<str>, diags: &mut Diagnostics)
         };
         if let Some((_, first)) = seen.iter().find(|(b, _)| *b == a) {
             diags.alert(
-                &Loc::new(file, s.line),
+                &Loc::new(file, s.accept_line),
                 Some("accept"),
                 format!(
                     "[{}]: accept {a} is already the address of [{}] (line {}); serve several certificates on one address with 'sni = {}:<server name>'.",
-                    s.name, first.name, first.line, first.name
+                    s.name, first.name, first.accept_line, first.name
                 ),
             );
             continue;
@@ -556,10 +565,7 @@ pub fn generate(tab: &SslTab, unix_prefix: Option<&str>) -> String {
                 if let Some(c) = &svc.cert {
                     let _ = write!(bind, " crt {}", quote(&c.display().to_string()));
                     if let Some(k) = &svc.key {
-                        // `key` pairs with one `crt`; several certificates carry their keys beside them.
-                        if children.is_empty() {
-                            let _ = write!(bind, " key {}", quote(&k.display().to_string()));
-                        }
+                        let _ = write!(bind, " key {}", quote(&k.display().to_string()));
                     }
                 }
             }

@@ -103,7 +103,14 @@ pub(super) fn bind(p: &mut Proxy, line: &Line, global: &Global, ctx: &mut Ctx) {
                     return;
                 }
             }
-            "key" => params.key = need(ctx),
+            "key" => {
+                let Some(v) = need(ctx) else { return };
+                if params.crt.is_empty() {
+                    ctx.alert(line, format!("'bind {text}' : 'key' gives the key of the 'crt' before it."));
+                    return;
+                }
+                params.keys.push((params.crt.len() - 1, v));
+            }
             "alpn" => params.alpn = need(ctx),
             "ca-file" => params.ca_file = need(ctx),
             "verify" => {
@@ -138,6 +145,19 @@ pub(super) fn bind(p: &mut Proxy, line: &Line, global: &Global, ctx: &mut Ctx) {
             return;
         }
     }
+    if params.ssl && p.mode == Mode::Http {
+        // lbd's HTTP mode speaks HTTP/1.x: offering h2 would break every client that picks it.
+        if let Some(alpn) = &params.alpn {
+            let kept: Vec<&str> = alpn.split(',').filter(|a| *a != "h2").collect();
+            if kept.len() != alpn.split(',').count() {
+                ctx.warn(
+                    line,
+                    format!("'bind {text}' : HTTP/2 is not supported in HTTP mode; 'h2' is left out of 'alpn'."),
+                );
+                params.alpn = (!kept.is_empty()).then(|| kept.join(","));
+            }
+        }
+    }
     if params.ssl && !load_bind_tls(&mut params, text, line, global, ctx) {
         return;
     }
@@ -159,13 +179,15 @@ fn load_bind_tls(params: &mut BindParams, text: &str, line: &Line, global: &Glob
         ctx.alert(line, format!("'bind {text}' : no SSL certificate specified (use 'crt')."));
         return false;
     }
-    if params.key.is_some() && params.crt.len() > 1 {
-        ctx.alert(line, format!("'bind {text}' : 'key' goes with a single 'crt'."));
-        return false;
-    }
     let mut certs = Vec::new();
-    for c in &params.crt {
-        match crate::tls::load_crt(c, params.key.as_deref().map(std::path::Path::new), global.crt_base.as_deref()) {
+    for (i, c) in params.crt.iter().enumerate() {
+        let key = params
+            .keys
+            .iter()
+            .rev()
+            .find(|(at, _)| *at == i)
+            .map(|(_, k)| std::path::Path::new(k.as_str()));
+        match crate::tls::load_crt(c, key, global.crt_base.as_deref()) {
             Ok(mut l) => certs.append(&mut l),
             Err(e) => {
                 ctx.alert(line, format!("'bind {text}' : 'crt' : {e}."));

@@ -642,8 +642,8 @@ fn http_get(addr: &str, path: &str) -> (u16, String) {
 fn server_ssl_reencrypts_toward_an_openssl_server() {
     let pki = Pki::new(&[leaf("cas", Kind::Ecdsa, &["cas1.xlc.local"])]);
     let ip = private_loopback();
-    let p = free_ports_on(&ip, 6);
-    let (tls_srv, fe_ok, fe_badname, fe_none, fe_tcp, tab_port) = (p[0], p[1], p[2], p[3], p[4], p[5]);
+    let p = free_ports_on(&ip, 7);
+    let (tls_srv, fe_ok, fe_badname, fe_none, fe_tcp, tab_port, fe_checked) = (p[0], p[1], p[2], p[3], p[4], p[5], p[6]);
     let _s = SServer::start(&pki, "cas", &ip, tls_srv);
     let ca = pki.ca().display().to_string();
     let config = format!(
@@ -669,6 +669,18 @@ listen tcp
 "
     );
     let scratch = Scratch::new("tlsclient");
+    let sock = scratch.path.join("lbd.sock");
+    let config = format!(
+        "global
+    stats socket {sock}
+{config}listen checked
+    bind {ip}:{fe_checked}
+    server good {ip}:{tls_srv} ssl verify required ca-file {ca} sni str(cas1.xlc.local) check inter 300 rise 1 fall 1
+    server wrongname {ip}:{tls_srv} ssl verify required ca-file {ca} sni str(other.xlc.local) check inter 300 rise 1 fall 1
+    server plainport {ip}:{tls_srv} check-ssl verify none check inter 300 rise 1 fall 1
+",
+        sock = sock.display()
+    );
     let tab = scratch.path.join("ssl.cfg");
     std::fs::write(
         &tab,
@@ -683,4 +695,30 @@ listen tcp
     }
     let (code, _) = http_get(&format!("{ip}:{fe_badname}"), "/");
     assert_eq!(code, 503, "a certificate for another name is refused");
+    // Health checks go over TLS too: the server whose name does not verify goes down.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stat = runtime_cmd(&sock, "show stat");
+        let status = |srv: &str| {
+            stat.lines()
+                .find(|l| l.starts_with(&format!("checked,{srv},")))
+                .and_then(|l| l.split(',').nth(17))
+                .unwrap_or("")
+                .to_owned()
+        };
+        if status("good") == "UP" && status("plainport") == "UP" && status("wrongname") == "DOWN" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "check states: {stat}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// One command on lbd's runtime socket; the answer.
+fn runtime_cmd(sock: &Path, cmd: &str) -> String {
+    let mut s = std::os::unix::net::UnixStream::connect(sock).expect("runtime socket");
+    writeln!(s, "{cmd}").expect("write");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
 }

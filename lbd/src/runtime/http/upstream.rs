@@ -26,18 +26,30 @@ const READY_WAIT: Duration = Duration::from_millis(200);
 /// The largest response head a server may send (bytes).
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
-/// Idle connections to one server, oldest first.
+type Idle = Mutex<VecDeque<(Sender, Instant)>>;
+
+/// Idle connections to one server, oldest first, one list per worker thread:
+/// a connection's I/O runs on the thread that opened it, so a request handed
+/// to a connection of another thread would cross threads twice.
 #[derive(Default)]
 pub struct Pool {
-    idle: Mutex<VecDeque<(Sender, Instant)>>,
+    shards: std::sync::OnceLock<Box<[Idle]>>,
 }
 
 impl Pool {
+    /// This worker thread's list.
+    fn idle(&self) -> &Idle {
+        let shards = self
+            .shards
+            .get_or_init(|| (0..crate::runtime::worker_count()).map(|_| Idle::default()).collect());
+        &shards[crate::runtime::worker_index() % shards.len()]
+    }
+
     /// The most recently used idle connection that is still ready for a request.
     pub async fn take(&self, purge: Duration) -> Option<Sender> {
         loop {
             let (tx, since) = {
-                let mut idle = self.idle.lock().ok()?;
+                let mut idle = self.idle().lock().ok()?;
                 idle.pop_back()?
             };
             if since.elapsed() > purge {
@@ -55,7 +67,7 @@ impl Pool {
             return;
         }
         let now = Instant::now();
-        if let Ok(mut idle) = self.idle.lock() {
+        if let Ok(mut idle) = self.idle().lock() {
             // The oldest ones expire first; they are at the front.
             while idle
                 .front()

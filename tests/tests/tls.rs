@@ -722,3 +722,93 @@ fn runtime_cmd(sock: &Path, cmd: &str) -> String {
     let _ = s.read_to_string(&mut out);
     out
 }
+
+/// A server that records what its first connection sends until it closes.
+fn recorder(ip: &str) -> (u16, std::thread::JoinHandle<Vec<u8>>) {
+    let l = std::net::TcpListener::bind((ip, 0)).expect("bind recorder");
+    let port = l.local_addr().expect("addr").port();
+    let h = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().expect("accept");
+        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+            if got.ends_with(b"hello\n") {
+                break;
+            }
+        }
+        got
+    });
+    (port, h)
+}
+
+/// The SSL tab's PROXY switch in its spellings: `protocol = proxy` and
+/// `sendproxy = yes` send v1, `sendproxy = v2` sends v2; both carry the TLS
+/// client's address and the address it connected to, before its bytes.
+#[test]
+fn ssl_tab_sends_proxy_v1_and_v2() {
+    let pki = Pki::new(&[leaf("mail", Kind::Rsa, &[NAME])]);
+    let ip = private_loopback();
+    let client_ip = private_loopback();
+    let (crt, key) = pki.pair("mail");
+    for (switch, v2) in [("protocol = proxy", false), ("sendproxy = yes", false), ("sendproxy = v2", true)] {
+        let (rec_port, rec) = recorder(&ip);
+        let tls = free_ports_on(&ip, 1)[0];
+        let scratch = Scratch::new("tlsproxy");
+        let tab = scratch.path.join("ssl.cfg");
+        std::fs::write(
+            &tab,
+            format!(
+                "[p]\naccept = {ip}:{tls}\nconnect = {ip}:{rec_port}\ncert = {}\nkey = {}\n{switch}\n",
+                crt.display(),
+                key.display()
+            ),
+        )
+        .expect("tab");
+        let lbd = Lbd::start_with(
+            "defaults\n    timeout client 5s\n    timeout server 5s\n    timeout connect 2s\n",
+            &["-s", tab.to_str().expect("utf-8")],
+        );
+        let out = Command::new("openssl")
+            .args(["s_client", "-quiet", "-connect", &format!("{ip}:{tls}"), "-servername", NAME])
+            .args(["-bind", &format!("{client_ip}:0")])
+            .arg("-CAfile")
+            .arg(pki.ca())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .and_then(|mut c| {
+                if let Some(mut i) = c.stdin.take() {
+                    i.write_all(b"hello\n")?;
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                let _ = c.kill();
+                c.wait()
+            });
+        assert!(out.is_ok());
+        let got = rec.join().expect("recorder");
+        assert!(
+            got.ends_with(b"hello\n"),
+            "{switch}: {:?}\n{}",
+            String::from_utf8_lossy(&got),
+            lbd.log()
+        );
+        if v2 {
+            assert!(got.starts_with(b"\r\n\r\n\0\r\nQUIT\n\x21\x11"), "{switch}: {got:?}");
+            let src: Vec<u8> = client_ip.split('.').map(|o| o.parse().unwrap_or(0)).collect();
+            let dst: Vec<u8> = ip.split('.').map(|o| o.parse().unwrap_or(0)).collect();
+            assert_eq!(&got[16..20], &src[..], "v2 source address");
+            assert_eq!(&got[20..24], &dst[..], "v2 destination address");
+            assert_eq!(u16::from_be_bytes([got[26], got[27]]), tls, "v2 destination port");
+        } else {
+            let line = String::from_utf8_lossy(&got);
+            assert!(line.starts_with(&format!("PROXY TCP4 {client_ip} {ip} ")), "{switch}: {line}");
+            assert!(line.lines().next().unwrap_or("").ends_with(&format!(" {tls}")), "{switch}: {line}");
+        }
+    }
+}

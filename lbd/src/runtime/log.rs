@@ -267,11 +267,26 @@ fn iso_time(ms_epoch: u128) -> String {
     format!("{}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", p.y, p.mo, p.d, p.h, p.mi, p.s, p.ms)
 }
 
+/// A frontend's name in a log line, with `~` after it for a TLS client (HAProxy's `%ft`).
+struct Tilde<'a>(&'a str, bool);
+
+impl std::fmt::Display for Tilde<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)?;
+        if self.1 {
+            f.write_str("~")?;
+        }
+        Ok(())
+    }
+}
+
 /// The fields of a TCP log line (HAProxy's `option tcplog`).
 pub struct TcpLog<'a> {
     pub client: Option<SocketAddr>,
     pub accept_ms: u128,
     pub frontend: &'a str,
+    /// The client came over TLS: the frontend's name gets HAProxy's `~`.
+    pub ssl: bool,
     pub backend: &'a str,
     pub server: &'a str,
     /// Time waiting in queues, to connect, and in total (ms); -1 when never reached.
@@ -300,7 +315,7 @@ impl TcpLog<'_> {
         format!(
             "{ci}:{cp} [{}] {} {}/{} {}/{}/{} {} {}{} {}/{}/{}/{}/{rc} {}/{}",
             accept_date(self.accept_ms),
-            self.frontend,
+            Tilde(self.frontend, self.ssl),
             self.backend,
             self.server,
             self.tw,
@@ -345,6 +360,8 @@ pub struct HttpLog<'a> {
     pub client: Option<SocketAddr>,
     pub accept_ms: u128,
     pub frontend: &'a str,
+    /// The client came over TLS: the frontend's name gets HAProxy's `~`.
+    pub ssl: bool,
     pub backend: &'a str,
     pub server: &'a str,
     /// Request head read, queue, connect, response head and total active times (ms); -1 when never reached.
@@ -388,7 +405,7 @@ impl HttpLog<'_> {
         format!(
             "{ci}:{cp} [{}] {} {}/{} {}/{}/{}/{}/{} {} {} - - {t} {}/{}/{}/{}/{rc} 0/0 {captures}\"{}\"",
             accept_date(self.accept_ms),
-            self.frontend,
+            Tilde(self.frontend, self.ssl),
             self.backend,
             self.server,
             self.t_request,
@@ -426,6 +443,7 @@ mod tests {
             client: Some("10.0.0.5:34567".parse().unwrap()),
             accept_ms: 1_795_704_600_123,
             frontend: "ft_web",
+            ssl: false,
             backend: "bk_owa_ecp",
             server: "CAS1",
             t_request: 0,
@@ -450,6 +468,9 @@ mod tests {
             l.format(),
             "10.0.0.5:34567 [26/Nov/2026:14:50:00.123] ft_web bk_owa_ecp/CAS1 0/0/1/2/3 200 512 - - --NI 1/1/1/1/0 0/0 {mail.xlc.local} \"GET /owa/ HTTP/1.1\""
         );
+        // Over TLS, HAProxy writes the frontend's name with a `~`.
+        let tls = HttpLog { ssl: true, ..l };
+        assert!(tls.format().contains("] ft_web~ bk_owa_ecp/CAS1 "), "{}", tls.format());
     }
 
     #[test]
@@ -458,6 +479,7 @@ mod tests {
             client: Some("10.0.0.5:34567".parse().unwrap()),
             accept_ms: 1_795_704_600_123,
             frontend: "ft",
+            ssl: false,
             backend: "bk",
             server: "s1",
             tw: 0,

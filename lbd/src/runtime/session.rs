@@ -541,6 +541,7 @@ fn finish(fe: &FrontendRt, acc: &Accepted, log: &LogState, be: Option<&BackendRt
         client: acc.src,
         accept_ms: acc.accept_ms,
         frontend: fe.name(),
+        ssl: acc.tls.is_some(),
         backend: &log.backend,
         server: &log.server,
         tw: log.tw,

@@ -200,6 +200,22 @@ pub fn check_all(paths: &[PathBuf], ssl: Option<&Path>) -> Checked {
     };
     let Some(ssl) = ssl else { return checked };
     if !checked.is_valid() {
+        // Still report the SSL tab's own mistakes: all errors at once.
+        let mut checked = checked;
+        match read_text(ssl) {
+            Ok(text) => {
+                let _ = ssltab::parse(&ssl.display().to_string(), &text, &mut checked.diags);
+            }
+            Err(e) => {
+                let loc = Loc {
+                    file: Arc::from(ssl.display().to_string()),
+                    line: 0,
+                };
+                checked
+                    .diags
+                    .alert(&loc, None, format!("Could not open SSL tab file {} : {e}", ssl.display()));
+            }
+        }
         return checked;
     }
     let sources: Vec<Source> = if paths.is_empty() {

@@ -659,7 +659,7 @@ mod tests {
         assert!(parse("ssl.cfg", text, &mut d).is_none());
         assert!(d
             .errors()
-            .any(|x| x.loc.line == 5 && x.message.contains("already the address of [a]")));
+            .any(|x| x.loc.line == 7 && x.message.contains("already the address of [a]")));
     }
 
     #[test]

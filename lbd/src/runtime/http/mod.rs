@@ -1233,7 +1233,7 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
             txn.t_connect = connect_started.ms();
         }
         let sent_at = Stamp::now(timed);
-        let send = tx.try_send_request(req);
+        let send = tx.tx.try_send_request(req);
         // `timeout server` counts inactivity, as in HAProxy: while the request body is
         // still moving (an Outlook Anywhere RPC_IN_DATA streams for hours before the
         // server answers), the wait for the response head goes on.

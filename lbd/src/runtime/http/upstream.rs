@@ -13,7 +13,18 @@ use crate::runtime::tls_io::{connect_server, Target};
 
 use super::body::LbBody;
 
-pub type Sender = SendRequest<LbBody>;
+/// A server connection's request handle, and the worker thread whose runtime
+/// runs the connection's I/O (its idle list).
+pub struct Sender {
+    pub tx: SendRequest<LbBody>,
+    owner: usize,
+}
+
+impl Sender {
+    fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
 
 /// Idle connections kept per server when `pool-max-conn` is not set (HAProxy
 /// sets no limit; lbd bounds it so a burst cannot pin thousands of sockets).
@@ -37,21 +48,31 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// This worker thread's list.
-    fn idle(&self) -> &Idle {
-        let shards = self
-            .shards
-            .get_or_init(|| (0..crate::runtime::worker_count()).map(|_| Idle::default()).collect());
-        &shards[crate::runtime::worker_index() % shards.len()]
+    fn shards(&self) -> &[Idle] {
+        self.shards
+            .get_or_init(|| (0..crate::runtime::worker_count()).map(|_| Idle::default()).collect())
+    }
+
+    /// The most recently used idle connection of this thread; when it has
+    /// none, one of another thread's (as HAProxy takes idle connections from
+    /// other threads rather than opening a new one).
+    fn pop(&self) -> Option<(Sender, Instant)> {
+        let shards = self.shards();
+        let me = crate::runtime::worker_index() % shards.len();
+        if let Some(c) = shards[me].lock().ok()?.pop_back() {
+            return Some(c);
+        }
+        shards
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != me)
+            .find_map(|(_, s)| s.lock().ok()?.pop_back())
     }
 
     /// The most recently used idle connection that is still ready for a request.
     pub async fn take(&self, purge: Duration) -> Option<Sender> {
         loop {
-            let (tx, since) = {
-                let mut idle = self.idle().lock().ok()?;
-                idle.pop_back()?
-            };
+            let (tx, since) = self.pop()?;
             if since.elapsed() > purge {
                 continue;
             }
@@ -67,7 +88,9 @@ impl Pool {
             return;
         }
         let now = Instant::now();
-        if let Ok(mut idle) = self.idle().lock() {
+        // Back to the list of the thread that runs its I/O, wherever it was used.
+        let shards = self.shards();
+        if let Ok(mut idle) = shards[tx.owner % shards.len()].lock() {
             // The oldest ones expire first; they are at the front.
             while idle
                 .front()
@@ -88,10 +111,10 @@ pub async fn ready(mut tx: Sender) -> Option<Sender> {
     if tx.is_closed() {
         return None;
     }
-    if tx.is_ready() {
+    if tx.tx.is_ready() {
         return Some(tx);
     }
-    match tokio::time::timeout(READY_WAIT, tx.ready()).await {
+    match tokio::time::timeout(READY_WAIT, tx.tx.ready()).await {
         Ok(Ok(())) => Some(tx),
         _ => None,
     }
@@ -127,5 +150,8 @@ pub async fn connect(
         // Ends when the server closes or the last sender is dropped.
         let _ = conn.with_upgrades().await;
     });
-    Ok(tx)
+    Ok(Sender {
+        tx,
+        owner: crate::runtime::worker_index(),
+    })
 }

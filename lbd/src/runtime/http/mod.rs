@@ -60,6 +60,8 @@ const NO_HEAD: u64 = u64::MAX;
 /// What a client connection's requests and its watchdog share.
 struct ConnShared {
     started: Instant,
+    /// [`coarse_ms`] when the connection was accepted: the origin of the fields below.
+    base_ms: u64,
     /// Requests whose response has not ended yet.
     inflight: AtomicU32,
     /// When the last response ended (ms after `started`).
@@ -77,9 +79,24 @@ struct ConnShared {
 }
 
 impl ConnShared {
+    /// Milliseconds since the connection was accepted, on the coarse clock.
     fn ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
+        coarse_ms().saturating_sub(self.base_ms)
     }
+}
+
+/// The monotonic clock at the kernel tick's resolution (a few ms), in ms: it
+/// reads a value the kernel keeps, without reading the CPU's counter, and the
+/// per-connection timeouts and the log's `Tr` need no more (HAProxy too reads
+/// its clock once per loop).
+fn coarse_ms() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec for the call to fill.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64) * 1000 + (ts.tv_nsec as u64) / 1_000_000
 }
 
 /// Marks a request in flight until dropped (response ended or abandoned).
@@ -330,6 +347,7 @@ pub async fn run<C: ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, 
     let fd = client.raw_fd();
     let shared = Arc::new(ConnShared {
         started: acc.started,
+        base_ms: coarse_ms(),
         inflight: AtomicU32::new(0),
         idle_since: AtomicU64::new(0),
         head_started: AtomicU64::new(if preread.is_empty() { NO_HEAD } else { 0 }),

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
@@ -37,7 +37,8 @@ const READY_WAIT: Duration = Duration::from_millis(200);
 /// The largest response head a server may send (bytes).
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
-type Idle = Mutex<VecDeque<(Sender, Instant)>>;
+/// Idle connections with the time they went idle ([`super::coarse_ms`]).
+type Idle = Mutex<VecDeque<(Sender, u64)>>;
 
 /// Idle connections to one server, oldest first, one list per worker thread:
 /// a connection's I/O runs on the thread that opened it, so a request handed
@@ -56,7 +57,7 @@ impl Pool {
     /// The most recently used idle connection of this thread; when it has
     /// none, one of another thread's (as HAProxy takes idle connections from
     /// other threads rather than opening a new one).
-    fn pop(&self) -> Option<(Sender, Instant)> {
+    fn pop(&self) -> Option<(Sender, u64)> {
         let shards = self.shards();
         let me = crate::runtime::worker_index() % shards.len();
         if let Some(c) = shards[me].lock().ok()?.pop_back() {
@@ -73,7 +74,7 @@ impl Pool {
     pub async fn take(&self, purge: Duration) -> Option<Sender> {
         loop {
             let (tx, since) = self.pop()?;
-            if since.elapsed() > purge {
+            if super::coarse_ms().saturating_sub(since) > purge.as_millis() as u64 {
                 continue;
             }
             if let Some(tx) = ready(tx).await {
@@ -87,14 +88,15 @@ impl Pool {
         if tx.is_closed() || max == 0 {
             return;
         }
-        let now = Instant::now();
+        let now = super::coarse_ms();
+        let purge = purge.as_millis() as u64;
         // Back to the list of the thread that runs its I/O, wherever it was used.
         let shards = self.shards();
         if let Ok(mut idle) = shards[tx.owner % shards.len()].lock() {
             // The oldest ones expire first; they are at the front.
             while idle
                 .front()
-                .is_some_and(|(t, since)| t.is_closed() || now.duration_since(*since) > purge)
+                .is_some_and(|(t, since)| t.is_closed() || now.saturating_sub(*since) > purge)
             {
                 idle.pop_front();
             }

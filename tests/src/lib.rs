@@ -13,16 +13,26 @@ pub fn workspace_root() -> PathBuf {
 
 /// The `lbd` binary built for this test run (`target/<profile>/lbd`), or `$LBD_BIN`.
 pub fn lbd_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("LBD_BIN") {
+    built_bin("lbd", "LBD_BIN")
+}
+
+/// The `netcfg` binary built for this test run (`target/<profile>/netcfg`), or `$NETCFG_BIN`.
+pub fn netcfg_bin() -> PathBuf {
+    built_bin("netcfg", "NETCFG_BIN")
+}
+
+/// A workspace binary: `$VAR` when set, else `target/<profile>/NAME` beside the test executables.
+fn built_bin(name: &str, var: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(var) {
         return PathBuf::from(p);
     }
     // Test executables live in target/<profile>/deps; binaries one level up.
     let exe = std::env::current_exe().expect("test executable path");
     let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
-    let bin = profile_dir.join("lbd");
+    let bin = profile_dir.join(name);
     assert!(
         bin.exists(),
-        "{} is missing: build it first (`cargo build -p lbd`, as scripts/test does)",
+        "{} is missing: build it first (`cargo build -p {name}`, as scripts/test does)",
         bin.display()
     );
     bin

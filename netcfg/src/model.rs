@@ -1,0 +1,535 @@
+//! The network file (`/config/network.toml`): what the box's network should
+//! be. Parsed with serde (unknown keys are errors), then checked as a whole
+//! before anything changes; every message names the line and the key.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns: Option<Dns>,
+    #[serde(default, rename = "interface", skip_serializing_if = "Vec::is_empty")]
+    pub interfaces: Vec<Spanned<Interface>>,
+    #[serde(default, rename = "vlan", skip_serializing_if = "Vec::is_empty")]
+    pub vlans: Vec<Spanned<Vlan>>,
+    #[serde(default, rename = "bond", skip_serializing_if = "Vec::is_empty")]
+    pub bonds: Vec<Spanned<Bond>>,
+    #[serde(default, rename = "route", skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<Spanned<Route>>,
+    #[serde(default, rename = "vip", skip_serializing_if = "Vec::is_empty")]
+    pub vips: Vec<Spanned<Vip>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sysctl: Option<Sysctl>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Dns {
+    #[serde(default)]
+    pub servers: Vec<IpAddr>,
+    #[serde(default)]
+    pub search: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Interface {
+    /// Matched by name, or by `mac` when the name is not known in advance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    #[serde(default = "yes")]
+    pub up: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub dhcp: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<Spanned<String>>,
+    /// netcfg owns every address of the interface: addresses the file does not name are removed.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub managed: bool,
+}
+
+#[derive(Debug, Deserialize, Serialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Vlan {
+    pub name: String,
+    pub parent: Spanned<String>,
+    pub id: u16,
+    #[serde(default = "yes")]
+    pub up: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize, Serialize, Clone, Copy, PartialEq, Eq)]
+pub enum BondMode {
+    #[serde(rename = "active-backup")]
+    ActiveBackup,
+    #[serde(rename = "802.3ad")]
+    Lacp,
+}
+
+#[derive(Debug, Deserialize, Serialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Bond {
+    pub name: String,
+    pub mode: BondMode,
+    #[serde(default)]
+    pub members: Vec<Spanned<String>>,
+    #[serde(default = "miimon")]
+    pub miimon: u32,
+    #[serde(default = "yes")]
+    pub up: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize, Serialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// A prefix, or `default` (`default6` for IPv6's).
+    pub to: Spanned<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dev: Option<Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, Serialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Vip {
+    pub address: Spanned<String>,
+    pub interface: Spanned<String>,
+    /// IPv6: no duplicate address detection (the address is usable at once).
+    #[serde(default = "yes")]
+    pub nodad: bool,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Sysctl {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip_forward: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip_nonlocal_bind: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub somaxconn: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp_tw_reuse: Option<bool>,
+    /// `"FIRST LAST"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip_local_port_range: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn miimon() -> u32 {
+    100
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// One problem in the file: where, which key, what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileError {
+    pub line: usize,
+    pub key: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for FileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: {}: {}", self.line, self.key, self.message)
+    }
+}
+
+/// The line (1-based) of a byte offset.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+}
+
+/// Parses the file: the model, or the first syntax or type error with its line.
+pub fn parse(text: &str) -> Result<NetFile, FileError> {
+    toml::from_str::<NetFile>(text).map_err(|e| {
+        let line = e.span().map_or(0, |s| line_of(text, s.start));
+        let msg = e.message().to_owned();
+        // serde names the offending key in its message ("unknown field `mtuu`, expected ...").
+        let key = msg.split('`').nth(1).map(str::to_owned).unwrap_or_else(|| "-".into());
+        FileError { line, key, message: msg }
+    })
+}
+
+/// An address with its prefix (`10.0.0.2/24`), as the file writes it.
+pub fn cidr(s: &str) -> Result<IpNet, String> {
+    if !s.contains('/') {
+        return Err(format!("'{s}' needs a prefix length (for example {s}/24)"));
+    }
+    s.parse::<IpNet>()
+        .map_err(|_| format!("'{s}' is not an address with a prefix length"))
+}
+
+/// The desired state, resolved from the file: every link with its addresses.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Desired {
+    pub links: BTreeMap<String, DesiredLink>,
+    pub routes: Vec<DesiredRoute>,
+    pub sysctl: Vec<(String, String)>,
+    pub hostname: Option<String>,
+    pub resolv_conf: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LinkKind {
+    /// Exists already (a NIC, a veth): configured, never created or deleted.
+    Existing,
+    Vlan {
+        parent: String,
+        id: u16,
+    },
+    Bond {
+        mode: BondMode,
+        miimon: u32,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredLink {
+    pub kind: LinkKind,
+    pub up: bool,
+    pub mtu: Option<u32>,
+    /// Addresses with their `nodad` flag (VIPs).
+    pub addresses: Vec<(IpNet, bool)>,
+    pub managed: bool,
+    /// The bond this link is a member of.
+    pub bond: Option<String>,
+}
+
+impl DesiredLink {
+    /// A link netcfg creates (a bond, a VLAN): it owns all of its addresses.
+    fn created(kind: LinkKind, up: bool, mtu: Option<u32>, addresses: Vec<(IpNet, bool)>) -> Self {
+        DesiredLink {
+            kind,
+            up,
+            mtu,
+            addresses,
+            managed: true,
+            bond: None,
+        }
+    }
+
+    /// An interface the file names only through a bond's members or a VIP: up, nothing else said.
+    fn existing(addresses: Vec<(IpNet, bool)>, bond: Option<String>) -> Self {
+        DesiredLink {
+            kind: LinkKind::Existing,
+            up: true,
+            mtu: None,
+            addresses,
+            managed: false,
+            bond,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DesiredRoute {
+    pub to: IpNet,
+    pub via: Option<IpAddr>,
+    pub dev: Option<String>,
+    pub metric: Option<u32>,
+}
+
+/// What the live system knows when a file is checked: links by name and MAC.
+pub trait Known {
+    fn has_link(&self, name: &str) -> bool;
+    fn name_of_mac(&self, mac: &str) -> Option<String>;
+}
+
+/// Checks the whole file and resolves it; every error found, with its line and key.
+pub fn resolve(text: &str, file: &NetFile, known: &dyn Known) -> Result<Desired, Vec<FileError>> {
+    let mut errors = Vec::new();
+    let at = |span: std::ops::Range<usize>| line_of(text, span.start);
+    let mut err = |line: usize, key: &str, message: String| {
+        errors.push(FileError {
+            line,
+            key: key.to_owned(),
+            message,
+        })
+    };
+    let mut d = Desired::default();
+    let mut seen_addr: BTreeMap<IpAddr, usize> = BTreeMap::new();
+    let mut addr_list = |list: &[Spanned<String>], nodad: bool, err: &mut dyn FnMut(usize, &str, String)| {
+        let mut out = Vec::new();
+        for a in list {
+            let line = at(a.span());
+            match cidr(a.get_ref()) {
+                Ok(n) => {
+                    if let Some(first) = seen_addr.insert(n.addr(), line) {
+                        err(line, "addresses", format!("{} is already given at line {first}", n.addr()));
+                    } else {
+                        out.push((n, nodad));
+                    }
+                }
+                Err(m) => err(line, "addresses", m),
+            }
+        }
+        out
+    };
+    for i in &file.interfaces {
+        let line = at(i.span());
+        let i = i.get_ref();
+        let name = match (&i.name, &i.mac) {
+            (Some(n), _) => n.clone(),
+            (None, Some(mac)) => match known.name_of_mac(mac) {
+                Some(n) => n,
+                None => {
+                    err(line, "mac", format!("no interface has the MAC address {mac}"));
+                    continue;
+                }
+            },
+            (None, None) => {
+                err(line, "interface", "an interface needs 'name' or 'mac'".into());
+                continue;
+            }
+        };
+        if !known.has_link(&name) {
+            err(
+                line,
+                "name",
+                format!("there is no interface '{name}' (VLANs and bonds have their own tables)"),
+            );
+        }
+        if i.dhcp {
+            err(line, "dhcp", "DHCP is not supported yet: give static addresses".into());
+        }
+        let addresses = addr_list(&i.addresses, false, &mut err);
+        if d.links.contains_key(&name) {
+            err(line, "name", format!("interface '{name}' is described twice"));
+            continue;
+        }
+        d.links.insert(
+            name,
+            DesiredLink {
+                kind: LinkKind::Existing,
+                up: i.up,
+                mtu: i.mtu,
+                addresses,
+                managed: i.managed,
+                bond: None,
+            },
+        );
+    }
+    for b in &file.bonds {
+        let line = at(b.span());
+        let b = b.get_ref();
+        let addresses = addr_list(&b.addresses, false, &mut err);
+        if d.links.contains_key(&b.name) {
+            err(line, "name", format!("'{}' is already an interface", b.name));
+            continue;
+        }
+        for m in &b.members {
+            let ml = at(m.span());
+            let m = m.get_ref();
+            match d.links.get_mut(m) {
+                Some(l) if l.bond.is_none() && l.addresses.is_empty() => l.bond = Some(b.name.clone()),
+                Some(_) => err(
+                    ml,
+                    "members",
+                    format!("'{m}' cannot join bond '{}': it has addresses or another bond", b.name),
+                ),
+                None if known.has_link(m) => {
+                    d.links.insert(m.clone(), DesiredLink::existing(Vec::new(), Some(b.name.clone())));
+                }
+                None => err(ml, "members", format!("there is no interface '{m}'")),
+            }
+        }
+        d.links.insert(
+            b.name.clone(),
+            DesiredLink::created(
+                LinkKind::Bond {
+                    mode: b.mode,
+                    miimon: b.miimon,
+                },
+                b.up,
+                b.mtu,
+                addresses,
+            ),
+        );
+    }
+    for v in &file.vlans {
+        let line = at(v.span());
+        let v = v.get_ref();
+        let parent = v.parent.get_ref();
+        if !d.links.contains_key(parent) && !known.has_link(parent) {
+            err(
+                at(v.parent.span()),
+                "parent",
+                format!("VLAN '{}' is on '{parent}', which does not exist", v.name),
+            );
+        }
+        if v.id == 0 || v.id > 4094 {
+            err(line, "id", format!("VLAN id {} is outside 1-4094", v.id));
+        }
+        if d.links.contains_key(&v.name) {
+            err(line, "name", format!("'{}' is already an interface", v.name));
+            continue;
+        }
+        let addresses = addr_list(&v.addresses, false, &mut err);
+        d.links.insert(
+            v.name.clone(),
+            DesiredLink::created(
+                LinkKind::Vlan {
+                    parent: parent.clone(),
+                    id: v.id,
+                },
+                v.up,
+                v.mtu,
+                addresses,
+            ),
+        );
+    }
+    for vip in &file.vips {
+        let line = at(vip.span());
+        let vip = vip.get_ref();
+        let dev = vip.interface.get_ref();
+        let got = addr_list(std::slice::from_ref(&vip.address), vip.nodad, &mut err);
+        match d.links.get_mut(dev) {
+            Some(l) => l.addresses.extend(got),
+            None if known.has_link(dev) => {
+                d.links.insert(dev.clone(), DesiredLink::existing(got, None));
+            }
+            None => err(line, "interface", format!("VIP on '{dev}', which does not exist")),
+        }
+    }
+    for r in &file.routes {
+        let line = at(r.span());
+        let r = r.get_ref();
+        let via = match &r.via {
+            Some(v) => match v.get_ref().parse::<IpAddr>() {
+                Ok(ip) => Some(ip),
+                Err(_) => {
+                    err(at(v.span()), "via", format!("'{}' is not an IP address", v.get_ref()));
+                    continue;
+                }
+            },
+            None => None,
+        };
+        let to = match r.to.get_ref().as_str() {
+            "default" => match via {
+                Some(IpAddr::V6(_)) => IpNet::V6(Default::default()),
+                _ => IpNet::V4(Default::default()),
+            },
+            "default6" => IpNet::V6(Default::default()),
+            other => match cidr(other) {
+                Ok(n) => n.trunc(),
+                Err(m) => {
+                    err(at(r.to.span()), "to", m);
+                    continue;
+                }
+            },
+        };
+        if let Some(dev) = &r.dev {
+            if !d.links.contains_key(dev.get_ref()) && !known.has_link(dev.get_ref()) {
+                err(at(dev.span()), "dev", format!("there is no interface '{}'", dev.get_ref()));
+            }
+        }
+        match via {
+            Some(gw) => {
+                if gw.is_ipv4() != to.addr().is_ipv4() {
+                    err(line, "via", format!("gateway {gw} is not of the family of {to}"));
+                    continue;
+                }
+                // The gateway must be on a subnet the file gives the box.
+                let reachable = d.links.values().flat_map(|l| l.addresses.iter()).any(|(n, _)| n.contains(&gw));
+                if !reachable {
+                    err(
+                        line,
+                        "via",
+                        format!("gateway {gw} is on none of the subnets of this file's addresses: it cannot be reached"),
+                    );
+                    continue;
+                }
+            }
+            None if r.dev.is_none() => {
+                err(line, "via", "a route needs 'via', 'dev' or both".into());
+                continue;
+            }
+            None => {}
+        }
+        d.routes.push(DesiredRoute {
+            to,
+            via,
+            dev: r.dev.as_ref().map(|d| d.get_ref().clone()),
+            metric: r.metric,
+        });
+    }
+    if let Some(s) = &file.sysctl {
+        let b = |v: bool| if v { "1" } else { "0" }.to_owned();
+        if let Some(v) = s.ip_forward {
+            d.sysctl.push(("net/ipv4/ip_forward".into(), b(v)));
+        }
+        if let Some(v) = s.ip_nonlocal_bind {
+            d.sysctl.push(("net/ipv4/ip_nonlocal_bind".into(), b(v)));
+            d.sysctl.push(("net/ipv6/ip_nonlocal_bind".into(), b(v)));
+        }
+        if let Some(v) = s.somaxconn {
+            d.sysctl.push(("net/core/somaxconn".into(), v.to_string()));
+        }
+        if let Some(v) = s.tcp_tw_reuse {
+            d.sysctl.push(("net/ipv4/tcp_tw_reuse".into(), b(v)));
+        }
+        if let Some(r) = &s.ip_local_port_range {
+            let parts: Vec<Option<u16>> = r.split_whitespace().map(|p| p.parse().ok()).collect();
+            match parts.as_slice() {
+                [Some(a), Some(b)] if a < b => d.sysctl.push(("net/ipv4/ip_local_port_range".into(), format!("{a}\t{b}"))),
+                _ => err(0, "ip_local_port_range", format!("'{r}' is not \"FIRST LAST\" with FIRST < LAST")),
+            }
+        }
+    }
+    d.hostname = file.hostname.clone();
+    if let Some(h) = &d.hostname {
+        if h.is_empty() || h.len() > 63 || !h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            err(
+                1,
+                "hostname",
+                format!("'{h}' is not a host name (letters, digits and '-', up to 63)"),
+            );
+        }
+    }
+    d.resolv_conf = file.dns.as_ref().map(|dns| {
+        let mut s = String::from("# written by netcfg\n");
+        if !dns.search.is_empty() {
+            s.push_str(&format!("search {}\n", dns.search.join(" ")));
+        }
+        for n in &dns.servers {
+            s.push_str(&format!("nameserver {n}\n"));
+        }
+        s
+    });
+    if errors.is_empty() {
+        Ok(d)
+    } else {
+        errors.sort_by_key(|e| e.line);
+        Err(errors)
+    }
+}

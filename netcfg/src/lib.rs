@@ -7,3 +7,4 @@ pub mod live;
 pub mod model;
 pub mod plan;
 pub mod show;
+pub mod vrrp;

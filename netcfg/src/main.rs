@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use netcfg::{live, model, plan, show};
+use netcfg::{live, model, plan, show, vrrp};
 
 #[derive(Parser)]
 #[command(name = "netcfg", about = "The appliance's network configuration, applied over rtnetlink")]
@@ -58,6 +58,15 @@ async fn run(args: Args) -> ExitCode {
     };
     if let Cmd::Show = args.command {
         print!("{}", show::show(&live));
+        // VRRP states, for the instances of the file when there is one.
+        if let Ok(text) = std::fs::read_to_string(&args.config) {
+            if let Ok(f) = model::parse(&text) {
+                let list: Vec<vrrp::Instance> = f.vrrp.iter().map(|i| i.get_ref().clone()).collect();
+                for (name, state) in vrrp::states(&list, &f.keepalived.unwrap_or_default()) {
+                    println!("# vrrp {name}: {state}");
+                }
+            }
+        }
         return ExitCode::SUCCESS;
     }
     let file = args.config.display().to_string();
@@ -101,33 +110,63 @@ async fn run(args: Args) -> ExitCode {
             ExitCode::SUCCESS
         }
         Cmd::Plan => {
-            if steps.is_empty() {
+            let vrrp_change = vrrp_differs(&want);
+            if steps.is_empty() && !vrrp_change {
                 println!("no change");
             }
             for (i, s) in steps.iter().enumerate() {
                 println!("{:>3}. {s}", i + 1);
             }
+            if vrrp_change {
+                println!("  *. write {} and reload keepalived", want.keepalived.config.display());
+            }
             ExitCode::SUCCESS
         }
         Cmd::Apply => {
-            if steps.is_empty() {
-                println!("no change");
-                return ExitCode::SUCCESS;
-            }
-            match plan::apply(&handle, &steps).await {
-                Ok(()) => {
-                    for (i, s) in steps.iter().enumerate() {
-                        println!("{:>3}. {s}", i + 1);
-                    }
-                    println!("applied {} change(s)", steps.len());
-                    ExitCode::SUCCESS
-                }
-                Err(f) => {
+            if !steps.is_empty() {
+                if let Err(f) = plan::apply(&handle, &steps).await {
                     eprintln!("netcfg: {f}");
-                    ExitCode::from(1)
+                    return ExitCode::from(1);
+                }
+                for (i, s) in steps.iter().enumerate() {
+                    println!("{:>3}. {s}", i + 1);
                 }
             }
+            let mut changes = steps.len();
+            if !want.vrrp.is_empty() {
+                match vrrp::apply(&want.vrrp, &want.keepalived) {
+                    Ok(Some(what)) => {
+                        println!("  *. {what}");
+                        changes += 1;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        eprintln!("netcfg: VRRP: {e}");
+                        let left = plan::undo_all(&handle, &steps).await;
+                        eprintln!("netcfg: the {} step(s) before it were undone", steps.len());
+                        for l in left {
+                            eprintln!("  could not undo: {l}");
+                        }
+                        return ExitCode::from(1);
+                    }
+                }
+            }
+            if changes == 0 {
+                println!("no change");
+            } else {
+                println!("applied {changes} change(s)");
+            }
+            ExitCode::SUCCESS
         }
         Cmd::Show => ExitCode::SUCCESS,
     }
+}
+
+/// Whether the keepalived configuration on disk differs from the file's instances.
+fn vrrp_differs(want: &model::Desired) -> bool {
+    if want.vrrp.is_empty() {
+        return false;
+    }
+    let text = vrrp::render(&want.vrrp, &want.keepalived);
+    std::fs::read_to_string(&want.keepalived.config).ok().as_deref() != Some(text.as_str())
 }

@@ -28,6 +28,10 @@ pub struct NetFile {
     pub vips: Vec<Spanned<Vip>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sysctl: Option<Sysctl>,
+    #[serde(default, rename = "vrrp", skip_serializing_if = "Vec::is_empty")]
+    pub vrrp: Vec<Spanned<crate::vrrp::Instance>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keepalived: Option<crate::vrrp::Keepalived>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
@@ -197,6 +201,8 @@ pub struct Desired {
     pub sysctl: Vec<(String, String)>,
     pub hostname: Option<String>,
     pub resolv_conf: Option<String>,
+    pub vrrp: Vec<crate::vrrp::Instance>,
+    pub keepalived: crate::vrrp::Keepalived,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -506,6 +512,26 @@ pub fn resolve(text: &str, file: &NetFile, known: &dyn Known) -> Result<Desired,
             }
         }
     }
+    for i in &file.vrrp {
+        let line = at(i.span());
+        let inst = i.get_ref();
+        if !d.links.contains_key(&inst.interface) && !known.has_link(&inst.interface) {
+            err(
+                line,
+                "interface",
+                format!("vrrp '{}' is on '{}', which does not exist", inst.name, inst.interface),
+            );
+        }
+        for (key, m) in crate::vrrp::check(std::slice::from_ref(inst)) {
+            err(line, &key, m);
+        }
+    }
+    let instances: Vec<crate::vrrp::Instance> = file.vrrp.iter().map(|i| i.get_ref().clone()).collect();
+    for (key, m) in crate::vrrp::check(&instances).into_iter().filter(|(_, m)| m.contains("used twice")) {
+        err(file.vrrp.last().map_or(0, |i| at(i.span())), &key, m);
+    }
+    d.vrrp = instances;
+    d.keepalived = file.keepalived.clone().unwrap_or_default();
     d.hostname = file.hostname.clone();
     if let Some(h) = &d.hostname {
         if h.is_empty() || h.len() > 63 || !h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {

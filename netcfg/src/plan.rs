@@ -313,6 +313,17 @@ pub async fn apply(h: &Handle, steps: &[Step]) -> Result<(), Failed> {
     Ok(())
 }
 
+/// Undoes applied steps, last first (a later part of the apply failed); what could not be undone.
+pub async fn undo_all(h: &Handle, steps: &[Step]) -> Vec<String> {
+    let mut errors = Vec::new();
+    for s in steps.iter().rev() {
+        if let Err(e) = undo(h, s).await {
+            errors.push(format!("{s}: {e}"));
+        }
+    }
+    errors
+}
+
 /// Kinds the live state must not contradict (a VLAN that exists with another id).
 pub fn conflicts(want: &Desired, live: &Live) -> Vec<String> {
     let mut out = Vec::new();

@@ -299,3 +299,187 @@ fn vlans_and_bonds_where_the_kernel_has_them() {
     let o = netcfg(&ns, &file, "apply", &[]);
     assert!(text(&o).contains("no change"), "{}", text(&o));
 }
+
+mod vrrp {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::path::PathBuf;
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+
+    use e2e::harness::{Lbd, Scratch};
+    use e2e::netcfg_bin;
+    use e2e::netns::{Lan, Netns};
+
+    /// One appliance: its network file (VRRP on eth0 for the VIP), its
+    /// keepalived files and its lbd answering with its own name on the VIP.
+    struct Appliance {
+        name: &'static str,
+        dir: Scratch,
+        file: PathBuf,
+        lbd: Option<Lbd>,
+    }
+
+    impl Appliance {
+        fn new(ns: &Netns, name: &'static str, priority: u8) -> Appliance {
+            let dir = Scratch::new(name);
+            let sock = dir.path.join("lbd.sock");
+            let file = dir.path.join("network.toml");
+            std::fs::write(
+                &file,
+                format!(
+                    "[sysctl]\nip_nonlocal_bind = true\n\n[[vrrp]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvirtual_router_id = 51\npriority = {priority}\nadvert_int = 1\nauth_pass = \"s3cret\"\nvips = [\"10.0.0.17/24\"]\ntrack_script = \"/usr/bin/socat -u OPEN:/dev/null UNIX-CONNECT:{sock}\"\n\n[keepalived]\nconfig = \"{conf}\"\nrun_dir = \"{run}\"\n",
+                    sock = sock.display(),
+                    conf = dir.path.join("keepalived.conf").display(),
+                    run = dir.path.join("run").display()
+                ),
+            )
+            .expect("network file");
+            let mut a = Appliance {
+                name,
+                dir,
+                file,
+                lbd: None,
+            };
+            a.start_lbd(ns);
+            a
+        }
+
+        fn start_lbd(&mut self, ns: &Netns) {
+            let sock = self.dir.path.join("lbd.sock");
+            let config = format!(
+                "global\n    stats socket {sock}\ndefaults\n    mode http\n    timeout client 5s\n    timeout server 5s\n    timeout connect 2s\nfrontend vip\n    bind 10.0.0.17:80\n    http-request return status 200 content-type text/plain string {name}\n",
+                sock = sock.display(),
+                name = self.name
+            );
+            self.lbd = Some(Lbd::start_in_netns(&ns.name, &config));
+        }
+
+        fn netcfg(&self, ns: &Netns, cmd: &str) -> String {
+            let o = Command::new("ip")
+                .args(["netns", "exec", &ns.name])
+                .arg(netcfg_bin())
+                .arg("-c")
+                .arg(&self.file)
+                .arg(cmd)
+                .output()
+                .expect("netcfg");
+            let t = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+            assert!(o.status.success(), "{} {cmd}: {t}", self.name);
+            t
+        }
+
+        fn keepalived_pid(&self) -> i32 {
+            std::fs::read_to_string(self.dir.path.join("run/keepalived.pid"))
+                .ok()
+                .and_then(|p| p.trim().parse().ok())
+                .unwrap_or(0)
+        }
+
+        fn stop_keepalived(&self) {
+            let pid = self.keepalived_pid();
+            if pid <= 0 {
+                return;
+            }
+            // SAFETY: a signal to the keepalived this test's netcfg started.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while unsafe { libc::kill(pid, 0) } == 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    impl Drop for Appliance {
+        fn drop(&mut self) {
+            let pid = self.keepalived_pid();
+            if pid > 0 {
+                self.stop_keepalived();
+                // SAFETY: as above, a positive pid only; if it did not stop in time it goes now.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+
+    /// Who answers on the VIP, from the client namespace (`None`: no answer).
+    fn ask(client: &Netns) -> Option<String> {
+        client.run(|| {
+            let mut s = TcpStream::connect_timeout(&"10.0.0.17:80".parse().ok()?, Duration::from_millis(500)).ok()?;
+            s.set_read_timeout(Some(Duration::from_millis(800))).ok()?;
+            s.write_all(b"GET / HTTP/1.1\r\nHost: vip\r\nConnection: close\r\n\r\n").ok()?;
+            let mut out = String::new();
+            s.read_to_string(&mut out).ok()?;
+            out.rsplit("\r\n\r\n").next().map(|b| b.trim().to_owned())
+        })
+    }
+
+    fn holds_vip(ns: &Netns) -> bool {
+        let o = Command::new("ip")
+            .args(["-n", &ns.name, "-br", "addr", "show", "eth0"])
+            .output()
+            .expect("ip");
+        String::from_utf8_lossy(&o.stdout).contains("10.0.0.17/24")
+    }
+
+    /// Asks every 100 ms until `who` answers; the time it took and the failed asks.
+    fn until(client: &Netns, who: &str, limit: Duration) -> (Duration, usize) {
+        let start = Instant::now();
+        let mut failed = 0;
+        loop {
+            match ask(client) {
+                Some(w) if w == who => return (start.elapsed(), failed),
+                Some(_) => {}
+                None => failed += 1,
+            }
+            assert!(start.elapsed() < limit, "{who} did not answer on the VIP within {limit:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    #[test]
+    fn vrrp_moves_the_vip_to_the_backup_and_back() {
+        let lan = Lan::new(
+            "vrrp",
+            &[],
+            &[("app1", "10.0.0.2/24"), ("app2", "10.0.0.3/24"), ("client", "10.0.0.101/24")],
+        );
+        let (ns1, ns2, client) = (&lan.hosts[0], &lan.hosts[1], &lan.hosts[2]);
+        let mut a1 = Appliance::new(ns1, "app1", 150);
+        let a2 = Appliance::new(ns2, "app2", 100);
+        assert!(a1.netcfg(ns1, "apply").contains("keepalived started"));
+        assert!(a2.netcfg(ns2, "apply").contains("keepalived started"));
+        // A second apply leaves keepalived alone.
+        assert!(a1.netcfg(ns1, "apply").contains("no change"));
+        let (t, _) = until(client, "app1", Duration::from_secs(10));
+        eprintln!("app1 became master in {t:?}");
+        assert!(holds_vip(ns1) && !holds_vip(ns2));
+        assert!(a1.netcfg(ns1, "show").contains("# vrrp VI_1: MASTER"));
+        assert!(a2.netcfg(ns2, "show").contains("# vrrp VI_1: BACKUP"));
+
+        // The master's keepalived dies: the backup takes the VIP within 3 s.
+        a1.stop_keepalived();
+        let (t, failed) = until(client, "app2", Duration::from_secs(3));
+        eprintln!("keepalived stopped: app2 answers after {t:?}, {failed} failed asks");
+        assert!(failed <= 3, "{failed} asks failed during the switch");
+        assert!(holds_vip(ns2) && !holds_vip(ns1));
+        for _ in 0..5 {
+            assert_eq!(ask(client).as_deref(), Some("app2"));
+        }
+        assert!(a1.netcfg(ns1, "show").contains("# vrrp VI_1: STOPPED"));
+
+        // keepalived back on app1: with preemption the VIP comes back.
+        assert!(a1.netcfg(ns1, "apply").contains("keepalived started"));
+        let (t, _) = until(client, "app1", Duration::from_secs(10));
+        eprintln!("preempted back to app1 in {t:?}");
+
+        // app1's lbd stops: the track script fails and the backup takes over within 3 s.
+        drop(a1.lbd.take());
+        let (t, failed) = until(client, "app2", Duration::from_secs(3));
+        eprintln!("lbd stopped: app2 answers after {t:?}, {failed} failed asks");
+        assert!(a1.netcfg(ns1, "show").contains("# vrrp VI_1: FAULT"));
+        // lbd back: app1 leaves FAULT and, with a higher priority, takes the VIP back.
+        a1.start_lbd(ns1);
+        let (t, _) = until(client, "app1", Duration::from_secs(10));
+        eprintln!("lbd back: app1 again after {t:?}");
+    }
+}

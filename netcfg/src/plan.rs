@@ -209,14 +209,18 @@ fn set_hostname(name: &str) -> Result<(), String> {
 }
 
 fn write_atomic(path: &str, content: &str) -> Result<(), String> {
+    // A file mounted over (`ip netns exec` mounts /etc/netns/NAME/resolv.conf
+    // there) cannot be replaced by a rename: it is written in place.
+    let mounted = std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|m| m.lines().any(|l| l.split(' ').nth(4) == Some(path)));
+    if mounted {
+        return std::fs::write(path, content).map_err(|e| format!("{path}: {e}"));
+    }
     let tmp = format!("{path}.netcfg");
     std::fs::write(&tmp, content).map_err(|e| format!("{tmp}: {e}"))?;
-    // /etc/resolv.conf may be a bind mount (network namespaces): rename onto it fails, write in place then.
-    if std::fs::rename(&tmp, path).is_err() {
+    std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        std::fs::write(path, content).map_err(|e| format!("{path}: {e}"))?;
-    }
-    Ok(())
+        format!("{path}: {e}")
+    })
 }
 
 async fn run(h: &Handle, s: &Step) -> Result<(), String> {

@@ -94,12 +94,39 @@ ip_nonlocal_bind = true
 somaxconn = 4096
 "#;
 
+/// `ip netns exec` shows `/etc/netns/NAME/resolv.conf` as `/etc/resolv.conf`:
+/// netcfg's DNS settings land there, never in the host's own file.
+struct NetnsEtc(std::path::PathBuf);
+
+impl NetnsEtc {
+    fn new(ns: &Netns) -> NetnsEtc {
+        let dir = std::path::PathBuf::from(format!("/etc/netns/{}", ns.name));
+        std::fs::create_dir_all(&dir).expect("/etc/netns dir");
+        std::fs::write(dir.join("resolv.conf"), "# placeholder\n").expect("resolv.conf");
+        NetnsEtc(dir)
+    }
+}
+
+impl Drop for NetnsEtc {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[test]
 fn apply_from_bare_then_idempotent_show_round_trips_and_edits_touch_only_what_differs() {
     let ns = bare("ncfull");
+    let etc = NetnsEtc::new(&ns);
+    let host_resolv = std::fs::read("/etc/resolv.conf").ok();
     let dir = Scratch::new("netcfg");
     let file = dir.path.join("network.toml");
-    std::fs::write(&file, FULL).expect("write");
+    // veth4 is named by its MAC address, as a NIC whose name is not known in advance.
+    let link = ip(&ns, &["-br", "link", "show", "veth4"]);
+    let mac = link.split_whitespace().nth(2).expect("mac").to_owned();
+    let full = format!(
+        "{FULL}\n[[interface]]\nmac = \"{mac}\"\naddresses = [\"10.9.4.2/24\"]\n\n[dns]\nservers = [\"10.9.0.53\", \"fd00:9::53\"]\nsearch = [\"xlc.local\"]\n"
+    );
+    std::fs::write(&file, &full).expect("write");
     let o = netcfg(&ns, &file, "apply", &[]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("applied"), "{}", text(&o));
@@ -122,6 +149,17 @@ fn apply_from_bare_then_idempotent_show_round_trips_and_edits_touch_only_what_di
     );
     assert!(ip(&ns, &["link", "show", "veth0"]).contains("mtu 1400"));
     assert!(state(&ns).ends_with("1\n1\n4096\n"), "sysctls: {}", state(&ns));
+    assert!(ip(&ns, &["-br", "addr", "show", "veth4"]).contains("10.9.4.2/24"), "matched by MAC");
+    let resolv = std::fs::read_to_string(etc.0.join("resolv.conf")).expect("resolv.conf");
+    assert_eq!(
+        resolv,
+        "# written by netcfg\nsearch xlc.local\nnameserver 10.9.0.53\nnameserver fd00:9::53\n"
+    );
+    assert_eq!(
+        std::fs::read("/etc/resolv.conf").ok(),
+        host_resolv,
+        "the host's own resolv.conf is untouched"
+    );
 
     // A second apply changes nothing and says so.
     let o = netcfg(&ns, &file, "apply", &[]);
@@ -147,7 +185,7 @@ fn apply_from_bare_then_idempotent_show_round_trips_and_edits_touch_only_what_di
 
     // An edit: one address replaced on a managed interface, one route added. Watch
     // the kernel's events while it applies: only those changes happen.
-    let edited = FULL
+    let edited = full
         .replace(
             "name = \"veth2\"\naddresses = [\"10.9.1.2/24\"]",
             "name = \"veth2\"\nmanaged = true\naddresses = [\"10.9.1.3/24\"]",

@@ -3,6 +3,7 @@
 //! file, planned against the live kernel state and applied over rtnetlink.
 
 pub mod announce;
+pub mod dhcp;
 pub mod live;
 pub mod model;
 pub mod plan;

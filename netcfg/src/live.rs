@@ -306,6 +306,11 @@ pub async fn add_address(h: &Handle, name: &str, net: IpNet, nodad: bool) -> Res
 
 pub async fn del_address(h: &Handle, name: &str, net: IpNet) -> Result<(), Error> {
     let i = index_of(h, name).await?;
+    if net.addr().is_ipv4() {
+        // Removing a primary IPv4 address takes the secondaries of its subnet (VIPs)
+        // along unless they are promoted.
+        let _ = std::fs::write(format!("/proc/sys/net/ipv4/conf/{name}/promote_secondaries"), "1");
+    }
     let mut addrs = h.address().get().set_link_index_filter(i).execute();
     while let Some(m) = addrs.try_next().await.map_err(nl)? {
         if matches(&m, net) {

@@ -57,14 +57,14 @@ async fn run(args: Args) -> ExitCode {
         }
     };
     if let Cmd::Show = args.command {
-        print!("{}", show::show(&live));
-        // VRRP states, for the instances of the file when there is one.
-        if let Ok(text) = std::fs::read_to_string(&args.config) {
-            if let Ok(f) = model::parse(&text) {
-                let list: Vec<vrrp::Instance> = f.vrrp.iter().map(|i| i.get_ref().clone()).collect();
-                for (name, state) in vrrp::states(&list, &f.keepalived.unwrap_or_default()) {
-                    println!("# vrrp {name}: {state}");
-                }
+        // The file, when there is one, says where netcfg's run files are and which VRRP instances to report.
+        let file = std::fs::read_to_string(&args.config).ok().and_then(|t| model::parse(&t).ok());
+        let keepalived = file.as_ref().and_then(|f| f.keepalived.clone()).unwrap_or_default();
+        print!("{}", show::show(&live, &keepalived.run_dir));
+        if let Some(f) = &file {
+            let list: Vec<vrrp::Instance> = f.vrrp.iter().map(|i| i.get_ref().clone()).collect();
+            for (name, state) in vrrp::states(&list, &keepalived) {
+                println!("# vrrp {name}: {state}");
             }
         }
         return ExitCode::SUCCESS;

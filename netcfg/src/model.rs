@@ -229,6 +229,8 @@ pub struct DesiredLink {
     pub managed: bool,
     /// The bond this link is a member of.
     pub bond: Option<String>,
+    /// A DHCP client runs for it.
+    pub dhcp: bool,
 }
 
 impl DesiredLink {
@@ -241,6 +243,7 @@ impl DesiredLink {
             addresses,
             managed: true,
             bond: None,
+            dhcp: false,
         }
     }
 
@@ -253,6 +256,7 @@ impl DesiredLink {
             addresses,
             managed: false,
             bond,
+            dhcp: false,
         }
     }
 }
@@ -325,8 +329,12 @@ pub fn resolve(text: &str, file: &NetFile, known: &dyn Known) -> Result<Desired,
                 format!("there is no interface '{name}' (VLANs and bonds have their own tables)"),
             );
         }
-        if i.dhcp {
-            err(line, "dhcp", "DHCP is not supported yet: give static addresses".into());
+        if i.dhcp && i.managed {
+            err(
+                line,
+                "managed",
+                "'managed' would remove the address DHCP leases: use one or the other".into(),
+            );
         }
         let addresses = addr_list(&i.addresses, false, &mut err);
         if d.links.contains_key(&name) {
@@ -342,6 +350,7 @@ pub fn resolve(text: &str, file: &NetFile, known: &dyn Known) -> Result<Desired,
                 addresses,
                 managed: i.managed,
                 bond: None,
+                dhcp: i.dhcp,
             },
         );
     }

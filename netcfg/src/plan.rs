@@ -13,17 +13,62 @@ use crate::model::{BondMode, Desired, DesiredRoute, LinkKind};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
-    Sysctl { key: String, value: String, old: String },
-    CreateBond { name: String, mode: BondMode, miimon: u32 },
-    Enslave { member: String, bond: String, old: Option<String> },
-    CreateVlan { name: String, parent: String, id: u16 },
-    Mtu { link: String, mtu: u32, old: Option<u32> },
-    Up { link: String, up: bool },
-    DelAddr { link: String, net: IpNet },
-    AddAddr { link: String, net: IpNet, nodad: bool },
+    Sysctl {
+        key: String,
+        value: String,
+        old: String,
+    },
+    CreateBond {
+        name: String,
+        mode: BondMode,
+        miimon: u32,
+    },
+    Enslave {
+        member: String,
+        bond: String,
+        old: Option<String>,
+    },
+    CreateVlan {
+        name: String,
+        parent: String,
+        id: u16,
+    },
+    Mtu {
+        link: String,
+        mtu: u32,
+        old: Option<u32>,
+    },
+    Up {
+        link: String,
+        up: bool,
+    },
+    DelAddr {
+        link: String,
+        net: IpNet,
+    },
+    AddAddr {
+        link: String,
+        net: IpNet,
+        nodad: bool,
+    },
     AddRoute(DesiredRoute),
-    Hostname { name: String, old: String },
-    Resolv { content: String, old: Option<String> },
+    StartDhcp {
+        link: String,
+        default_route: bool,
+        run_dir: std::path::PathBuf,
+    },
+    StopDhcp {
+        link: String,
+        run_dir: std::path::PathBuf,
+    },
+    Hostname {
+        name: String,
+        old: String,
+    },
+    Resolv {
+        content: String,
+        old: Option<String>,
+    },
 }
 
 impl fmt::Display for Step {
@@ -62,6 +107,8 @@ impl fmt::Display for Step {
                 }
                 Ok(())
             }
+            Step::StartDhcp { link, .. } => write!(f, "start DHCP on {link}"),
+            Step::StopDhcp { link, .. } => write!(f, "stop DHCP on {link}"),
             Step::Hostname { name, old } => write!(f, "hostname {name} (was {old})"),
             Step::Resolv { .. } => write!(f, "write /etc/resolv.conf"),
         }
@@ -139,6 +186,25 @@ pub fn plan(want: &Desired, live: &Live) -> Vec<Step> {
             steps.push(Step::Up {
                 link: name.clone(),
                 up: l.up,
+            });
+        }
+    }
+    // DHCP clients stop before addresses change: removing a lease that is an
+    // interface's primary address would take the addresses after it along.
+    let run_dir = &want.keepalived.run_dir;
+    let default_v4 = want.routes.iter().any(|r| r.to.prefix_len() == 0 && r.to.addr().is_ipv4());
+    for (name, l) in &want.links {
+        let running = crate::dhcp::running(run_dir, name).is_some();
+        if l.dhcp && !running {
+            steps.push(Step::StartDhcp {
+                link: name.clone(),
+                default_route: !default_v4,
+                run_dir: run_dir.clone(),
+            });
+        } else if !l.dhcp && running {
+            steps.push(Step::StopDhcp {
+                link: name.clone(),
+                run_dir: run_dir.clone(),
             });
         }
     }
@@ -238,6 +304,12 @@ async fn run(h: &Handle, s: &Step) -> Result<(), String> {
             Ok(())
         }
         Step::AddRoute(r) => live::add_route(h, r).await,
+        Step::StartDhcp {
+            link,
+            default_route,
+            run_dir,
+        } => crate::dhcp::start(run_dir, link, *default_route),
+        Step::StopDhcp { link, run_dir } => crate::dhcp::stop(run_dir, link),
         Step::Hostname { name, .. } => set_hostname(name),
         Step::Resolv { content, .. } => write_atomic(RESOLV, content),
     }
@@ -256,6 +328,8 @@ async fn undo(h: &Handle, s: &Step) -> Result<(), String> {
         Step::DelAddr { link, net } => live::add_address(h, link, *net, false).await,
         Step::AddAddr { link, net, .. } => live::del_address(h, link, *net).await,
         Step::AddRoute(r) => live::del_route(h, r).await,
+        Step::StartDhcp { link, run_dir, .. } => crate::dhcp::stop(run_dir, link),
+        Step::StopDhcp { link, run_dir } => crate::dhcp::start(run_dir, link, false),
         Step::Hostname { old, .. } => set_hostname(old),
         Step::Resolv { old, .. } => match old {
             Some(o) => write_atomic(RESOLV, o),

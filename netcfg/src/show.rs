@@ -14,7 +14,8 @@ fn sysctl_bool(key: &str) -> Option<bool> {
     std::fs::read_to_string(format!("/proc/sys/{key}")).ok().map(|v| v.trim() == "1")
 }
 
-pub fn show(live: &Live) -> String {
+/// `run_dir`: where netcfg's DHCP clients keep their pid and lease files.
+pub fn show(live: &Live, run_dir: &std::path::Path) -> String {
     let mut f = NetFile::default();
     let name_of = |i: u32| live.by_index(i).map(|l| l.name.clone());
     for l in live.links.values() {
@@ -52,12 +53,16 @@ pub fn show(live: &Live) -> String {
                 {
                     continue;
                 }
+                // A DHCP interface: its leased address is the client's, not configuration.
+                let dhcp = crate::dhcp::running(run_dir, &l.name).is_some();
+                let lease = std::fs::read_to_string(crate::dhcp::lease_file(run_dir, &l.name)).unwrap_or_default();
+                let addresses = addresses.into_iter().filter(|a| !(dhcp && a.get_ref() == lease.trim())).collect();
                 f.interfaces.push(spanned(Interface {
                     name: Some(l.name.clone()),
                     mac: None,
                     up: l.up,
                     mtu: Some(l.mtu),
-                    dhcp: false,
+                    dhcp,
                     addresses,
                     managed: false,
                 }))

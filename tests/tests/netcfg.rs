@@ -521,3 +521,109 @@ mod vrrp {
         eprintln!("lbd back: app1 again after {t:?}");
     }
 }
+
+/// `dhcp = true`: a real DHCP server (dnsmasq) in a namespace of its own, busybox's
+/// udhcpc started by netcfg; the lease and its default route appear, `show`
+/// says `dhcp = true`, and a file without it stops the client and removes the lease.
+#[test]
+fn dhcp_interfaces_get_a_lease_from_a_real_server() {
+    let srv = Netns::new("ncdhcps", &[]);
+    let boxns = Netns::new("ncdhcpc", &[]);
+    ip(
+        &srv,
+        &[
+            "link",
+            "add",
+            "veth1",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "veth0",
+            "netns",
+            &boxns.name,
+        ],
+    );
+    ip(&srv, &["addr", "add", "10.9.8.1/24", "dev", "veth1"]);
+    ip(&srv, &["link", "set", "veth1", "up"]);
+    let dir = Scratch::new("netcfg-dhcp");
+    let mut dnsmasq = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &srv.name,
+            "dnsmasq",
+            "--no-daemon",
+            "--port=0",
+            "--conf-file=/dev/null",
+        ])
+        .args([
+            "--interface=veth1",
+            "--bind-interfaces",
+            "--dhcp-range=10.9.8.100,10.9.8.150,255.255.255.0,1h",
+        ])
+        .arg("--dhcp-option=3,10.9.8.1")
+        .arg(format!("--dhcp-leasefile={}", dir.path.join("leases").display()))
+        .arg(format!("--pid-file={}", dir.path.join("dnsmasq.pid").display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dnsmasq (Debian package dnsmasq-base)");
+    let run = dir.path.join("run");
+    // Whatever happens, the DHCP client netcfg starts does not outlive the test.
+    struct StopClient(std::path::PathBuf);
+    impl Drop for StopClient {
+        fn drop(&mut self) {
+            if let Some(pid) = std::fs::read_to_string(&self.0)
+                .ok()
+                .and_then(|p| p.trim().parse::<i32>().ok())
+                .filter(|p| *p > 0)
+            {
+                // SAFETY: a positive pid read from the client's own pid file.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+            }
+        }
+    }
+    let _client = StopClient(run.join("dhcp-veth0.pid"));
+    let file = dir.path.join("network.toml");
+    let keep = format!("\n[keepalived]\nrun_dir = \"{}\"\n", run.display());
+    std::fs::write(&file, format!("[[interface]]\nname = \"veth0\"\ndhcp = true\n{keep}")).expect("write");
+    let o = netcfg(&boxns, &file, "apply", &[]);
+    assert!(o.status.success() && text(&o).contains("start DHCP on veth0"), "{}", text(&o));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !ip(&boxns, &["-br", "addr", "show", "veth0"]).contains("10.9.8.1") {
+        assert!(std::time::Instant::now() < deadline, "no lease: {}", ip(&boxns, &["addr"]));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let addr = ip(&boxns, &["-br", "addr", "show", "veth0"]);
+    assert!(addr.contains("10.9.8.1") && addr.contains("/24"), "{addr}");
+    assert!(ip(&boxns, &["route"]).contains("default via 10.9.8.1 dev veth0 proto dhcp"));
+    let o = netcfg(&boxns, &file, "apply", &[]);
+    assert!(text(&o).contains("no change"), "{}", text(&o));
+    let shown = Command::new("ip")
+        .args(["netns", "exec", &boxns.name])
+        .arg(netcfg_bin())
+        .arg("-c")
+        .arg(&file)
+        .arg("show")
+        .output()
+        .expect("show");
+    let shown = String::from_utf8_lossy(&shown.stdout).into_owned();
+    assert!(shown.contains("name = \"veth0\"\nup = true\nmtu = 1500\ndhcp = true\n"), "{shown}");
+    assert!(
+        !shown.contains("10.9.8.1"),
+        "the leased address is DHCP's, not configuration: {shown}"
+    );
+    // Static from now on: the client stops and its lease goes.
+    std::fs::write(
+        &file,
+        format!("[[interface]]\nname = \"veth0\"\naddresses = [\"10.9.8.2/24\"]\n{keep}"),
+    )
+    .expect("write");
+    let o = netcfg(&boxns, &file, "apply", &[]);
+    assert!(text(&o).contains("stop DHCP on veth0"), "{}", text(&o));
+    let addr = ip(&boxns, &["-br", "addr", "show", "veth0"]);
+    assert!(addr.contains("10.9.8.2/24") && !addr.contains("10.9.8.1"), "{addr}");
+    let _ = dnsmasq.kill();
+    let _ = dnsmasq.wait();
+}

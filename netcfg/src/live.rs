@@ -122,8 +122,7 @@ fn link_of(msg: LinkMessage) -> Link {
                         let mut miimon = 0;
                         for x in b {
                             match x {
-                                InfoBond::Mode(NlBondMode::ActiveBackup) => mode = Some(BondMode::ActiveBackup),
-                                InfoBond::Mode(NlBondMode::Ieee8023Ad) => mode = Some(BondMode::Lacp),
+                                InfoBond::Mode(m) => mode = from_nl(m),
                                 InfoBond::MiiMon(m) => miimon = m,
                                 _ => {}
                             }
@@ -141,6 +140,19 @@ fn link_of(msg: LinkMessage) -> Link {
         *parent = vlan_parent;
     }
     l
+}
+
+fn from_nl(m: NlBondMode) -> Option<BondMode> {
+    Some(match m {
+        NlBondMode::ActiveBackup => BondMode::ActiveBackup,
+        NlBondMode::Ieee8023Ad => BondMode::Lacp,
+        NlBondMode::BalanceRr => BondMode::BalanceRr,
+        NlBondMode::BalanceXor => BondMode::BalanceXor,
+        NlBondMode::Broadcast => BondMode::Broadcast,
+        NlBondMode::BalanceTlb => BondMode::BalanceTlb,
+        NlBondMode::BalanceAlb => BondMode::BalanceAlb,
+        _ => return None,
+    })
 }
 
 /// Reads links, their global addresses, and the main table's routes.
@@ -245,6 +257,11 @@ pub async fn create_bond(h: &Handle, name: &str, mode: BondMode, miimon: u32) ->
     let m = match mode {
         BondMode::ActiveBackup => NlBondMode::ActiveBackup,
         BondMode::Lacp => NlBondMode::Ieee8023Ad,
+        BondMode::BalanceRr => NlBondMode::BalanceRr,
+        BondMode::BalanceXor => NlBondMode::BalanceXor,
+        BondMode::Broadcast => NlBondMode::Broadcast,
+        BondMode::BalanceTlb => NlBondMode::BalanceTlb,
+        BondMode::BalanceAlb => NlBondMode::BalanceAlb,
     };
     h.link()
         .add(LinkBond::new(name).mode(m).miimon(miimon).build())

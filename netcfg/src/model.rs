@@ -78,12 +78,24 @@ pub struct Vlan {
     pub addresses: Vec<Spanned<String>>,
 }
 
+/// The kernel's bonding modes, in `ip link`'s words. The appliance uses
+/// active-backup and 802.3ad; the others are read back by `show`.
 #[derive(Debug, Deserialize, Serialize, Clone, Copy, PartialEq, Eq)]
 pub enum BondMode {
     #[serde(rename = "active-backup")]
     ActiveBackup,
     #[serde(rename = "802.3ad")]
     Lacp,
+    #[serde(rename = "balance-rr")]
+    BalanceRr,
+    #[serde(rename = "balance-xor")]
+    BalanceXor,
+    #[serde(rename = "broadcast")]
+    Broadcast,
+    #[serde(rename = "balance-tlb")]
+    BalanceTlb,
+    #[serde(rename = "balance-alb")]
+    BalanceAlb,
 }
 
 #[derive(Debug, Deserialize, Serialize, Clone, PartialEq)]

@@ -34,7 +34,7 @@ pub fn show(live: &Live, run_dir: &std::path::Path) -> String {
             })),
             Kind::Bond { mode, miimon } => f.bonds.push(spanned(Bond {
                 name: l.name.clone(),
-                mode: mode.unwrap_or(BondMode::ActiveBackup),
+                mode: mode.unwrap_or(BondMode::BalanceRr),
                 members: live
                     .links
                     .values()

@@ -588,7 +588,7 @@ fn dhcp_interfaces_get_a_lease_from_a_real_server() {
 /// an initramfs holding busybox, the 802.1Q and bonding drivers and this
 /// build's netcfg; netcfg applies a bond with two members, a VLAN on the
 /// bond and a VLAN on an interface, applies again (no change), and `show`,
-/// fed back, plans nothing. About 5 to 30 s.
+/// fed back, plans nothing; the hostname and sysctls are set in the VM. About 5 to 30 s.
 #[test]
 fn vlans_and_bonds_on_the_appliance_kernel_in_a_vm() {
     let kernel_dir = e2e::workspace_root().join("target/vm-kernel");
@@ -639,13 +639,13 @@ fn vlans_and_bonds_on_the_appliance_kernel_in_a_vm() {
     }
     std::fs::write(
         root.join("test/network.toml"),
-        "[[interface]]\nname = \"d0\"\naddresses = [\"10.9.0.2/24\"]\n\n[[bond]]\nname = \"bond0\"\nmode = \"active-backup\"\nmembers = [\"d1\", \"d2\"]\naddresses = [\"10.9.1.2/24\"]\n\n[[vlan]]\nname = \"bond0.10\"\nparent = \"bond0\"\nid = 10\naddresses = [\"10.9.10.2/24\"]\n\n[[vlan]]\nname = \"d0.20\"\nparent = \"d0\"\nid = 20\nmtu = 1400\naddresses = [\"10.9.20.2/24\"]\n",
+        "hostname = \"lb-vm\"\n\n[sysctl]\ntcp_tw_reuse = true\nip_local_port_range = \"1024 65000\"\n\n[[interface]]\nname = \"d0\"\naddresses = [\"10.9.0.2/24\"]\n\n[[bond]]\nname = \"bond0\"\nmode = \"active-backup\"\nmembers = [\"d1\", \"d2\"]\naddresses = [\"10.9.1.2/24\"]\n\n[[vlan]]\nname = \"bond0.10\"\nparent = \"bond0\"\nid = 10\naddresses = [\"10.9.10.2/24\"]\n\n[[vlan]]\nname = \"d0.20\"\nparent = \"d0\"\nid = 20\nmtu = 1400\naddresses = [\"10.9.20.2/24\"]\n",
     )
     .expect("network.toml");
     // The appliance loads bonding with max_bonds=0: no default bond0 in a mode of the kernel's choosing.
     std::fs::write(
         root.join("init"),
-        "#!/bin/busybox sh\n/bin/busybox --install -s /bin\nmount -t proc proc /proc\nmount -t sysfs sys /sys\nmount -t tmpfs tmpfs /run\nfor m in llc stp garp mrp 8021q tls bonding dummy; do o=; [ $m = bonding ] && o=max_bonds=0; insmod /modules/$m.ko $o || echo \"insmod $m failed\"; done\nfor d in d0 d1 d2; do ip link add $d type dummy; done\necho '== apply'\n/netcfg -c /test/network.toml apply; echo \"RC=$?\"\necho '== again'\n/netcfg -c /test/network.toml apply; echo \"RC=$?\"\n/netcfg show > /tmp/shown.toml\necho '== plan of show'\n/netcfg -c /tmp/shown.toml plan\necho '== kernel'\ncat /sys/class/net/bond0/bonding/mode /sys/class/net/bond0/bonding/slaves /proc/net/vlan/config\nip addr show bond0.10\nip link show d0.20\necho NETCFG-VM-DONE\npoweroff -f\n",
+        "#!/bin/busybox sh\n/bin/busybox --install -s /bin\nmount -t proc proc /proc\nmount -t sysfs sys /sys\nmount -t tmpfs tmpfs /run\nfor m in llc stp garp mrp 8021q tls bonding dummy; do o=; [ $m = bonding ] && o=max_bonds=0; insmod /modules/$m.ko $o || echo \"insmod $m failed\"; done\nfor d in d0 d1 d2; do ip link add $d type dummy; done\necho '== apply'\n/netcfg -c /test/network.toml apply; echo \"RC=$?\"\necho '== again'\n/netcfg -c /test/network.toml apply; echo \"RC=$?\"\n/netcfg show > /tmp/shown.toml\necho '== plan of show'\n/netcfg -c /tmp/shown.toml plan\necho '== kernel'\ncat /sys/class/net/bond0/bonding/mode /sys/class/net/bond0/bonding/slaves /proc/net/vlan/config\necho \"host=$(hostname) tw=$(cat /proc/sys/net/ipv4/tcp_tw_reuse) range=$(cat /proc/sys/net/ipv4/ip_local_port_range)\"\nip addr show bond0.10\nip link show d0.20\necho NETCFG-VM-DONE\npoweroff -f\n",
     )
     .expect("init");
     let _ = Command::new("chmod").arg("755").arg(root.join("init")).status();
@@ -693,4 +693,6 @@ fn vlans_and_bonds_on_the_appliance_kernel_in_a_vm() {
         "{kernel}"
     );
     assert!(kernel.contains("inet 10.9.10.2/24") && kernel.contains("mtu 1400"), "{kernel}");
+    // The hostname and the sysctls, in the VM's own kernel (never the test machine's).
+    assert!(kernel.contains("host=lb-vm tw=1 range=1024\t65000"), "{kernel}");
 }

@@ -57,6 +57,52 @@ fn state(ns: &Netns) -> String {
     )
 }
 
+/// The sender addresses of the gratuitous ARPs (sender = target) seen on `dev` for 2 s.
+fn garp_senders(dev: &str, ready: std::sync::mpsc::Sender<()>) -> Vec<[u8; 4]> {
+    let mut seen = Vec::new();
+    // SAFETY: a packet socket this function owns, bound to `dev`, read with a timeout.
+    unsafe {
+        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(0x0806u16.to_be()));
+        assert!(fd >= 0, "packet socket: {}", std::io::Error::last_os_error());
+        // This thread's network namespace (sysfs would show the mount's).
+        let cname = std::ffi::CString::new(dev).expect("name");
+        let ifindex = libc::if_nametoindex(cname.as_ptr()) as i32;
+        assert!(ifindex > 0, "no {dev} here");
+        let mut addr: libc::sockaddr_ll = std::mem::zeroed();
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_protocol = 0x0806u16.to_be();
+        addr.sll_ifindex = ifindex;
+        let rc = libc::bind(
+            fd,
+            (&addr as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+        );
+        assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
+        let tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 200_000,
+        };
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as u32,
+        );
+        let _ = ready.send(());
+        let end = std::time::Instant::now() + Duration::from_secs(2);
+        let mut buf = [0u8; 128];
+        while std::time::Instant::now() < end {
+            let n = libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0);
+            if n >= 42 && buf[12..14] == [0x08, 0x06] && buf[28..32] == buf[38..42] {
+                seen.push([buf[28], buf[29], buf[30], buf[31]]);
+            }
+        }
+        libc::close(fd);
+    }
+    seen
+}
+
 const FULL: &str = r#"# the appliance's network
 [[interface]]
 name = "veth0"
@@ -127,9 +173,23 @@ fn apply_from_bare_then_idempotent_show_round_trips_and_edits_touch_only_what_di
         "{FULL}\n[[interface]]\nmac = \"{mac}\"\naddresses = [\"10.9.4.2/24\"]\n\n[dns]\nservers = [\"10.9.0.53\", \"fd00:9::53\"]\nsearch = [\"xlc.local\"]\n"
     );
     std::fs::write(&file, &full).expect("write");
+    // veth0's peer listens for ARP: adding the VIP must announce it (gratuitous ARP).
+    ip(&ns, &["link", "set", "veth1", "up"]);
+    let arp = {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let name = ns.name.clone();
+        let t = std::thread::spawn(move || e2e::web::run_in_netns(&name, move || garp_senders("veth1", tx)));
+        rx.recv_timeout(Duration::from_secs(5)).expect("ARP listener ready");
+        t
+    };
     let o = netcfg(&ns, &file, "apply", &[]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("applied"), "{}", text(&o));
+    let senders = arp.join().expect("ARP listener");
+    assert!(
+        senders.contains(&[10, 9, 0, 17]),
+        "no gratuitous ARP for the VIP 10.9.0.17: {senders:?}"
+    );
     let addrs = ip(&ns, &["-br", "addr"]);
     for a in [
         "10.9.0.2/24",

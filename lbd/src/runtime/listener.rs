@@ -456,7 +456,11 @@ async fn accept(socket: &BoundSocket) -> std::io::Result<(Stream, Option<SocketA
         BoundSocket::Tcp(l) => {
             let (s, peer) = l.accept().await?;
             let _ = s.set_nodelay(true);
-            let local = s.local_addr().ok();
+            // A socket bound to one address is reached on that address: no getsockname(2).
+            let local = match l.local_addr() {
+                Ok(a) if !a.ip().is_unspecified() => Some(a),
+                _ => s.local_addr().ok(),
+            };
             Ok((Stream::Tcp(s), Some(peer), local))
         }
         BoundSocket::Unix(l) => {

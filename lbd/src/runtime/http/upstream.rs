@@ -146,7 +146,7 @@ pub async fn connect(
     };
     let (tx, conn) = hyper::client::conn::http1::Builder::new()
         .max_buf_size(MAX_RESPONSE_HEAD.max(8192))
-        .handshake::<_, LbBody>(TokioIo::new(stream))
+        .handshake::<_, LbBody>(TokioIo::new(CloseOnly(stream)))
         .await?;
     tokio::spawn(async move {
         // Ends when the server closes or the last sender is dropped.
@@ -156,4 +156,48 @@ pub async fn connect(
         tx,
         owner: crate::runtime::worker_index(),
     })
+}
+
+/// A server connection that hyper ends by closing it: no `shutdown(2)` first
+/// (the close sends the FIN anyway), one system call less per connection.
+/// Over TLS the close_notify still goes out: only plain TCP skips it.
+struct CloseOnly(crate::runtime::tls_io::Upstream);
+
+impl tokio::io::AsyncRead for CloseOnly {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for CloseOnly {
+    fn poll_write(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &[u8]) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        match &mut self.get_mut().0 {
+            crate::runtime::tls_io::Upstream::Tcp(_) => std::task::Poll::Ready(Ok(())),
+            other => std::pin::Pin::new(other).poll_shutdown(cx),
+        }
+    }
 }

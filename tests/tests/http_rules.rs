@@ -1028,3 +1028,101 @@ backend bk_nopool
     // `pool-max-conn 0`: every request opens a server connection of its own.
     assert_eq!(conns(2).len(), 6, "no idle connection kept with pool-max-conn 0");
 }
+
+/// lbd's cookie date stamps: `VALUE|LAST|FIRST`, seconds since 1970 in base 36.
+fn stamp(value: &str, last: u64, first: u64) -> String {
+    fn b36(mut n: u64) -> String {
+        let digits = b"0123456789abcdefghijklmnopqrstuvwxyz";
+        let mut out = Vec::new();
+        loop {
+            out.push(digits[(n % 36) as usize]);
+            n /= 36;
+            if n == 0 {
+                break;
+            }
+        }
+        out.reverse();
+        String::from_utf8(out).unwrap_or_default()
+    }
+    format!("{value}|{}|{}", b36(last), b36(first))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The (last, first) stamps of a `SRV=...` Set-Cookie line.
+fn stamps_of(set_cookie: &str) -> (String, u64, u64) {
+    let v = set_cookie.trim_start_matches("SRV=").split(';').next().unwrap_or("");
+    let mut p = v.split('|');
+    let value = p.next().unwrap_or("").to_owned();
+    let last = p.next().and_then(|t| u64::from_str_radix(t, 36).ok()).unwrap_or(0);
+    let first = p.next().and_then(|t| u64::from_str_radix(t, 36).ok()).unwrap_or(0);
+    (value, last, first)
+}
+
+/// `cookie ... maxidle 8s maxlife 30s`: the inserted cookie carries its
+/// last-seen and first-seen dates; a cookie idle too long (log flag E) or too
+/// old (O) is ignored and replaced, a valid one past a quarter of maxidle is
+/// stamped again (U) with its first date kept, and a fresh one is left alone.
+#[test]
+fn cookie_maxidle_and_maxlife_stamp_refresh_and_expire_the_persistence_cookie() {
+    let ip = private_loopback();
+    let rig = Rig::start(
+        &ip,
+        "frontend ft
+  bind @IP@:@FE1@
+  default_backend bk
+backend bk
+  cookie SRV insert indirect nocache maxidle 8s maxlife 30s
+  server s1 @IP@:@N1@ cookie s1
+  server s2 @IP@:@N2@ cookie s2
+",
+        2,
+        1,
+        &[],
+        &[],
+    );
+    let port_of = |srv: &str| if srv == "s1" { rig.nginx_ports[0] } else { rig.nginx_ports[1] };
+    let ask = |cookie: Option<&str>| {
+        let mut c = rig.conn(1);
+        let headers: Vec<(&str, &str)> = cookie.map(|v| vec![("Cookie", v)]).unwrap_or_default();
+        c.request("GET", "/owa/", &headers, b"")
+    };
+    // No cookie: one is inserted, stamped now.
+    let r = ask(None);
+    let set = r.set_cookie("SRV").unwrap_or_else(|| panic!("no cookie: {r:?}"));
+    let (srv, last, first) = stamps_of(&set);
+    let now = unix_now();
+    assert!(now.abs_diff(last) <= 2 && last == first, "{set}");
+    assert_eq!(r.answer().port, port_of(&srv));
+    // Fresh: the same server, no new cookie.
+    let fresh = stamp(&srv, now, now);
+    let r = ask(Some(&format!("SRV={fresh}")));
+    assert_eq!(r.answer().port, port_of(&srv));
+    assert_eq!(r.set_cookie("SRV"), None, "a fresh cookie is left alone");
+    // Seen 5 s ago (over a quarter of maxidle): stamped again, the first date kept.
+    let older = stamp(&srv, now - 5, now - 20);
+    let r = ask(Some(&format!("SRV={older}")));
+    assert_eq!(r.answer().port, port_of(&srv));
+    let (v, last, first) = stamps_of(&r.set_cookie("SRV").unwrap_or_else(|| panic!("not refreshed: {r:?}")));
+    assert_eq!((v.as_str(), first), (srv.as_str(), now - 20));
+    assert!(unix_now().abs_diff(last) <= 2);
+    // Idle 60 s (maxidle 8 s): ignored and replaced with new dates.
+    let idle = stamp(&srv, now - 60, now - 60);
+    let r = ask(Some(&format!("SRV={idle}")));
+    let (_, last, first) = stamps_of(&r.set_cookie("SRV").unwrap_or_else(|| panic!("expired cookie kept: {r:?}")));
+    assert!(unix_now().abs_diff(last) <= 2 && last == first);
+    // First seen 60 s ago (maxlife 30 s), last seen now: too old, replaced.
+    let old = stamp(&srv, now, now - 60);
+    let r = ask(Some(&format!("SRV={old}")));
+    let (_, _, first) = stamps_of(&r.set_cookie("SRV").unwrap_or_else(|| panic!("old cookie kept: {r:?}")));
+    assert!(unix_now().abs_diff(first) <= 2);
+    // The log's cookie flags: N then I, V and -, V and U, E then I, O then I.
+    let logs = rig.log_messages(Duration::from_secs(1)).join("\n");
+    for flags in ["--NI", "--VN", "--VU", "--EI", "--OI"] {
+        assert!(logs.contains(&format!(" {flags} ")), "no {flags} in:\n{logs}");
+    }
+}

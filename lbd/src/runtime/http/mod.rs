@@ -1047,17 +1047,40 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
     // The server: a pinned connection's, the persistence cookie's, a stick table's, or the balancer's.
     let cookie = be.conf.cookie.as_ref();
     let mut cookie_server: Option<Arc<ServerRt>> = None;
+    // The date stamps of an inserted cookie with `maxidle`/`maxlife`: (last seen, first seen).
+    let mut cookie_dates: Option<(u64, u64)> = None;
     if let Some(c) = cookie {
         let value = request_cookie(&parts.headers, &c.name).map(|v| match c.mode {
             CookieMode::Prefix => v.split_once('~').map_or(v, |(p, _)| p).to_owned(),
             _ => v.to_owned(),
         });
-        txn.term[2] = match &value {
-            None => 'N',
-            Some(v) => match be.servers.iter().find(|s| s.conf.cookie.as_deref() == Some(v.as_str())) {
+        let dated = c.mode == CookieMode::Insert && (c.maxidle.is_some() || c.maxlife.is_some());
+        let (value, dates) = match value {
+            Some(v) if dated => {
+                let (v, d) = cookie_stamp::split(&v);
+                (Some(v.to_owned()), d)
+            }
+            v => (v, None),
+        };
+        let now = cookie_stamp::now();
+        let expired = dates.and_then(|(last, first)| {
+            if c.maxidle.is_some_and(|m| now.saturating_sub(last) > m.as_secs()) {
+                Some('E')
+            } else if c.maxlife.is_some_and(|m| now.saturating_sub(first) > m.as_secs()) {
+                Some('O')
+            } else {
+                None
+            }
+        });
+        txn.term[2] = match (&value, expired) {
+            (None, _) => 'N',
+            // Too long unused (maxidle) or too old (maxlife): ignored, a new one is set.
+            (Some(_), Some(flag)) => flag,
+            (Some(v), None) => match be.servers.iter().find(|s| s.conf.cookie.as_deref() == Some(v.as_str())) {
                 None => 'I',
                 Some(s) if s.is_up() || be.conf.options.persist => {
                     cookie_server = Some(Arc::clone(s));
+                    cookie_dates = dates;
                     'V'
                 }
                 Some(_) => 'D',
@@ -1424,8 +1447,20 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
     if let Some(c) = cookie {
         let valid_for_server = txn.term[2] == 'V' && cookie_server.as_ref().is_some_and(|s| Arc::ptr_eq(s, &server));
         if let Some(value) = server.conf.cookie.as_deref() {
+            let dated = c.maxidle.is_some() || c.maxlife.is_some();
+            let now = cookie_stamp::now();
+            // With `maxidle`, a valid cookie is stamped again once a quarter of the idle time has passed.
+            let refresh = valid_for_server
+                && c.maxidle
+                    .is_some_and(|m| cookie_dates.is_none_or(|(last, _)| now.saturating_sub(last) >= (m.as_secs() / 4).max(1)));
             match c.mode {
-                CookieMode::Insert if !(c.indirect && valid_for_server) => {
+                CookieMode::Insert if !(c.indirect && valid_for_server) || refresh => {
+                    let value = if dated {
+                        let first = cookie_dates.filter(|_| valid_for_server).map_or(now, |(_, f)| f);
+                        cookie_stamp::join(value, now, first)
+                    } else {
+                        value.to_owned()
+                    };
                     let mut text = format!("{}={value}; path=/", c.name);
                     for d in &c.domains {
                         text.push_str(&format!("; domain={d}"));
@@ -1441,7 +1476,7 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
                     }
                     if let Ok(v) = HeaderValue::from_str(&text) {
                         rparts.headers.append(header::SET_COOKIE, v);
-                        txn.term[3] = 'I';
+                        txn.term[3] = if refresh { 'U' } else { 'I' };
                         if c.nocache {
                             rparts.headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
                         }
@@ -1533,6 +1568,60 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
     txn.give_back = give_back.map(|g| (tx, g));
     let body = LbBody::stream(rbody, server_timeout).on_finish(Box::new(txn));
     Response::from_parts(rparts, body)
+}
+
+/// The date stamps lbd adds to an inserted persistence cookie when the backend
+/// says `maxidle` or `maxlife`: `VALUE|LAST|FIRST`, the times the cookie was
+/// last and first seen, in seconds since 1970 written in base 36. (HAProxy
+/// stamps its cookies too, in an encoding of its own; a cookie from one is not
+/// read by the other.)
+mod cookie_stamp {
+    pub fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+
+    fn enc(mut n: u64) -> String {
+        const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+        let mut out = Vec::new();
+        loop {
+            out.push(DIGITS[(n % 36) as usize]);
+            n /= 36;
+            if n == 0 {
+                break;
+            }
+        }
+        out.reverse();
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    pub fn join(value: &str, last: u64, first: u64) -> String {
+        format!("{value}|{}|{}", enc(last), enc(first))
+    }
+
+    /// The value and its stamps; a cookie without readable stamps has none.
+    pub fn split(v: &str) -> (&str, Option<(u64, u64)>) {
+        let mut parts = v.splitn(3, '|');
+        let value = parts.next().unwrap_or(v);
+        let last = parts.next().and_then(|t| u64::from_str_radix(t, 36).ok());
+        let first = parts.next().and_then(|t| u64::from_str_radix(t, 36).ok());
+        match (last, first) {
+            (Some(l), Some(f)) => (value, Some((l, f))),
+            _ => (value, None),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn stamps_round_trip() {
+            let c = super::join("CAS1", 1_795_700_000, 1_795_600_000);
+            assert_eq!(super::split(&c), ("CAS1", Some((1_795_700_000, 1_795_600_000))));
+            assert_eq!(super::split("CAS1"), ("CAS1", None));
+            assert_eq!(super::split("CAS1|zz"), ("CAS1", None));
+        }
+    }
 }
 
 /// A fresh copy of a body-less request, for `retry-on`.

@@ -217,6 +217,8 @@ pub struct SniResolver {
     exact: HashMap<String, Arc<CertifiedKey>>,
     wildcard: HashMap<String, Arc<CertifiedKey>>,
     default: Arc<CertifiedKey>,
+    /// `strict-sni`: no certificate (the handshake fails) when the SNI matches none.
+    strict: bool,
 }
 
 impl SniResolver {
@@ -232,28 +234,33 @@ impl SniResolver {
                 };
             }
         }
-        Some(SniResolver { exact, wildcard, default })
+        Some(SniResolver {
+            exact,
+            wildcard,
+            default,
+            strict: false,
+        })
     }
 
-    pub fn pick(&self, sni: Option<&str>) -> Arc<CertifiedKey> {
+    pub fn pick(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
         if let Some(name) = sni {
             let name = name.to_ascii_lowercase();
             if let Some(k) = self.exact.get(&name) {
-                return Arc::clone(k);
+                return Some(Arc::clone(k));
             }
             if let Some((_, parent)) = name.split_once('.') {
                 if let Some(k) = self.wildcard.get(parent) {
-                    return Arc::clone(k);
+                    return Some(Arc::clone(k));
                 }
             }
         }
-        Arc::clone(&self.default)
+        (!self.strict).then(|| Arc::clone(&self.default))
     }
 }
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.pick(hello.server_name()))
+        self.pick(hello.server_name())
     }
 }
 
@@ -432,8 +439,14 @@ fn ticketer() -> Result<Arc<dyn rustls::server::ProducesTickets>, String> {
 /// resumption by session ID and by ticket (both kept across reloads).
 /// `client_ca`: ask clients for a certificate signed by this CA file; `true`
 /// refuses clients without one (`verify required`), `false` lets them in (`optional`).
-pub fn server_config(certs: &[LoadedCert], choices: &TlsChoices, client_ca: Option<(&Path, bool)>) -> Result<Arc<ServerConfig>, String> {
-    let resolver = SniResolver::new(certs).ok_or("no certificate")?;
+pub fn server_config(
+    certs: &[LoadedCert],
+    choices: &TlsChoices,
+    client_ca: Option<(&Path, bool)>,
+    strict_sni: bool,
+) -> Result<Arc<ServerConfig>, String> {
+    let mut resolver = SniResolver::new(certs).ok_or("no certificate")?;
+    resolver.strict = strict_sni;
     let (provider, versions) = narrowed(choices)?;
     let provider = Arc::new(provider);
     let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
@@ -450,9 +463,22 @@ pub fn server_config(certs: &[LoadedCert], choices: &TlsChoices, client_ca: Opti
     };
     let mut cfg = builder.with_cert_resolver(Arc::new(resolver));
     cfg.alpn_protocols = alpn_list(choices);
-    cfg.session_storage = session_cache();
-    cfg.ticketer = ticketer()?;
+    if client_ca.is_some() {
+        // A session resumed skips the client-certificate check: a listener that asks for
+        // certificates keeps its sessions and ticket key to itself, so a session made
+        // elsewhere (without a certificate) never resumes here.
+        cfg.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);
+        cfg.ticketer = aws_lc_rs::Ticketer::new().map_err(|e| format!("cannot set up session tickets: {e}"))?;
+    } else {
+        cfg.session_storage = session_cache();
+        cfg.ticketer = ticketer()?;
+    }
     Ok(Arc::new(cfg))
+}
+
+/// Whether `ca` holds at least one usable CA certificate.
+pub fn check_ca(ca: &Path) -> Result<(), String> {
+    roots_from(ca).map(|_| ())
 }
 
 /// The CA certificates of a PEM file.
@@ -467,20 +493,32 @@ fn roots_from(ca: &Path) -> Result<rustls::RootCertStore, String> {
     Ok(roots)
 }
 
-/// Accepts any server certificate: `verify none`.
+/// The server check of `verify none` (no chain given: any certificate) and of
+/// `verify required` without `sni` (the chain only, not the name, as HAProxy does).
 #[derive(Debug)]
-struct NoVerify(Arc<CryptoProvider>);
+struct Lenient {
+    chain: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
+}
 
-impl rustls::client::danger::ServerCertVerifier for NoVerify {
+impl rustls::client::danger::ServerCertVerifier for Lenient {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &rustls_pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls_pki_types::UnixTime,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls_pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls_pki_types::UnixTime,
     ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
+        let Some(chain) = &self.chain else {
+            return Ok(rustls::client::danger::ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName | rustls::CertificateError::NotValidForNameContext { .. },
+            )) => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+            other => other,
+        }
     }
 
     fn verify_tls12_signature(
@@ -489,7 +527,7 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -498,17 +536,23 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
 
 /// The client side toward a server: `verify` the server's chain against
-/// `ca_file`, or (`verify none`) accept any certificate.
-pub fn client_config(verify: bool, ca_file: Option<&Path>, choices: &TlsChoices) -> Result<Arc<rustls::ClientConfig>, String> {
+/// `ca_file` (and its name when `check_name`: an `sni` was given), or
+/// (`verify none`) accept any certificate.
+pub fn client_config(
+    verify: bool,
+    ca_file: Option<&Path>,
+    choices: &TlsChoices,
+    check_name: bool,
+) -> Result<Arc<rustls::ClientConfig>, String> {
     let (provider, versions) = narrowed(choices)?;
     let provider = Arc::new(provider);
     let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
@@ -516,11 +560,28 @@ pub fn client_config(verify: bool, ca_file: Option<&Path>, choices: &TlsChoices)
         .map_err(|e| format!("TLS settings: {e}"))?;
     let mut cfg = if verify {
         let ca = ca_file.ok_or("verify required needs a ca-file")?;
-        builder.with_root_certificates(roots_from(ca)?).with_no_client_auth()
+        let roots = roots_from(ca)?;
+        if check_name {
+            builder.with_root_certificates(roots).with_no_client_auth()
+        } else {
+            let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
+                .build()
+                .map_err(|e| format!("server verification: {e}"))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(Lenient {
+                    chain: Some(inner),
+                    provider: Arc::clone(&provider),
+                }))
+                .with_no_client_auth()
+        }
     } else {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify(Arc::clone(&provider))))
+            .with_custom_certificate_verifier(Arc::new(Lenient {
+                chain: None,
+                provider: Arc::clone(&provider),
+            }))
             .with_no_client_auth()
     };
     cfg.alpn_protocols = alpn_list(choices);

@@ -15,14 +15,23 @@ pub fn lease_file(run_dir: &Path, dev: &str) -> PathBuf {
     run_dir.join(format!("dhcp-{dev}.lease"))
 }
 
-/// The pid of the running client of `dev`, if any.
-pub fn running(run_dir: &Path, dev: &str) -> Option<i32> {
-    let pid: i32 = std::fs::read_to_string(pid_file(run_dir, dev)).ok()?.trim().parse().ok()?;
+/// The pid in `file` when that process is alive and is `name` (its
+/// `/proc/PID/comm`): a stale pid file whose number went to another process
+/// is never signalled.
+pub fn live_pid(file: &Path, name: &str) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(file).ok()?.trim().parse().ok()?;
+    // A pid of 0 or below would name a process group.
     if pid <= 0 {
         return None;
     }
-    // SAFETY: signal 0 only checks that the process exists.
-    (unsafe { libc::kill(pid, 0) } == 0).then_some(pid)
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    (comm.trim() == name).then_some(pid)
+}
+
+/// The pid of the running client of `dev`, if any (busybox's udhcpc runs as `udhcpc` or `busybox`).
+pub fn running(run_dir: &Path, dev: &str) -> Option<i32> {
+    let f = pid_file(run_dir, dev);
+    live_pid(&f, "udhcpc").or_else(|| live_pid(&f, "busybox"))
 }
 
 fn script(run_dir: &Path, default_route: bool) -> String {

@@ -62,6 +62,10 @@ impl Known for Live {
         self.links.contains_key(name)
     }
 
+    fn address_count(&self, name: &str) -> usize {
+        self.links.get(name).map_or(0, |l| l.addresses.len())
+    }
+
     fn name_of_mac(&self, mac: &str) -> Option<String> {
         self.links
             .values()
@@ -368,6 +372,15 @@ pub async fn add_route(h: &Handle, r: &DesiredRoute) -> Result<(), Error> {
         None => None,
     };
     h.route().add(route_message(r, oif)?).execute().await.map_err(nl)
+}
+
+/// Adds `r`, or replaces the route to the same prefix and metric.
+pub async fn replace_route(h: &Handle, r: &DesiredRoute) -> Result<(), Error> {
+    let oif = match &r.dev {
+        Some(d) => Some(index_of(h, d).await?),
+        None => None,
+    };
+    h.route().add(route_message(r, oif)?).replace().execute().await.map_err(nl)
 }
 
 pub async fn del_route(h: &Handle, r: &DesiredRoute) -> Result<(), Error> {

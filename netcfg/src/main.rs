@@ -133,7 +133,13 @@ async fn run(args: Args) -> ExitCode {
                 }
             }
             let mut changes = steps.len();
-            if !want.vrrp.is_empty() {
+            if want.vrrp.is_empty() {
+                // No instance left: the keepalived netcfg started goes, with its VIPs.
+                if let Some(what) = vrrp::stop(&want.keepalived) {
+                    println!("  *. {what}");
+                    changes += 1;
+                }
+            } else {
                 match vrrp::apply(&want.vrrp, &want.keepalived) {
                     Ok(Some(what)) => {
                         println!("  *. {what}");

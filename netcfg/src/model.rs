@@ -285,6 +285,17 @@ pub struct DesiredRoute {
 pub trait Known {
     fn has_link(&self, name: &str) -> bool;
     fn name_of_mac(&self, mac: &str) -> Option<String>;
+    /// How many global addresses the live link holds.
+    fn address_count(&self, name: &str) -> usize;
+}
+
+/// An interface name the kernel takes: 1 to 15 characters, none of them '/', ':' or blank.
+pub fn valid_ifname(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 15
+        && n != "."
+        && n != ".."
+        && !n.chars().any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
 }
 
 /// Checks the whole file and resolves it; every error found, with its line and key.
@@ -370,6 +381,14 @@ pub fn resolve(text: &str, file: &NetFile, known: &dyn Known) -> Result<Desired,
         let line = at(b.span());
         let b = b.get_ref();
         let addresses = addr_list(&b.addresses, false, &mut err);
+        if !valid_ifname(&b.name) {
+            err(
+                line,
+                "name",
+                format!("'{}' is not an interface name (1 to 15 characters, no '/', ':' or blank)", b.name),
+            );
+            continue;
+        }
         if d.links.contains_key(&b.name) {
             err(line, "name", format!("'{}' is already an interface", b.name));
             continue;
@@ -377,8 +396,16 @@ pub fn resolve(text: &str, file: &NetFile, known: &dyn Known) -> Result<Desired,
         for m in &b.members {
             let ml = at(m.span());
             let m = m.get_ref();
+            if known.address_count(m) > 0 {
+                err(
+                    ml,
+                    "members",
+                    format!("'{m}' still holds addresses: remove them before it joins bond '{}'", b.name),
+                );
+                continue;
+            }
             match d.links.get_mut(m) {
-                Some(l) if l.bond.is_none() && l.addresses.is_empty() => l.bond = Some(b.name.clone()),
+                Some(l) if l.bond.is_none() && l.addresses.is_empty() && !l.dhcp => l.bond = Some(b.name.clone()),
                 Some(_) => err(
                     ml,
                     "members",
@@ -417,6 +444,14 @@ pub fn resolve(text: &str, file: &NetFile, known: &dyn Known) -> Result<Desired,
         if v.id == 0 || v.id > 4094 {
             err(line, "id", format!("VLAN id {} is outside 1-4094", v.id));
         }
+        if !valid_ifname(&v.name) {
+            err(
+                line,
+                "name",
+                format!("'{}' is not an interface name (1 to 15 characters, no '/', ':' or blank)", v.name),
+            );
+            continue;
+        }
         if d.links.contains_key(&v.name) {
             err(line, "name", format!("'{}' is already an interface", v.name));
             continue;
@@ -441,6 +476,7 @@ pub fn resolve(text: &str, file: &NetFile, known: &dyn Known) -> Result<Desired,
         let dev = vip.interface.get_ref();
         let got = addr_list(std::slice::from_ref(&vip.address), vip.nodad, &mut err);
         match d.links.get_mut(dev) {
+            Some(l) if l.bond.is_some() => err(line, "interface", format!("'{dev}' is a bond member: put the VIP on its bond")),
             Some(l) => l.addresses.extend(got),
             None if known.has_link(dev) => {
                 d.links.insert(dev.clone(), DesiredLink::existing(got, None));
@@ -551,8 +587,30 @@ pub fn resolve(text: &str, file: &NetFile, known: &dyn Known) -> Result<Desired,
     for (key, m) in crate::vrrp::check(&instances).into_iter().filter(|(_, m)| m.contains("used twice")) {
         err(file.vrrp.last().map_or(0, |i| at(i.span())), &key, m);
     }
+    // keepalived owns its VIPs: the same address in the file's addresses would be removed and re-added by two masters.
+    for i in &file.vrrp {
+        for v in &i.get_ref().vips {
+            if let Ok(n) = cidr(v) {
+                if let Some(first) = seen_addr.get(&n.addr()) {
+                    err(
+                        at(i.span()),
+                        "vips",
+                        format!(
+                            "{} is also an address of this file (line {first}): keepalived manages VRRP VIPs",
+                            n.addr()
+                        ),
+                    );
+                }
+            }
+        }
+    }
     d.vrrp = instances;
     d.keepalived = file.keepalived.clone().unwrap_or_default();
+    if file.keepalived.is_some() || !file.vrrp.is_empty() {
+        for (key, m) in crate::vrrp::check_paths(&d.keepalived) {
+            err(0, &key, m);
+        }
+    }
     d.hostname = file.hostname.clone();
     if let Some(h) = &d.hostname {
         if h.is_empty() || h.len() > 63 || !h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
@@ -561,6 +619,14 @@ pub fn resolve(text: &str, file: &NetFile, known: &dyn Known) -> Result<Desired,
                 "hostname",
                 format!("'{h}' is not a host name (letters, digits and '-', up to 63)"),
             );
+        }
+    }
+    if let Some(dns) = &file.dns {
+        for name in &dns.search {
+            let ok = !name.is_empty() && name.len() <= 253 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+            if !ok {
+                err(0, "search", format!("'{}' is not a domain name", name.escape_debug()));
+            }
         }
     }
     d.resolv_conf = file.dns.as_ref().map(|dns| {
@@ -578,5 +644,63 @@ pub fn resolve(text: &str, file: &NetFile, known: &dyn Known) -> Result<Desired,
     } else {
         errors.sort_by_key(|e| e.line);
         Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fake;
+
+    impl Known for Fake {
+        fn has_link(&self, name: &str) -> bool {
+            matches!(name, "eth0" | "eth1" | "eth2")
+        }
+
+        fn name_of_mac(&self, _mac: &str) -> Option<String> {
+            None
+        }
+
+        fn address_count(&self, name: &str) -> usize {
+            usize::from(name == "eth2")
+        }
+    }
+
+    fn errors(text: &str) -> Vec<FileError> {
+        match parse(text) {
+            Ok(f) => resolve(text, &f, &Fake).err().unwrap_or_default(),
+            Err(e) => vec![e],
+        }
+    }
+
+    #[test]
+    fn names_and_values_that_would_reach_the_kernel_or_a_script_are_refused() {
+        let cases = [
+            ("[[vlan]]\nname = \"a/b\"\nparent = \"eth0\"\nid = 5\n", "name"),
+            ("[[bond]]\nname = \"bond-with-a-long-name\"\nmode = \"802.3ad\"\n", "name"),
+            ("[dns]\nsearch = [\"a.example\\nnameserver 6.6.6.6\"]\n", "search"),
+            ("[[bond]]\nname = \"bond0\"\nmode = \"active-backup\"\nmembers = [\"eth2\"]\n", "members"),
+            (
+                "[[vrrp]]\nname = \"v\"\ninterface = \"eth0\"\nvirtual_router_id = 1\nvips = [\"10.0.0.9/24\"]\nauth_pass = \"x}\"\n",
+                "auth_pass",
+            ),
+            (
+                "[[vrrp]]\nname = \"v\"\ninterface = \"eth0\"\nvirtual_router_id = 1\nvips = [\"10.0.0.9/24\"]\ntrack_script = \"true\\nvrrp_script x {\"\n",
+                "track_script",
+            ),
+            (
+                "[[vrrp]]\nname = \"v\"\ninterface = \"eth0\"\nvirtual_router_id = 1\nvips = [\"10.0.0.9/24\"]\n\n[keepalived]\nrun_dir = \"/x;id\"\n",
+                "run_dir",
+            ),
+            (
+                "[[interface]]\nname = \"eth0\"\naddresses = [\"10.0.0.9/24\"]\n\n[[vrrp]]\nname = \"v\"\ninterface = \"eth0\"\nvirtual_router_id = 1\nvips = [\"10.0.0.9/24\"]\n",
+                "vips",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = errors(text);
+            assert!(e.iter().any(|x| x.key == key), "{text}: {e:?}");
+        }
     }
 }

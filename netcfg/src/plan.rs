@@ -27,6 +27,7 @@ pub enum Step {
         member: String,
         bond: String,
         old: Option<String>,
+        was_up: bool,
     },
     CreateVlan {
         name: String,
@@ -38,9 +39,11 @@ pub enum Step {
         mtu: u32,
         old: Option<u32>,
     },
+    /// `was`: the link's state before (`None`: it did not exist).
     Up {
         link: String,
         up: bool,
+        was: Option<bool>,
     },
     DelAddr {
         link: String,
@@ -52,6 +55,11 @@ pub enum Step {
         nodad: bool,
     },
     AddRoute(DesiredRoute),
+    /// A route to the same prefix with the same metric exists with another gateway or device.
+    ReplaceRoute {
+        new: DesiredRoute,
+        old: DesiredRoute,
+    },
     StartDhcp {
         link: String,
         default_route: bool,
@@ -85,7 +93,7 @@ impl fmt::Display for Step {
             Step::Enslave { member, bond, .. } => write!(f, "put {member} into bond {bond}"),
             Step::CreateVlan { name, parent, id } => write!(f, "create vlan {name} on {parent} id {id}"),
             Step::Mtu { link, mtu, .. } => write!(f, "set {link} mtu {mtu}"),
-            Step::Up { link, up } => write!(f, "set {link} {}", if *up { "up" } else { "down" }),
+            Step::Up { link, up, .. } => write!(f, "set {link} {}", if *up { "up" } else { "down" }),
             Step::DelAddr { link, net } => write!(f, "remove {net} from {link}"),
             Step::AddAddr { link, net, nodad } => {
                 write!(f, "add {net} to {link}")?;
@@ -104,6 +112,20 @@ impl fmt::Display for Step {
                 }
                 if let Some(m) = r.metric {
                     write!(f, " metric {m}")?;
+                }
+                Ok(())
+            }
+            Step::ReplaceRoute { new, old } => {
+                write!(f, "replace route {}", new.to)?;
+                if let Some(v) = old.via {
+                    write!(f, " via {v}")?;
+                }
+                write!(f, " with")?;
+                if let Some(v) = new.via {
+                    write!(f, " via {v}")?;
+                }
+                if let Some(d) = &new.dev {
+                    write!(f, " dev {d}")?;
                 }
                 Ok(())
             }
@@ -154,6 +176,7 @@ pub fn plan(want: &Desired, live: &Live) -> Vec<Step> {
                     member: name.clone(),
                     bond: b.clone(),
                     old: current,
+                    was_up: live.links.get(name).is_some_and(|x| x.up),
                 });
             }
         }
@@ -186,6 +209,7 @@ pub fn plan(want: &Desired, live: &Live) -> Vec<Step> {
             steps.push(Step::Up {
                 link: name.clone(),
                 up: l.up,
+                was: cur.map(|c| c.up),
             });
         }
     }
@@ -208,18 +232,17 @@ pub fn plan(want: &Desired, live: &Live) -> Vec<Step> {
             });
         }
     }
+    // New addresses before the ones removed: an interface never goes through having
+    // none (the kernel would drop its routes with the last one).
+    let vrrp_vips: Vec<IpNet> = want
+        .vrrp
+        .iter()
+        .flat_map(|i| i.vips.iter())
+        .filter_map(|v| crate::model::cidr(v).ok())
+        .collect();
+    let mut removals = Vec::new();
     for (name, l) in &want.links {
         let have: Vec<IpNet> = live.links.get(name).map(|c| c.addresses.clone()).unwrap_or_default();
-        if l.managed {
-            for a in &have {
-                if !l.addresses.iter().any(|(n, _)| n == a) {
-                    steps.push(Step::DelAddr {
-                        link: name.clone(),
-                        net: *a,
-                    });
-                }
-            }
-        }
         for (n, nodad) in &l.addresses {
             if !have.contains(n) {
                 steps.push(Step::AddAddr {
@@ -229,18 +252,43 @@ pub fn plan(want: &Desired, live: &Live) -> Vec<Step> {
                 });
             }
         }
+        if l.managed {
+            // keepalived's VIPs come and go with the MASTER state: never netcfg's to remove.
+            for a in have.iter().filter(|a| !vrrp_vips.contains(a)) {
+                if !l.addresses.iter().any(|(n, _)| n == a) {
+                    removals.push(Step::DelAddr {
+                        link: name.clone(),
+                        net: *a,
+                    });
+                }
+            }
+        }
     }
+    steps.extend(removals);
+    // The kernel gives an IPv6 route without a metric 1024.
+    let metric = |r: &IpNet, m: Option<u32>| m.unwrap_or(if r.addr().is_ipv6() { 1024 } else { 0 });
     for r in &want.routes {
-        let present = live.routes.iter().any(|lr| {
-            lr.to == r.to
-                && lr.via == r.via
-                && lr.metric.unwrap_or(0) == r.metric.unwrap_or(0)
+        let same_slot = |lr: &&live::LiveRoute| lr.to == r.to && lr.metric.unwrap_or(0) == metric(&r.to, r.metric);
+        let present = live.routes.iter().filter(same_slot).any(|lr| {
+            lr.via == r.via
                 && r.dev
                     .as_ref()
                     .is_none_or(|d| lr.oif.and_then(index_name).as_deref() == Some(d.as_str()))
         });
-        if !present {
-            steps.push(Step::AddRoute(r.clone()));
+        if present {
+            continue;
+        }
+        match live.routes.iter().find(same_slot) {
+            Some(old) => steps.push(Step::ReplaceRoute {
+                new: r.clone(),
+                old: DesiredRoute {
+                    to: old.to,
+                    via: old.via,
+                    dev: old.oif.and_then(index_name),
+                    metric: old.metric,
+                },
+            }),
+            None => steps.push(Step::AddRoute(r.clone())),
         }
     }
     if let Some(h) = &want.hostname {
@@ -296,7 +344,7 @@ async fn run(h: &Handle, s: &Step) -> Result<(), String> {
         Step::Enslave { member, bond, .. } => live::set_controller(h, member, Some(bond)).await,
         Step::CreateVlan { name, parent, id } => live::create_vlan(h, name, parent, *id).await,
         Step::Mtu { link, mtu, .. } => live::set_mtu(h, link, *mtu).await,
-        Step::Up { link, up } => live::set_up(h, link, *up).await,
+        Step::Up { link, up, .. } => live::set_up(h, link, *up).await,
         Step::DelAddr { link, net } => live::del_address(h, link, *net).await,
         Step::AddAddr { link, net, nodad } => {
             live::add_address(h, link, *net, *nodad).await?;
@@ -304,6 +352,7 @@ async fn run(h: &Handle, s: &Step) -> Result<(), String> {
             Ok(())
         }
         Step::AddRoute(r) => live::add_route(h, r).await,
+        Step::ReplaceRoute { new, .. } => live::replace_route(h, new).await,
         Step::StartDhcp {
             link,
             default_route,
@@ -319,15 +368,26 @@ async fn undo(h: &Handle, s: &Step) -> Result<(), String> {
     match s {
         Step::Sysctl { key, old, .. } => write_sysctl(key, old),
         Step::CreateBond { name, .. } | Step::CreateVlan { name, .. } => live::delete_link(h, name).await,
-        Step::Enslave { member, old, .. } => live::set_controller(h, member, old.as_deref()).await,
+        Step::Enslave { member, old, was_up, .. } => {
+            live::set_controller(h, member, old.as_deref()).await?;
+            // Joining took it down: it comes back as it was.
+            if *was_up {
+                live::set_up(h, member, true).await?;
+            }
+            Ok(())
+        }
         Step::Mtu { link, old, .. } => match old {
             Some(m) => live::set_mtu(h, link, *m).await,
             None => Ok(()),
         },
-        Step::Up { link, up } => live::set_up(h, link, !*up).await,
+        Step::Up { link, was, .. } => match was {
+            Some(w) => live::set_up(h, link, *w).await,
+            None => Ok(()),
+        },
         Step::DelAddr { link, net } => live::add_address(h, link, *net, false).await,
         Step::AddAddr { link, net, .. } => live::del_address(h, link, *net).await,
         Step::AddRoute(r) => live::del_route(h, r).await,
+        Step::ReplaceRoute { old, .. } => live::replace_route(h, old).await,
         Step::StartDhcp { link, run_dir, .. } => crate::dhcp::stop(run_dir, link),
         Step::StopDhcp { link, run_dir } => crate::dhcp::start(run_dir, link, false),
         Step::Hostname { old, .. } => set_hostname(old),

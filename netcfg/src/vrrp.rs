@@ -101,8 +101,20 @@ pub fn check(list: &[Instance]) -> Vec<(String, String)> {
         if i.priority == 0 || i.priority == 255 && !i.preempt {
             errors.push(e("priority", "must be 1 to 254 (255 means owner, which always preempts)".into()));
         }
-        if i.auth_pass.as_ref().is_some_and(|p| p.is_empty() || p.len() > 8) {
-            errors.push(e("auth_pass", "VRRP passwords are 1 to 8 characters".into()));
+        if i.auth_pass
+            .as_ref()
+            .is_some_and(|p| p.is_empty() || p.len() > 8 || !p.chars().all(|c| c.is_ascii_alphanumeric() || "._-+=@%".contains(c)))
+        {
+            errors.push(e("auth_pass", "VRRP passwords are 1 to 8 letters, digits or ._-+=@%".into()));
+        }
+        if i.track_script.is_empty() || i.track_script.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
+            errors.push(e(
+                "track_script",
+                "one command line, without quotes, backslashes or control characters".into(),
+            ));
+        }
+        if !crate::model::valid_ifname(&i.interface) {
+            errors.push(e("interface", format!("'{}' is not an interface name", i.interface)));
         }
         if i.vips.is_empty() {
             errors.push(e("vips", "an instance needs at least one VIP".into()));
@@ -124,10 +136,41 @@ pub fn check(list: &[Instance]) -> Vec<(String, String)> {
     errors
 }
 
+/// A path netcfg writes as root and puts into shell scripts: absolute, plain characters only.
+fn plain_path(p: &Path) -> bool {
+    let t = p.display().to_string();
+    t.starts_with('/') && !t.contains("..") && t.chars().all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+}
+
+/// Checks where keepalived's files go.
+pub fn check_paths(k: &Keepalived) -> Vec<(String, String)> {
+    let mut errors = Vec::new();
+    for (key, p) in [("config", &k.config), ("run_dir", &k.run_dir)] {
+        if !plain_path(p) {
+            errors.push((
+                key.to_owned(),
+                format!("keepalived {key} '{}': an absolute path of letters, digits and /._-", p.display()),
+            ));
+        }
+    }
+    // Never overwrite a file netcfg did not write.
+    if let Ok(text) = std::fs::read_to_string(&k.config) {
+        if !text.starts_with(HEADER) {
+            errors.push((
+                "config".to_owned(),
+                format!("{} exists and was not written by netcfg: move it away first", k.config.display()),
+            ));
+        }
+    }
+    errors
+}
+
+const HEADER: &str = "# written by netcfg";
+
 /// keepalived's configuration for `list`.
 pub fn render(list: &[Instance], k: &Keepalived) -> String {
     let run = k.run_dir.display();
-    let mut s = String::from("# written by netcfg from the network file; edit that file, not this one\n");
+    let mut s = format!("{HEADER} from the network file; edit that file, not this one\n");
     let _ = writeln!(s, "global_defs {{\n    script_user root\n    enable_script_security\n}}\n");
     for (n, i) in list.iter().enumerate() {
         let _ = writeln!(
@@ -172,13 +215,16 @@ fn pid_file(k: &Keepalived) -> PathBuf {
 }
 
 fn running(k: &Keepalived) -> Option<i32> {
-    let pid: i32 = std::fs::read_to_string(pid_file(k)).ok()?.trim().parse().ok()?;
-    // A pid of 0 or below would name a process group: never signal those.
-    if pid <= 0 {
-        return None;
-    }
-    // SAFETY: signal 0 only checks that the process exists.
-    (unsafe { libc::kill(pid, 0) } == 0).then_some(pid)
+    crate::dhcp::live_pid(&pid_file(k), "keepalived")
+}
+
+/// Stops the keepalived netcfg started (the file has no VRRP instance any more).
+pub fn stop(k: &Keepalived) -> Option<String> {
+    let pid = running(k)?;
+    // SAFETY: a positive pid whose process is keepalived (checked by `running`).
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let _ = std::fs::remove_file(&k.config);
+    Some(format!("keepalived stopped ({} removed)", k.config.display()))
 }
 
 /// Writes the configuration when it changed, then starts or reloads keepalived.

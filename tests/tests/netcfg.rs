@@ -756,3 +756,40 @@ fn vlans_and_bonds_on_the_appliance_kernel_in_a_vm() {
     // The hostname and the sysctls, in the VM's own kernel (never the test machine's).
     assert!(kernel.contains("host=lb-vm tw=1 range=1024\t65000"), "{kernel}");
 }
+
+/// A default gateway that changes is replaced (not added beside the old one,
+/// which the kernel refuses); an IPv6 default route without a metric (the
+/// kernel says 1024) is not planned again; an address replaced on a managed
+/// interface keeps the routes through it.
+#[test]
+fn gateways_are_replaced_and_ipv6_defaults_stay_idempotent() {
+    let ns = bare("ncroute");
+    let dir = Scratch::new("netcfg");
+    let file = dir.path.join("network.toml");
+    let base = "[[interface]]\nname = \"veth0\"\nmanaged = true\naddresses = [\"@A@\", \"fd00:9::2/64\"]\n\n[[route]]\nto = \"default\"\nvia = \"@GW@\"\n\n[[route]]\nto = \"default6\"\nvia = \"fd00:9::1\"\n";
+    let write = |a: &str, gw: &str| std::fs::write(&file, base.replace("@A@", a).replace("@GW@", gw)).expect("write");
+    write("10.9.0.2/24", "10.9.0.1");
+    let o = netcfg(&ns, &file, "apply", &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = netcfg(&ns, &file, "apply", &[]);
+    assert!(text(&o).contains("no change"), "{}", text(&o));
+    write("10.9.0.2/24", "10.9.0.254");
+    let o = netcfg(&ns, &file, "apply", &[]);
+    assert!(
+        o.status.success() && text(&o).contains("replace route 0.0.0.0/0 via 10.9.0.1 with via 10.9.0.254"),
+        "{}",
+        text(&o)
+    );
+    let routes = ip(&ns, &["route"]);
+    assert!(
+        routes.contains("default via 10.9.0.254") && !routes.contains("via 10.9.0.1 "),
+        "{routes}"
+    );
+    // The only IPv4 address changes: the new one comes first, the default route survives.
+    write("10.9.0.3/24", "10.9.0.254");
+    let o = netcfg(&ns, &file, "apply", &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(ip(&ns, &["route"]).contains("default via 10.9.0.254"), "{}", ip(&ns, &["route"]));
+    let o = netcfg(&ns, &file, "apply", &[]);
+    assert!(text(&o).contains("no change"), "{}", text(&o));
+}

@@ -108,7 +108,7 @@ pub const PROXY: &[Keyword] = &[
     k("balance", "nywyy", "`roundrobin`, `static-rr`, `leastconn`, `first`, `source`, `random[(N)]`, `uri`, `url_param`, `hdr(NAME)`, `rdp-cookie`."),
     k("hash-type", "nywyy", "`map-based` or `consistent` for hashing algorithms."),
     k("http-reuse", "nywyy", "`never`, `safe` (default), `aggressive`, `always`."),
-    k("bind", "nnywy", "Listening addresses with parameters (`name`, `accept-proxy`, `backlog`, `maxconn`, `mode`, `user`, `group`, `v4v6`, `v6only`, ...); TLS with `ssl crt PATH|DIR|NAME [crt ...]` (SNI picks among the certificates; lbd's own `key FILE` gives the key of the `crt` before it, kept apart), `alpn`, `ssl-min-ver`, `ssl-max-ver`, `ciphers`, `ciphersuites`, `curves`, `verify required ca-file F` for client certificates."),
+    k("bind", "nnywy", "Listening addresses with parameters (`name`, `accept-proxy`, `backlog`, `maxconn`, `mode`, `user`, `group`, `v4v6`, `v6only`, ...); TLS with `ssl crt PATH|DIR|NAME [crt ...]` (SNI picks among the certificates; lbd's own `key FILE` gives the key of the `crt` before it, kept apart), `alpn`, `ssl-min-ver`, `ssl-max-ver`, `ciphers`, `ciphersuites`, `curves`, `verify required ca-file F` for client certificates, `strict-sni`, `no-tlsv12`/`no-tlsv13`; `crt-list` and `crl-file` are refused for now; not on UNIX sockets."),
     k("server", "nnnyy", "A server and its parameters."),
     k("default-server", "nynyy", "Parameters every following server of the proxy starts from."),
     k("default_backend", "nyywy", "Backend used when no `use_backend` rule matches."),

@@ -632,6 +632,8 @@ pub struct ServerParams {
     pub agent_check: bool,
     /// The client side of `ssl` toward this server, built from `verify` and `ca-file`.
     pub tls: crate::tls::Shared<rustls::ClientConfig>,
+    /// `ssl-min-ver`, `ssl-max-ver`, `ciphers`, `ciphersuites`, `curves` toward this server.
+    pub tls_choices: crate::tls::TlsChoices,
 }
 
 impl Default for ServerParams {
@@ -677,6 +679,7 @@ impl Default for ServerParams {
             tfo: false,
             agent_check: false,
             tls: crate::tls::Shared(None),
+            tls_choices: crate::tls::TlsChoices::default(),
         }
     }
 }
@@ -748,6 +751,10 @@ pub struct BindParams {
     pub keys: Vec<(usize, String)>,
     /// The TLS settings `ssl` and `crt` built, certificates loaded.
     pub tls: crate::tls::Shared<rustls::ServerConfig>,
+    pub no_tls12: bool,
+    pub no_tls13: bool,
+    /// `strict-sni`: no certificate (the handshake fails) when the SNI matches none.
+    pub strict_sni: bool,
 }
 
 #[derive(Debug, Clone)]

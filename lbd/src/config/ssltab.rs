@@ -168,13 +168,14 @@ fn yes_no(e: &Entry, diags: &mut Diagnostics) -> Option<bool> {
 }
 
 fn seconds(e: &Entry, diags: &mut Diagnostics) -> Option<Duration> {
+    // Up to a year: what lbd's own timeouts accept.
     match e.value.parse::<u64>() {
-        Ok(n) => Some(Duration::from_secs(n)),
-        Err(_) => {
+        Ok(n) if n <= 366 * 86_400 => Some(Duration::from_secs(n)),
+        _ => {
             diags.alert(
                 &e.loc,
                 Some(&e.key),
-                format!("'{}' expects a number of seconds, not '{}'.", e.key, e.value),
+                format!("'{}' expects a number of seconds up to a year, not '{}'.", e.key, e.value),
             );
             None
         }
@@ -201,11 +202,11 @@ fn sections(file: &Arc<str>, text: &str, diags: &mut Diagnostics) -> (Vec<Entry>
                 continue;
             };
             let name = name.trim();
-            if name.is_empty() || super::build::invalid_name_char(name).is_some() {
+            if name.is_empty() || name.contains(':') || super::build::invalid_name_char(name).is_some() {
                 diags.alert(
                     &loc,
                     None,
-                    format!("service name '{name}': use letters, digits, '-', '_', '.' and ':' only."),
+                    format!("service name '{name}': use letters, digits, '-', '_' and '.' only."),
                 );
                 continue;
             }
@@ -307,19 +308,44 @@ fn service<'a>(name: &str, loc: &Loc, entries: impl Iterator<Item = &'a Entry>, 
                 connect_loc = e.loc.clone();
             }
             "cert" => {
-                s.cert = Some(v.into());
+                // A path, or a certificate name of the store (`NAME/crt.pem`, its key beside it).
+                let p = if v.contains('/') {
+                    PathBuf::from(&v)
+                } else {
+                    Path::new(crate::tls::CERT_STORE).join(&v).join("crt.pem")
+                };
+                if !is_plain_path(&p.display().to_string()) {
+                    diags.alert(
+                        &e.loc,
+                        Some(&e.key),
+                        format!("cert '{v}': an absolute path without blanks, quotes or '#', or a certificate name"),
+                    );
+                }
+                s.cert = Some(p);
                 cert_loc = e.loc.clone();
             }
             "key" => {
+                if !is_plain_path(&v) {
+                    diags.alert(
+                        &e.loc,
+                        Some(&e.key),
+                        format!("key '{v}': an absolute path without blanks, quotes or '#'"),
+                    );
+                }
                 s.key = Some(v.into());
                 key_loc = e.loc.clone();
             }
             "cafile" => {
-                let p = PathBuf::from(&v);
-                if !p.is_file() {
-                    diags.alert(&e.loc, Some(&e.key), format!("CAfile '{v}' cannot be read."));
+                if !is_plain_path(&v) {
+                    diags.alert(
+                        &e.loc,
+                        Some(&e.key),
+                        format!("CAfile '{v}': an absolute path without blanks, quotes or '#'"),
+                    );
+                } else if let Err(m) = crate::tls::check_ca(Path::new(&v)) {
+                    diags.alert(&e.loc, Some(&e.key), format!("CAfile {m}"));
                 }
-                s.ca_file = Some(p);
+                s.ca_file = Some(PathBuf::from(v));
             }
             "verify" => match v.parse::<u8>() {
                 Ok(0 | 1) => s.verify = false,
@@ -344,7 +370,23 @@ fn service<'a>(name: &str, loc: &Loc, entries: impl Iterator<Item = &'a Entry>, 
             "ciphers" => s.ciphers = Some(v),
             "ciphersuites" => s.ciphersuites = Some(v),
             "curves" => s.curves = Some(v),
-            "sni" => s.sni = Some(v),
+            "sni" => {
+                // Server side: PARENT:PATTERN; client side: the name to send.
+                let ok = match v.split_once(':') {
+                    Some((parent, pattern)) => {
+                        super::build::invalid_name_char(parent).is_none() && !parent.is_empty() && is_host_name(pattern, true)
+                    }
+                    None => is_host_name(&v, false),
+                };
+                if !ok {
+                    diags.alert(
+                        &e.loc,
+                        Some(&e.key),
+                        format!("'sni = {v}': expected a host name, or SERVICE:NAME (NAME may start with '*.')"),
+                    );
+                }
+                s.sni = Some(v)
+            }
             "protocol" => {
                 if v.eq_ignore_ascii_case("proxy") {
                     s.proxy = Some(1);
@@ -468,9 +510,28 @@ fn accept_addr(a: &str) -> Result<String, String> {
     }
 }
 
+/// A host name as DNS writes it (letters, digits, `-`, `.`), optionally `*.` first.
+fn is_host_name(h: &str, wildcard: bool) -> bool {
+    let h = if wildcard { h.strip_prefix("*.").unwrap_or(h) } else { h };
+    !h.is_empty() && h.len() <= 253 && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+}
+
+/// A path the generated configuration can carry: absolute, with no blank,
+/// quote, `#` or control character.
+fn is_plain_path(p: &str) -> bool {
+    p.starts_with('/')
+        && !p
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '\'' | '"' | '#' | '\\'))
+}
+
 fn check_connect(c: &str) -> Result<(), String> {
     if c.starts_with('/') {
-        return Ok(());
+        return if is_plain_path(c) {
+            Ok(())
+        } else {
+            Err(format!("connect '{c}': a socket path may not hold blanks, quotes or '#'"))
+        };
     }
     let (host, port) = c
         .rsplit_once(':')
@@ -479,9 +540,12 @@ fn check_connect(c: &str) -> Result<(), String> {
         .ok()
         .filter(|p| *p > 0)
         .ok_or_else(|| format!("connect '{c}': the port must be a number from 1 to 65535"))?;
-    if host.is_empty() {
-        return Err(format!("connect '{c}': the host is missing"));
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if bare.parse::<std::net::IpAddr>().is_err() && !is_host_name(bare, false) {
+        return Err(format!("connect '{c}': '{host}' is neither an IP address nor a host name"));
     }
+    // The name must resolve now, as lbd's own server lines must.
+    crate::config::addr::parse_server(c).map_err(|e| format!("connect '{c}': {e}"))?;
     Ok(())
 }
 
@@ -538,6 +602,21 @@ fn server_addr(connect: &str, unix_prefix: Option<&str>) -> String {
     }
 }
 
+/// The service's TLS choices as `bind`/`server` parameters.
+fn push_choices(line: &mut String, s: &Service) {
+    for (kw, v) in [
+        ("ssl-min-ver", &s.min_version),
+        ("ssl-max-ver", &s.max_version),
+        ("ciphers", &s.ciphers),
+        ("ciphersuites", &s.ciphersuites),
+        ("curves", &s.curves),
+    ] {
+        if let Some(v) = v {
+            let _ = write!(line, " {kw} {}", quote(v));
+        }
+    }
+}
+
 fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
@@ -569,17 +648,7 @@ pub fn generate(tab: &SslTab, unix_prefix: Option<&str>) -> String {
                     }
                 }
             }
-            for (kw, v) in [
-                ("ssl-min-ver", &s.min_version),
-                ("ssl-max-ver", &s.max_version),
-                ("ciphers", &s.ciphers),
-                ("ciphersuites", &s.ciphersuites),
-                ("curves", &s.curves),
-            ] {
-                if let Some(v) = v {
-                    let _ = write!(bind, " {kw} {}", quote(v));
-                }
-            }
+            push_choices(&mut bind, s);
             if s.verify {
                 if let Some(ca) = &s.ca_file {
                     let _ = write!(bind, " verify required ca-file {}", quote(&ca.display().to_string()));
@@ -623,6 +692,7 @@ pub fn generate(tab: &SslTab, unix_prefix: Option<&str>) -> String {
             if let Some(n) = &s.sni {
                 let _ = write!(server, " sni str({n})");
             }
+            push_choices(&mut server, s);
         }
         out.push_str(&server);
         out.push_str("\n\n");
@@ -675,6 +745,23 @@ mod tests {
         );
         let checked = crate::config::check_str("gen", &g);
         assert!(checked.is_valid(), "{:?}", checked.diags);
+    }
+
+    #[test]
+    fn values_cannot_smuggle_configuration_into_the_generated_text() {
+        for (bad, needle) in [
+            ("connect = 10.0.0.1:443#:1", "neither an IP address nor a host name"),
+            ("connect = 127.0.0.1:80 source 0.0.0.0:1", "neither an IP address"),
+            ("connect = /tmp/a b.sock", "may not hold blanks"),
+            ("sni = b.example) verify none", "expected a host name"),
+        ] {
+            let text = format!("[up]\nclient = yes\naccept = 127.0.0.1:8000\nconnect = 127.0.0.1:9443\n{bad}\n");
+            let mut d = Diagnostics::default();
+            assert!(parse("ssl.cfg", &text, &mut d).is_none(), "{bad} accepted");
+            assert!(d.errors().any(|e| e.message.contains(needle)), "{bad}: {:?}", d.items);
+        }
+        let mut d = Diagnostics::default();
+        assert!(parse("ssl.cfg", "[a:b]\nclient = yes\naccept = 8000\nconnect = 127.0.0.1:1\n", &mut d).is_none());
     }
 
     #[test]

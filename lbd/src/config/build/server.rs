@@ -93,6 +93,9 @@ pub(super) fn bind(p: &mut Proxy, line: &Line, global: &Global, ctx: &mut Ctx) {
                     "defer-accept" => params.defer_accept = true,
                     "tfo" => params.tfo = true,
                     "ssl" => params.ssl = true,
+                    "no-tlsv12" => params.no_tls12 = true,
+                    "no-tlsv13" => params.no_tls13 = true,
+                    "strict-sni" => params.strict_sni = true,
                     _ => {}
                 }
             }
@@ -129,8 +132,15 @@ pub(super) fn bind(p: &mut Proxy, line: &Line, global: &Global, ctx: &mut Ctx) {
             "ciphers" => params.ciphers = need(ctx),
             "ciphersuites" => params.ciphersuites = need(ctx),
             "curves" => params.curves = need(ctx),
-            "process" | "thread" | "nice" | "level" | "severity-output" | "npn" | "crt-list" | "ecdhe" | "crl-file" | "tcp-ut" | "mss"
-            | "namespace" => {
+            "crt-list" | "crl-file" => {
+                // Security settings that would be silently missing: refused until supported.
+                ctx.alert(
+                    line,
+                    format!("'bind {text}' : '{kw}' is not supported yet (list the certificates with 'crt')."),
+                );
+                return;
+            }
+            "process" | "thread" | "nice" | "level" | "severity-output" | "npn" | "ecdhe" | "tcp-ut" | "mss" | "namespace" => {
                 if need(ctx).is_none() {
                     return;
                 }
@@ -157,6 +167,10 @@ pub(super) fn bind(p: &mut Proxy, line: &Line, global: &Global, ctx: &mut Ctx) {
                 params.alpn = (!kept.is_empty()).then(|| kept.join(","));
             }
         }
+    }
+    if params.ssl && addrs.iter().any(|a| matches!(a, addr::ListenAddr::Unix { .. })) {
+        ctx.alert(line, format!("'bind {text}' : 'ssl' on a UNIX socket is not supported."));
+        return;
     }
     if params.ssl && !load_bind_tls(&mut params, text, line, global, ctx) {
         return;
@@ -205,15 +219,24 @@ fn load_bind_tls(params: &mut BindParams, text: &str, line: &Line, global: &Glob
             ),
         );
     }
+    let no = |flag: bool, opt: &str| flag || global.ssl_default_bind_options.iter().any(|o| o == opt);
     let choices = crate::tls::TlsChoices {
-        min_version: params
-            .ssl_min_ver
-            .clone()
-            .or_else(|| default_option(&global.ssl_default_bind_options, "ssl-min-ver")),
-        max_version: params
-            .ssl_max_ver
-            .clone()
-            .or_else(|| default_option(&global.ssl_default_bind_options, "ssl-max-ver")),
+        min_version: if no(params.no_tls12, "no-tlsv12") {
+            Some("TLSv1.3".into())
+        } else {
+            params
+                .ssl_min_ver
+                .clone()
+                .or_else(|| default_option(&global.ssl_default_bind_options, "ssl-min-ver"))
+        },
+        max_version: if no(params.no_tls13, "no-tlsv13") {
+            Some("TLSv1.2".into())
+        } else {
+            params
+                .ssl_max_ver
+                .clone()
+                .or_else(|| default_option(&global.ssl_default_bind_options, "ssl-max-ver"))
+        },
         ciphers: params.ciphers.clone().or_else(|| global.ssl_default_bind_ciphers.clone()),
         ciphersuites: params.ciphersuites.clone().or_else(|| global.ssl_default_bind_ciphersuites.clone()),
         curves: params.curves.clone(),
@@ -228,7 +251,7 @@ fn load_bind_tls(params: &mut BindParams, text: &str, line: &Line, global: &Glob
         }
         _ => None,
     };
-    match crate::tls::server_config(&certs, &choices, client_ca) {
+    match crate::tls::server_config(&certs, &choices, client_ca, params.strict_sni) {
         Ok(cfg) => {
             params.tls = crate::tls::Shared(Some(cfg));
             true
@@ -277,6 +300,13 @@ pub(super) fn server(p: &mut Proxy, line: &Line, ctx: &mut Ctx) {
         );
         return;
     }
+    if params.crt.is_some() {
+        ctx.alert(
+            line,
+            format!("'{label}' : client certificates toward servers ('crt') are not supported yet."),
+        );
+        return;
+    }
     if params.ssl || params.check_ssl {
         let verify = params.verify_required.unwrap_or(true);
         if verify && params.ca_file.is_none() {
@@ -291,9 +321,14 @@ pub(super) fn server(p: &mut Proxy, line: &Line, ctx: &mut Ctx) {
         }
         let choices = crate::tls::TlsChoices {
             alpn: params.alpn.clone(),
-            ..Default::default()
+            min_version: params.tls_choices.min_version.clone(),
+            max_version: params.tls_choices.max_version.clone(),
+            ciphers: params.tls_choices.ciphers.clone(),
+            ciphersuites: params.tls_choices.ciphersuites.clone(),
+            curves: params.tls_choices.curves.clone(),
         };
-        match crate::tls::client_config(verify, params.ca_file.as_deref(), &choices) {
+        let name_given = params.sni.is_some();
+        match crate::tls::client_config(verify, params.ca_file.as_deref(), &choices, name_given) {
             Ok(c) => params.tls = crate::tls::Shared(Some(c)),
             Err(e) => {
                 ctx.alert(line, format!("'{label}' : {e}."));
@@ -557,25 +592,28 @@ fn apply_params(
                     return false;
                 }
             },
+            "ciphers" => s.tls_choices.ciphers = Some(v.to_owned()),
+            "ciphersuites" => s.tls_choices.ciphersuites = Some(v.to_owned()),
+            "ssl-min-ver" => s.tls_choices.min_version = Some(v.to_owned()),
+            "ssl-max-ver" => s.tls_choices.max_version = Some(v.to_owned()),
+            "curves" => s.tls_choices.curves = Some(v.to_owned()),
+            "crl-file" => {
+                ctx.alert(line, format!("'{label}' : 'crl-file' is not supported yet."));
+                return false;
+            }
             "resolvers"
             | "agent-port"
             | "agent-send"
             | "agent-addr"
-            | "ciphers"
-            | "ciphersuites"
             | "check-sni"
             | "proto"
             | "namespace"
             | "resolve-opts"
             | "resolve-net"
-            | "ssl-min-ver"
-            | "ssl-max-ver"
             | "max-reuse"
             | "pool-low-conn"
             | "tcp-ut"
             | "usesrc"
-            | "curves"
-            | "crl-file"
             | "set-proxy-v2-tlv-fmt"
             | "proxy-v2-options"
             | "ws"

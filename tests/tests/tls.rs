@@ -812,3 +812,42 @@ fn ssl_tab_sends_proxy_v1_and_v2() {
         }
     }
 }
+
+/// `tcp-request connection reject` on a TLS bind answers before any TLS:
+/// the rejected client sees a reset where a ServerHello would be.
+#[test]
+fn tcp_request_connection_rules_come_before_the_handshake() {
+    let pki = Pki::new(&[leaf("mail", Kind::Rsa, &[NAME])]);
+    let ip = private_loopback();
+    let client = private_loopback();
+    let p = free_ports_on(&ip, 2);
+    let _nginx = Nginx::start("CAS1", &[&format!("{ip}:{}", p[1])]);
+    let (crt, key) = pki.pair("mail");
+    let lbd = Lbd::start(&format!(
+        "defaults\n    mode http\n    timeout client 5s\n    timeout server 5s\n    timeout connect 2s\nfrontend ft\n    bind {ip}:{} ssl crt {} key {}\n    tcp-request connection reject if {{ src {client} }}\n    default_backend bk\nbackend bk\n    server CAS1 {ip}:{}\n",
+        p[0],
+        crt.display(),
+        key.display(),
+        p[1]
+    ));
+    let (code, body) = curl(&pki.ca(), NAME, &ip, p[0], &ip, "/owa/");
+    assert_eq!(code, 200, "{body}\n{}", lbd.log());
+    let out = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("{ip}:{}", p[0]),
+            "-servername",
+            NAME,
+            "-bind",
+            &format!("{client}:0"),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("openssl");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        !text.contains("Server certificate") && !text.contains("subject="),
+        "a handshake happened:\n{text}"
+    );
+}

@@ -30,7 +30,18 @@ pub static TCP_REJECTED: AtomicU64 = AtomicU64::new(0);
 /// what is known at accept time (addresses, ports, server counts); rules on
 /// payload fetches wait for the HTTP path's inspection.
 fn tcp_rules_accept(snapshot: &Snapshot, fe: &FrontendRt, acc: &Accepted) -> bool {
-    use crate::config::model::{TcpAction, TcpRuleStage};
+    use crate::config::model::TcpRuleStage;
+    tcp_rules_pass(
+        snapshot,
+        fe,
+        acc,
+        &[TcpRuleStage::Connection, TcpRuleStage::Session, TcpRuleStage::Content],
+    )
+}
+
+/// The `tcp-request` rules of the given stages, in order.
+fn tcp_rules_pass(snapshot: &Snapshot, fe: &FrontendRt, acc: &Accepted, stages: &[crate::config::model::TcpRuleStage]) -> bool {
+    use crate::config::model::TcpAction;
     let ctx = super::acl_eval::SampleCtx {
         src: acc.src,
         dst: acc.dst,
@@ -40,7 +51,7 @@ fn tcp_rules_accept(snapshot: &Snapshot, fe: &FrontendRt, acc: &Accepted) -> boo
         backend: None,
         http: None,
     };
-    for stage in [TcpRuleStage::Connection, TcpRuleStage::Session, TcpRuleStage::Content] {
+    for &stage in stages {
         for rule in fe.conf.tcp_rules.iter().filter(|r| r.stage == stage) {
             if !super::acl_eval::holds(rule.cond.as_ref(), &ctx) {
                 continue;
@@ -304,6 +315,13 @@ async fn serve_tls(
             Some(rest) => preread = rest,
             None => return,
         }
+    }
+    // `tcp-request connection` rules come before the handshake, as in HAProxy: a
+    // rejected source costs no TLS work.
+    if !tcp_rules_pass(&snapshot, &fe, &acc, &[crate::config::model::TcpRuleStage::Connection]) {
+        TCP_REJECTED.fetch_add(1, Ordering::Relaxed);
+        let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
+        return;
     }
     let wait = fe.conf.timeouts.client.unwrap_or(HANDSHAKE_WAIT).min(HANDSHAKE_WAIT);
     let Some((stream, info)) = super::tls_io::accept(tls, super::tls_io::Prefixed::new(preread, client), wait).await else {

@@ -439,6 +439,15 @@ fn ssl_tab_mistakes_are_named_with_file_and_line() {
             "{out}"
         );
     }
+    // An address the LB Layer7 file binds already.
+    let taken = format!("{lb7}frontend plain\n    bind 127.0.0.1:1443\n    mode tcp\n    default_backend b\nbackend b\n    mode tcp\n    server s 127.0.0.1:80\n");
+    let (code, out) = check_tab(&taken, &block("", &crt, &key));
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("ssl.cfg:4]") && l.contains("also bound by frontend 'plain'")),
+        "{out}"
+    );
     // Expired: a warning that names it, and the configuration is still valid (HAProxy serves it too).
     let (code, out) = check_tab(lb7, &block("", &old_crt, &old_key));
     assert_eq!(code, 0, "{out}");

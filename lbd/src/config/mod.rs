@@ -168,6 +168,33 @@ pub fn ssl_tab_text(mut checked: Checked, sources: &[Source], name: &str, text: 
         return checked;
     };
     let Some(config) = &checked.config else { return checked };
+    // An SSL-tab service on an address a frontend of the LB Layer7 file binds too:
+    // one of them would never see a connection.
+    let file: Arc<str> = Arc::from(name);
+    let mut clash = false;
+    for svc in &tab.services {
+        let Some(text) = svc.accept.as_deref().and_then(|a| ssltab::listen_text(a).ok()) else {
+            continue;
+        };
+        let Ok(addrs) = addr::parse_listen(&text, None) else { continue };
+        for p in config.proxies.iter().filter(|p| p.caps.frontend) {
+            if let Some(b) = p.binds.iter().find(|b| b.addrs.iter().any(|x| addrs.contains(x))) {
+                checked.diags.alert(
+                    &Loc::new(&file, svc.accept_line),
+                    Some("accept"),
+                    format!(
+                        "[{}]: accept {text} is also bound by frontend '{}' ({}:{}); one address serves one of them",
+                        svc.name, p.name.0, b.loc.file, b.loc.line
+                    ),
+                );
+                clash = true;
+            }
+        }
+    }
+    if clash {
+        checked.config = None;
+        return checked;
+    }
     let generated = ssltab::generate(&tab, config.global.unix_bind_prefix.as_deref());
     let mut all: Vec<Source> = sources
         .iter()

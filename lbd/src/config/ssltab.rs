@@ -488,6 +488,11 @@ fn check_pair(name: &str, cert: &Path, key: Option<&Path>, cert_loc: &Loc, key_l
     }
 }
 
+/// The `bind` text of an `accept` value (`:443`, `10.0.0.17:443`, `[::1]:443`).
+pub fn listen_text(a: &str) -> Result<String, String> {
+    accept_addr(a)
+}
+
 /// `[host:]port`, with `*` or nothing for every address.
 fn accept_addr(a: &str) -> Result<String, String> {
     let (host, port) = match a.rsplit_once(':') {

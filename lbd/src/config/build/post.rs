@@ -207,6 +207,26 @@ fn assign_server_ids(proxies: &mut [Proxy]) {
 }
 
 fn warnings(global: &Global, proxies: &[Proxy], ctx: &mut Ctx) {
+    // One address, two frontends: HAProxy lets the kernel share the connections
+    // between them; lbd gives the address to the first.
+    let mut bound: Vec<(&crate::config::addr::ListenAddr, &Proxy, &Loc)> = Vec::new();
+    for p in proxies.iter().filter(|p| p.caps.frontend && !p.disabled) {
+        for b in &p.binds {
+            for a in &b.addrs {
+                match bound.iter().find(|(x, owner, _)| *x == a && owner.name != p.name) {
+                    Some((_, owner, loc)) => ctx.diags.warn(
+                        &b.loc,
+                        Some("bind"),
+                        format!(
+                            "{a} is already bound by '{}' ({}:{}): lbd gives its connections to that one only, where HAProxy shares them",
+                            owner.name, loc.file, loc.line
+                        ),
+                    ),
+                    None => bound.push((a, p, &b.loc)),
+                }
+            }
+        }
+    }
     for p in proxies {
         if p.disabled {
             continue;
@@ -265,5 +285,21 @@ fn warnings(global: &Global, proxies: &[Proxy], ctx: &mut Ctx) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn one_address_in_two_frontends_is_a_warning() {
+        let c = crate::config::check_str(
+            "t.cfg",
+            "defaults\n  timeout client 1s\n  timeout server 1s\n  timeout connect 1s\nfrontend a\n  bind 127.0.0.1:8443\nfrontend b\n  bind 127.0.0.1:8443\n",
+        );
+        assert!(c.is_valid());
+        assert!(c
+            .diags
+            .warnings()
+            .any(|d| d.loc.line == 8 && d.message.contains("already bound by 'a' (t.cfg:6)")));
     }
 }

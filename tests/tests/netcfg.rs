@@ -562,28 +562,38 @@ fn dhcp_interfaces_get_a_lease_from_a_real_server() {
     ip(&srv, &["addr", "add", "10.9.8.1/24", "dev", "veth1"]);
     ip(&srv, &["link", "set", "veth1", "up"]);
     let dir = Scratch::new("netcfg-dhcp");
-    let mut dnsmasq = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &srv.name,
-            "dnsmasq",
-            "--no-daemon",
-            "--port=0",
-            "--conf-file=/dev/null",
-        ])
-        .args([
-            "--interface=veth1",
-            "--bind-interfaces",
-            "--dhcp-range=10.9.8.100,10.9.8.150,255.255.255.0,1h",
-        ])
-        .arg("--dhcp-option=3,10.9.8.1")
-        .arg(format!("--dhcp-leasefile={}", dir.path.join("leases").display()))
-        .arg(format!("--pid-file={}", dir.path.join("dnsmasq.pid").display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("dnsmasq (Debian package dnsmasq-base)");
+    /// Stopped on drop, whether the test passes or fails.
+    struct Child(std::process::Child);
+    impl Drop for Child {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _dnsmasq = Child(
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &srv.name,
+                "dnsmasq",
+                "--no-daemon",
+                "--port=0",
+                "--conf-file=/dev/null",
+            ])
+            .args([
+                "--interface=veth1",
+                "--bind-interfaces",
+                "--dhcp-range=10.9.8.100,10.9.8.150,255.255.255.0,1h",
+            ])
+            .arg("--dhcp-option=3,10.9.8.1")
+            .arg(format!("--dhcp-leasefile={}", dir.path.join("leases").display()))
+            .arg(format!("--pid-file={}", dir.path.join("dnsmasq.pid").display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dnsmasq (Debian package dnsmasq-base)"),
+    );
     let run = dir.path.join("run");
     // Whatever happens, the DHCP client netcfg starts does not outlive the test.
     struct StopClient(std::path::PathBuf);
@@ -639,8 +649,6 @@ fn dhcp_interfaces_get_a_lease_from_a_real_server() {
     assert!(text(&o).contains("stop DHCP on veth0"), "{}", text(&o));
     let addr = ip(&boxns, &["-br", "addr", "show", "veth0"]);
     assert!(addr.contains("10.9.8.2/24") && !addr.contains("10.9.8.1"), "{addr}");
-    let _ = dnsmasq.kill();
-    let _ = dnsmasq.wait();
 }
 
 /// VLANs and bonds on the appliance's kernel: Debian 12's stock kernel

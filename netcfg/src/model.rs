@@ -185,6 +185,16 @@ pub fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
 }
 
+/// The line where `key = ...` is first written (0 when it is not: a default).
+fn key_line(text: &str, key: &str) -> usize {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map_or(0, |i| i + 1)
+}
+
 /// Parses the file: the model, or the first syntax or type error with its line.
 pub fn parse(text: &str) -> Result<NetFile, FileError> {
     toml::from_str::<NetFile>(text).map_err(|e| {
@@ -565,7 +575,11 @@ pub fn resolve(text: &str, file: &NetFile, known: &dyn Known) -> Result<Desired,
             let parts: Vec<Option<u16>> = r.split_whitespace().map(|p| p.parse().ok()).collect();
             match parts.as_slice() {
                 [Some(a), Some(b)] if a < b => d.sysctl.push(("net/ipv4/ip_local_port_range".into(), format!("{a}\t{b}"))),
-                _ => err(0, "ip_local_port_range", format!("'{r}' is not \"FIRST LAST\" with FIRST < LAST")),
+                _ => err(
+                    key_line(text, "ip_local_port_range"),
+                    "ip_local_port_range",
+                    format!("'{r}' is not \"FIRST LAST\" with FIRST < LAST"),
+                ),
             }
         }
     }
@@ -608,14 +622,20 @@ pub fn resolve(text: &str, file: &NetFile, known: &dyn Known) -> Result<Desired,
     d.keepalived = file.keepalived.clone().unwrap_or_default();
     if file.keepalived.is_some() || !file.vrrp.is_empty() {
         for (key, m) in crate::vrrp::check_paths(&d.keepalived) {
-            err(0, &key, m);
+            let line = key_line(text, &key);
+            let line = if line == 0 {
+                file.vrrp.first().map_or(0, |i| at(i.span()))
+            } else {
+                line
+            };
+            err(line, &key, m);
         }
     }
     d.hostname = file.hostname.clone();
     if let Some(h) = &d.hostname {
         if h.is_empty() || h.len() > 63 || !h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
             err(
-                1,
+                key_line(text, "hostname"),
                 "hostname",
                 format!("'{h}' is not a host name (letters, digits and '-', up to 63)"),
             );
@@ -625,7 +645,11 @@ pub fn resolve(text: &str, file: &NetFile, known: &dyn Known) -> Result<Desired,
         for name in &dns.search {
             let ok = !name.is_empty() && name.len() <= 253 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
             if !ok {
-                err(0, "search", format!("'{}' is not a domain name", name.escape_debug()));
+                err(
+                    key_line(text, "search"),
+                    "search",
+                    format!("'{}' is not a domain name", name.escape_debug()),
+                );
             }
         }
     }
@@ -700,7 +724,7 @@ mod tests {
         ];
         for (text, key) in cases {
             let e = errors(text);
-            assert!(e.iter().any(|x| x.key == key), "{text}: {e:?}");
+            assert!(e.iter().any(|x| x.key == key && x.line > 0), "{text}: {e:?}");
         }
     }
 }

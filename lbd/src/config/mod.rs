@@ -196,6 +196,20 @@ pub fn ssl_tab_text(mut checked: Checked, sources: &[Source], name: &str, text: 
         return checked;
     }
     let generated = ssltab::generate(&tab, config.global.unix_bind_prefix.as_deref());
+    // Which service each generated line comes from: its section header names it.
+    let mut owner: Vec<Option<&ssltab::Service>> = Vec::new();
+    let mut current = None;
+    for l in generated.lines() {
+        if let Some(svc) = l
+            .strip_prefix("frontend ssl:")
+            .or_else(|| l.strip_prefix("backend ssl:"))
+            .and_then(|n| tab.services.iter().find(|s| s.name == n))
+        {
+            current = Some(svc);
+        }
+        owner.push(current);
+    }
+    let generated_name = format!("{name} (as configuration)");
     let mut all: Vec<Source> = sources
         .iter()
         .map(|s| Source {
@@ -204,12 +218,20 @@ pub fn ssl_tab_text(mut checked: Checked, sources: &[Source], name: &str, text: 
         })
         .collect();
     all.push(Source {
-        name: format!("{name} (as configuration)"),
+        name: generated_name.clone(),
         text: generated,
     });
     // The first pass's messages are the same as the second's: keep only the SSL tab's own.
     let own: Vec<Diagnostic> = checked.diags.items.drain(..).filter(|d| &*d.loc.file == name).collect();
     let mut again = check_sources(&all, &ProcessEnv);
+    // A message about the generated text is told at the service's own block.
+    let file: Arc<str> = Arc::from(name);
+    for d in again.diags.items.iter_mut().filter(|d| *d.loc.file == *generated_name) {
+        if let Some(Some(svc)) = d.loc.line.checked_sub(1).and_then(|i| owner.get(i)) {
+            d.message = format!("[{}]: {}", svc.name, d.message);
+            d.loc = Loc::new(&file, svc.line);
+        }
+    }
     again.diags.items.extend(own);
     again.files = std::mem::take(&mut checked.files);
     if again.diags.has_errors() {

@@ -505,7 +505,8 @@ fn accept_addr(a: &str) -> Result<String, String> {
         .filter(|p| *p > 0)
         .ok_or_else(|| format!("accept '{a}': the port must be a number from 1 to 65535"))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() || host == "*" {
+    // Every IPv4 address, however written: one address for the clash checks.
+    if host.is_empty() || host == "*" || host == "0.0.0.0" {
         return Ok(format!(":{port}"));
     }
     match host.parse::<std::net::IpAddr>() {
@@ -729,7 +730,7 @@ mod tests {
     #[test]
     fn same_accept_twice_needs_sni() {
         let text =
-            "[a]\nclient = yes\naccept = 8000\nconnect = 127.0.0.1:9000\n[b]\nclient = yes\naccept = *:8000\nconnect = 127.0.0.1:9001\n";
+            "[a]\nclient = yes\naccept = 8000\nconnect = 127.0.0.1:9000\n[b]\nclient = yes\naccept = 0.0.0.0:8000\nconnect = 127.0.0.1:9001\n";
         let mut d = Diagnostics::default();
         assert!(parse("ssl.cfg", text, &mut d).is_none());
         assert!(d

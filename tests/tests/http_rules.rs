@@ -1126,3 +1126,29 @@ backend bk
         assert!(logs.contains(&format!(" {flags} ")), "no {flags} in:\n{logs}");
     }
 }
+
+/// An absolute-form request target names the host: a Host header that says
+/// otherwise is replaced (RFC 9112, 3.2.2), so rules see what the server sees.
+#[test]
+fn an_absolute_form_target_overrides_a_different_host_header() {
+    let ip = private_loopback();
+    let rig = Rig::start(
+        &ip,
+        "frontend ft
+  bind @IP@:@FE1@
+  http-request return status 200 content-type text/plain string a-example if { hdr(host) -i a.example }
+  http-request deny deny_status 403
+",
+        1,
+        1,
+        &[],
+        &[],
+    );
+    let mut c = rig.conn(1);
+    c.send_raw(b"GET http://a.example/x HTTP/1.1\r\nHost: b.example\r\n\r\n")
+        .expect("send");
+    let r = c.read_response(false).expect("answer");
+    assert_eq!((r.status, r.text().trim()), (200, "a-example"), "{r:?}");
+    let r = rig.conn(1).request("GET", "/x", &[("Host", "b.example")], b"");
+    assert_eq!(r.status, 403, "origin form keeps its Host: {r:?}");
+}

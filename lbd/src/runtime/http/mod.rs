@@ -907,6 +907,13 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
             .flat_map(|v| v.split(','))
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
     strip_hop_by_hop(&mut parts.headers, wants_upgrade);
+    // Absolute form (`GET http://a.example/x`): the target's authority is the host, whatever
+    // a Host header says (RFC 9112, 3.2.2); rules, logs and the server all see that one.
+    if let Some(authority) = parts.uri.authority() {
+        if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
+            parts.headers.insert(header::HOST, v);
+        }
+    }
     let original_uri = match parts.uri.path_and_query() {
         // Origin form, the usual case: the text as it came.
         Some(pq) if parts.uri.scheme().is_none() => pq.as_str().to_owned(),

@@ -1152,3 +1152,53 @@ fn an_absolute_form_target_overrides_a_different_host_header() {
     let r = rig.conn(1).request("GET", "/x", &[("Host", "b.example")], b"");
     assert_eq!(r.status, 403, "origin form keeps its Host: {r:?}");
 }
+
+/// `show stat`'s bytes in for a backend and its server count what went to the
+/// server: the request head and its body (HAProxy's `bin`).
+#[test]
+fn backend_and_server_bytes_in_count_request_bodies() {
+    let ip = private_loopback();
+    let rig = Rig::start(
+        &ip,
+        "global
+  stats socket @DIR@/lbd.sock level admin
+frontend ft
+  bind @IP@:@FE1@
+  default_backend bk
+backend bk
+  server s1 @IP@:@N1@
+",
+        1,
+        1,
+        &[],
+        &[],
+    );
+    let body = vec![b'x'; 100_000];
+    let r = rig
+        .conn(1)
+        .request("POST", "/owa/", &[("Content-Type", "application/octet-stream")], &body);
+    assert_eq!(r.status, 200, "{r:?}");
+    let sock = rig._dir.path.join("lbd.sock");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut s = std::os::unix::net::UnixStream::connect(&sock).expect("stats socket");
+        use std::io::{Read, Write};
+        s.write_all(b"show stat\n").expect("write");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        let header: Vec<&str> = out.lines().next().unwrap_or("").trim_start_matches("# ").split(',').collect();
+        let col = header.iter().position(|h| *h == "bin").expect("bin column");
+        let bin = |px: &str, sv: &str| -> u64 {
+            out.lines()
+                .find(|l| l.starts_with(&format!("{px},{sv},")))
+                .and_then(|l| l.split(',').nth(col))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        if bin("bk", "BACKEND") >= 100_000 && bin("bk", "s1") >= 100_000 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "bytes in not counted:\n{out}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -526,6 +526,10 @@ struct Txn {
     give_back: Option<(Sender, GiveBack)>,
     /// Bytes of the response head (estimated) sent before the body.
     head_bytes: u64,
+    /// Bytes of the request head (estimated) sent to the server, and how much
+    /// of its body went out: the backend's and the server's bytes in.
+    req_head_bytes: u64,
+    req_body_sent: Option<Arc<AtomicU64>>,
 }
 
 impl Finish for Txn {
@@ -559,11 +563,14 @@ impl Finish for Txn {
         let total = bytes + self.head_bytes;
         let fe = &self.cx.fe;
         fe.bytes_out.fetch_add(total, Ordering::Relaxed);
+        let sent = self.req_head_bytes + self.req_body_sent.as_ref().map_or(0, |c| c.load(Ordering::Relaxed));
         if let Some(be) = &self.backend {
             be.bytes_out.fetch_add(total, Ordering::Relaxed);
+            be.bytes_in.fetch_add(sent, Ordering::Relaxed);
         }
         if let Some(s) = &self.server {
             s.bytes_out.fetch_add(total, Ordering::Relaxed);
+            s.bytes_in.fetch_add(sent, Ordering::Relaxed);
         }
         self.log(total);
         // The server slot is released only now: leastconn counts transactions in progress.
@@ -948,6 +955,8 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
         slot: None,
         give_back: None,
         head_bytes: 0,
+        req_head_bytes: 0,
+        req_body_sent: None,
     };
     let mut vars: Vec<(String, Sample)> = Vec::new();
 
@@ -1154,6 +1163,8 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
         use http_body::Body;
         (!body.is_end_stream()).then(|| Arc::new(AtomicU64::new(0)))
     };
+    txn.req_head_bytes = head_size(&parts.headers) + (parts.method.as_str().len() + uri.len() + 11) as u64;
+    txn.req_body_sent = body_sent.clone();
     let mut outgoing = Some({
         let mut out_body = LbBody::stream(body, client_timeout);
         if let Some(c) = &body_sent {

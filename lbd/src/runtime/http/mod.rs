@@ -1496,7 +1496,7 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
                         rparts.headers.append(header::SET_COOKIE, v);
                         txn.term[3] = if refresh { 'U' } else { 'I' };
                         if c.nocache {
-                            rparts.headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
+                            mark_private(&mut rparts.headers);
                         }
                     }
                 }
@@ -1639,6 +1639,36 @@ mod cookie_stamp {
             assert_eq!(super::split("CAS1"), ("CAS1", None));
             assert_eq!(super::split("CAS1|zz"), ("CAS1", None));
         }
+    }
+}
+
+/// `cookie ... nocache`: a response that carries a persistence cookie must not
+/// be stored by a shared cache. One that says so already (`private`,
+/// `no-store`, `no-cache`) is left as it is; otherwise `private` is added to its
+/// Cache-Control, whose other directives stay.
+fn mark_private(h: &mut HeaderMap) {
+    let current: Vec<String> = h
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|d| d.trim().to_owned())
+        .filter(|d| !d.is_empty())
+        .collect();
+    let uncacheable = current.iter().any(|d| {
+        let name = d.split('=').next().unwrap_or("").trim();
+        ["private", "no-store", "no-cache"].iter().any(|k| name.eq_ignore_ascii_case(k))
+    });
+    if uncacheable {
+        return;
+    }
+    let mut directives: Vec<String> = current
+        .into_iter()
+        .filter(|d| !d.to_ascii_lowercase().starts_with("public"))
+        .collect();
+    directives.push("private".to_owned());
+    if let Ok(v) = HeaderValue::from_str(&directives.join(", ")) {
+        h.insert(header::CACHE_CONTROL, v);
     }
 }
 
@@ -1853,6 +1883,19 @@ mod tests {
             );
         }
         h
+    }
+
+    #[test]
+    fn nocache_adds_private_unless_the_response_says_so_already() {
+        let mut h = headers(&[("cache-control", "public, max-age=60")]);
+        mark_private(&mut h);
+        assert_eq!(h.get("cache-control").and_then(|v| v.to_str().ok()), Some("max-age=60, private"));
+        let mut h = headers(&[("cache-control", "no-store")]);
+        mark_private(&mut h);
+        assert_eq!(h.get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
+        let mut h = headers(&[]);
+        mark_private(&mut h);
+        assert_eq!(h.get("cache-control").and_then(|v| v.to_str().ok()), Some("private"));
     }
 
     #[test]

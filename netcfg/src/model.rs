@@ -299,6 +299,16 @@ pub trait Known {
     fn address_count(&self, name: &str) -> usize;
 }
 
+/// What is wrong with `name` for a link the file creates (a bond, a VLAN), if anything.
+fn new_link_name_problem(name: &str, links: &BTreeMap<String, DesiredLink>) -> Option<String> {
+    if !valid_ifname(name) {
+        return Some(format!(
+            "'{name}' is not an interface name (1 to 15 characters, no '/', ':' or blank)"
+        ));
+    }
+    links.contains_key(name).then(|| format!("'{name}' is already an interface"))
+}
+
 /// An interface name the kernel takes: 1 to 15 characters, none of them '/', ':' or blank.
 pub fn valid_ifname(n: &str) -> bool {
     !n.is_empty()
@@ -391,16 +401,8 @@ pub fn resolve(text: &str, file: &NetFile, known: &dyn Known) -> Result<Desired,
         let line = at(b.span());
         let b = b.get_ref();
         let addresses = addr_list(&b.addresses, false, &mut err);
-        if !valid_ifname(&b.name) {
-            err(
-                line,
-                "name",
-                format!("'{}' is not an interface name (1 to 15 characters, no '/', ':' or blank)", b.name),
-            );
-            continue;
-        }
-        if d.links.contains_key(&b.name) {
-            err(line, "name", format!("'{}' is already an interface", b.name));
+        if let Some(m) = new_link_name_problem(&b.name, &d.links) {
+            err(line, "name", m);
             continue;
         }
         for m in &b.members {
@@ -454,16 +456,8 @@ pub fn resolve(text: &str, file: &NetFile, known: &dyn Known) -> Result<Desired,
         if v.id == 0 || v.id > 4094 {
             err(line, "id", format!("VLAN id {} is outside 1-4094", v.id));
         }
-        if !valid_ifname(&v.name) {
-            err(
-                line,
-                "name",
-                format!("'{}' is not an interface name (1 to 15 characters, no '/', ':' or blank)", v.name),
-            );
-            continue;
-        }
-        if d.links.contains_key(&v.name) {
-            err(line, "name", format!("'{}' is already an interface", v.name));
+        if let Some(m) = new_link_name_problem(&v.name, &d.links) {
+            err(line, "name", m);
             continue;
         }
         let addresses = addr_list(&v.addresses, false, &mut err);

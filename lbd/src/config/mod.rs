@@ -93,8 +93,9 @@ pub fn check_str(name: &str, text: &str) -> Checked {
     )
 }
 
-/// Reads and checks files (and directories) in order.
-pub fn check_files(paths: &[PathBuf]) -> Checked {
+/// Reads files (and directories) in order: their sources, the files read, and
+/// what could not be read.
+fn read_sources(paths: &[PathBuf]) -> (Vec<Source>, Vec<PathBuf>, Diagnostics) {
     let mut diags = Diagnostics::default();
     let files = match expand_paths(paths) {
         Ok(f) => f,
@@ -104,11 +105,7 @@ pub fn check_files(paths: &[PathBuf]) -> Checked {
                 line: 0,
             };
             diags.alert(&loc, None, format!("cannot list configuration directory: {e}"));
-            return Checked {
-                config: None,
-                diags,
-                files: Vec::new(),
-            };
+            return (Vec::new(), Vec::new(), diags);
         }
     };
     let mut sources = Vec::new();
@@ -118,15 +115,23 @@ pub fn check_files(paths: &[PathBuf]) -> Checked {
                 name: f.display().to_string(),
                 text,
             }),
-            Err(e) => {
-                let loc = Loc {
-                    file: Arc::from(f.display().to_string()),
-                    line: 0,
-                };
-                diags.alert(&loc, None, format!("Could not open configuration file {} : {e}", f.display()));
-            }
+            Err(e) => unreadable(&mut diags, f, "configuration file", &e),
         }
     }
+    (sources, files, diags)
+}
+
+/// The error for a file that cannot be read.
+fn unreadable(diags: &mut Diagnostics, path: &Path, what: &str, e: &std::io::Error) {
+    let loc = Loc {
+        file: Arc::from(path.display().to_string()),
+        line: 0,
+    };
+    diags.alert(&loc, None, format!("Could not open {what} {} : {e}", path.display()));
+}
+
+/// Checks sources read from `files`, or reports what could not be read.
+fn check_read(sources: &[Source], files: Vec<PathBuf>, diags: Diagnostics) -> Checked {
     if diags.has_errors() {
         return Checked {
             config: None,
@@ -134,43 +139,41 @@ pub fn check_files(paths: &[PathBuf]) -> Checked {
             files,
         };
     }
-    let mut checked = check_sources(&sources, &ProcessEnv);
+    let mut checked = check_sources(sources, &ProcessEnv);
     checked.files = files;
     checked
 }
 
-/// Adds the SSL tab (`lbd -s FILE`) to a checked configuration: its blocks are
-/// checked against the SSL file's own lines, then read as TCP frontends and
-/// backends after the configuration (see [`ssltab`]).
-pub fn with_ssl_tab(checked: Checked, sources: &[Source], ssl: &Path) -> Checked {
-    let mut checked = checked;
-    let text = match read_text(ssl) {
-        Ok(t) => t,
+/// Reads and checks files (and directories) in order.
+pub fn check_files(paths: &[PathBuf]) -> Checked {
+    let (sources, files, diags) = read_sources(paths);
+    check_read(&sources, files, diags)
+}
+
+/// Adds the SSL tab (`lbd -s FILE`) to a configuration checked from `sources`:
+/// its blocks are checked against the SSL file's own lines, then read as TCP
+/// frontends and backends after the configuration (see [`ssltab`]).
+pub fn with_ssl_tab(mut checked: Checked, sources: Vec<Source>, ssl: &Path) -> Checked {
+    match read_text(ssl) {
+        Ok(text) => ssl_tab_text(checked, sources, &ssl.display().to_string(), &text),
         Err(e) => {
-            let loc = Loc {
-                file: Arc::from(ssl.display().to_string()),
-                line: 0,
-            };
-            checked
-                .diags
-                .alert(&loc, None, format!("Could not open SSL tab file {} : {e}", ssl.display()));
+            unreadable(&mut checked.diags, ssl, "SSL tab file", &e);
             checked.config = None;
-            return checked;
+            checked
         }
-    };
-    ssl_tab_text(checked, sources, &ssl.display().to_string(), &text)
+    }
 }
 
 /// [`with_ssl_tab`] for an SSL tab already in memory (the GUI's editor, tests).
-pub fn ssl_tab_text(mut checked: Checked, sources: &[Source], name: &str, text: &str) -> Checked {
+pub fn ssl_tab_text(mut checked: Checked, sources: Vec<Source>, name: &str, text: &str) -> Checked {
     let Some(tab) = ssltab::parse(name, text, &mut checked.diags) else {
         checked.config = None;
         return checked;
     };
     let Some(config) = &checked.config else { return checked };
+    let file: Arc<str> = Arc::from(name);
     // An SSL-tab service on an address a frontend of the LB Layer7 file binds too:
     // one of them would never see a connection.
-    let file: Arc<str> = Arc::from(name);
     let mut clash = false;
     for svc in &tab.services {
         let Some(text) = svc.accept.as_deref().and_then(|a| ssltab::listen_text(a).ok()) else {
@@ -210,13 +213,7 @@ pub fn ssl_tab_text(mut checked: Checked, sources: &[Source], name: &str, text: 
         owner.push(current);
     }
     let generated_name = format!("{name} (as configuration)");
-    let mut all: Vec<Source> = sources
-        .iter()
-        .map(|s| Source {
-            name: s.name.clone(),
-            text: s.text.clone(),
-        })
-        .collect();
+    let mut all = sources;
     all.push(Source {
         name: generated_name.clone(),
         text: generated,
@@ -225,7 +222,6 @@ pub fn ssl_tab_text(mut checked: Checked, sources: &[Source], name: &str, text: 
     let own: Vec<Diagnostic> = checked.diags.items.drain(..).filter(|d| &*d.loc.file == name).collect();
     let mut again = check_sources(&all, &ProcessEnv);
     // A message about the generated text is told at the service's own block.
-    let file: Arc<str> = Arc::from(name);
     for d in again.diags.items.iter_mut().filter(|d| *d.loc.file == *generated_name) {
         if let Some(Some(svc)) = d.loc.line.checked_sub(1).and_then(|i| owner.get(i)) {
             d.message = format!("[{}]: {}", svc.name, d.message);
@@ -240,13 +236,18 @@ pub fn ssl_tab_text(mut checked: Checked, sources: &[Source], name: &str, text: 
     again
 }
 
-/// Reads the configuration files and, when given, the SSL tab.
+/// Reads the configuration files and, when given, the SSL tab; each file is read once.
 pub fn check_all(paths: &[PathBuf], ssl: Option<&Path>) -> Checked {
-    let checked = if paths.is_empty() {
-        check_str("<embedded default config>", crate::cli::EMBEDDED_CONFIG)
+    let (sources, files, diags) = if paths.is_empty() {
+        let embedded = Source {
+            name: "<embedded default config>".into(),
+            text: crate::cli::EMBEDDED_CONFIG.into(),
+        };
+        (vec![embedded], Vec::new(), Diagnostics::default())
     } else {
-        check_files(paths)
+        read_sources(paths)
     };
+    let checked = check_read(&sources, files, diags);
     let Some(ssl) = ssl else { return checked };
     if !checked.is_valid() {
         // Still report the SSL tab's own mistakes: all errors at once.
@@ -255,36 +256,11 @@ pub fn check_all(paths: &[PathBuf], ssl: Option<&Path>) -> Checked {
             Ok(text) => {
                 let _ = ssltab::parse(&ssl.display().to_string(), &text, &mut checked.diags);
             }
-            Err(e) => {
-                let loc = Loc {
-                    file: Arc::from(ssl.display().to_string()),
-                    line: 0,
-                };
-                checked
-                    .diags
-                    .alert(&loc, None, format!("Could not open SSL tab file {} : {e}", ssl.display()));
-            }
+            Err(e) => unreadable(&mut checked.diags, ssl, "SSL tab file", &e),
         }
         return checked;
     }
-    let sources: Vec<Source> = if paths.is_empty() {
-        vec![Source {
-            name: "<embedded default config>".into(),
-            text: crate::cli::EMBEDDED_CONFIG.into(),
-        }]
-    } else {
-        checked
-            .files
-            .iter()
-            .filter_map(|f| {
-                read_text(f).ok().map(|text| Source {
-                    name: f.display().to_string(),
-                    text,
-                })
-            })
-            .collect()
-    };
-    with_ssl_tab(checked, &sources, ssl)
+    with_ssl_tab(checked, sources, ssl)
 }
 
 fn read_text(path: &Path) -> std::io::Result<String> {

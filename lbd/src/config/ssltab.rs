@@ -314,36 +314,20 @@ fn service<'a>(name: &str, loc: &Loc, entries: impl Iterator<Item = &'a Entry>, 
                 } else {
                     Path::new(crate::tls::CERT_STORE).join(&v).join("crt.pem")
                 };
-                if !is_plain_path(&p.display().to_string()) {
-                    diags.alert(
-                        &e.loc,
-                        Some(&e.key),
-                        format!("cert '{v}': an absolute path without blanks, quotes or '#', or a certificate name"),
-                    );
-                }
+                plain_path_or_alert(e, &p.display().to_string(), "cert", ", or a certificate name", diags);
                 s.cert = Some(p);
                 cert_loc = e.loc.clone();
             }
             "key" => {
-                if !is_plain_path(&v) {
-                    diags.alert(
-                        &e.loc,
-                        Some(&e.key),
-                        format!("key '{v}': an absolute path without blanks, quotes or '#'"),
-                    );
-                }
+                plain_path_or_alert(e, &v, "key", "", diags);
                 s.key = Some(v.into());
                 key_loc = e.loc.clone();
             }
             "cafile" => {
-                if !is_plain_path(&v) {
-                    diags.alert(
-                        &e.loc,
-                        Some(&e.key),
-                        format!("CAfile '{v}': an absolute path without blanks, quotes or '#'"),
-                    );
-                } else if let Err(m) = crate::tls::check_ca(Path::new(&v)) {
-                    diags.alert(&e.loc, Some(&e.key), format!("CAfile {m}"));
+                if plain_path_or_alert(e, &v, "CAfile", "", diags) {
+                    if let Err(m) = crate::tls::check_ca(Path::new(&v)) {
+                        diags.alert(&e.loc, Some(&e.key), format!("CAfile {m}"));
+                    }
                 }
                 s.ca_file = Some(PathBuf::from(v));
             }
@@ -529,6 +513,19 @@ fn is_plain_path(p: &str) -> bool {
         && !p
             .chars()
             .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '\'' | '"' | '#' | '\\'))
+}
+
+/// Whether a path value can go into the generated configuration; the error otherwise.
+fn plain_path_or_alert(e: &Entry, path: &str, label: &str, or: &str, diags: &mut Diagnostics) -> bool {
+    let ok = is_plain_path(path);
+    if !ok {
+        diags.alert(
+            &e.loc,
+            Some(&e.key),
+            format!("{label} '{}': an absolute path without blanks, quotes or '#'{or}", e.value),
+        );
+    }
+    ok
 }
 
 fn check_connect(c: &str) -> Result<(), String> {

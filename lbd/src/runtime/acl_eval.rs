@@ -83,6 +83,27 @@ pub struct SampleCtx<'a> {
     pub http: Option<&'a HttpView<'a>>,
 }
 
+impl<'a> SampleCtx<'a> {
+    /// The context of a client connection as the listener accepted it.
+    pub fn for_client(
+        acc: &'a super::session::Accepted,
+        snapshot: &'a Snapshot,
+        frontend: &'a FrontendRt,
+        backend: Option<&'a BackendRt>,
+        http: Option<&'a HttpView<'a>>,
+    ) -> Self {
+        SampleCtx {
+            src: acc.src,
+            dst: acc.dst,
+            tls: acc.tls.as_deref(),
+            snapshot,
+            frontend,
+            backend,
+            http,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Sample {
     Bool(bool),

@@ -42,15 +42,7 @@ fn tcp_rules_accept(snapshot: &Snapshot, fe: &FrontendRt, acc: &Accepted) -> boo
 /// The `tcp-request` rules of the given stages, in order.
 fn tcp_rules_pass(snapshot: &Snapshot, fe: &FrontendRt, acc: &Accepted, stages: &[crate::config::model::TcpRuleStage]) -> bool {
     use crate::config::model::TcpAction;
-    let ctx = super::acl_eval::SampleCtx {
-        src: acc.src,
-        dst: acc.dst,
-        tls: acc.tls.as_deref(),
-        snapshot,
-        frontend: fe,
-        backend: None,
-        http: None,
-    };
+    let ctx = super::acl_eval::SampleCtx::for_client(acc, snapshot, fe, None, None);
     for &stage in stages {
         for rule in fe.conf.tcp_rules.iter().filter(|r| r.stage == stage) {
             if !super::acl_eval::holds(rule.cond.as_ref(), &ctx) {
@@ -253,7 +245,7 @@ pub async fn accept_loop(rt: Arc<Runtime>, addr: ListenAddr, socket: BoundSocket
     accept_until_stopped(&rt, &addr, &socket, stop).await;
     // Clients already in the kernel's accept queue would be reset when the socket
     // closes: take them first (a stop or a takeover loses nothing queued).
-    while let Ok(Ok((stream, src, dst))) = tokio::time::timeout(Duration::ZERO, accept(&socket)).await {
+    while let Ok(Ok((stream, src, dst))) = tokio::time::timeout(Duration::ZERO, accept(&socket, &addr)).await {
         let snapshot = rt.current();
         let Some(fe) = snapshot.frontend_for(&addr).cloned() else { break };
         spawn_session(snapshot, fe, &addr, stream, src, dst, None, None);
@@ -383,7 +375,7 @@ async fn accept_until_stopped(rt: &Arc<Runtime>, addr: &ListenAddr, socket: &Bou
         // other clients queued. (Taking the slots first would let an idle
         // worker's loop sit on a slot while clients wait on another worker's socket.)
         let accepted = tokio::select! {
-            r = accept(socket) => r,
+            r = accept(socket, addr) => r,
             _ = stop.changed() => return,
         };
         let accepted = match accepted {
@@ -469,14 +461,14 @@ enum Stream {
     Unix(tokio::net::UnixStream),
 }
 
-async fn accept(socket: &BoundSocket) -> std::io::Result<(Stream, Option<SocketAddr>, Option<SocketAddr>)> {
+async fn accept(socket: &BoundSocket, addr: &ListenAddr) -> std::io::Result<(Stream, Option<SocketAddr>, Option<SocketAddr>)> {
     match socket {
         BoundSocket::Tcp(l) => {
             let (s, peer) = l.accept().await?;
             let _ = s.set_nodelay(true);
             // A socket bound to one address is reached on that address: no getsockname(2).
-            let local = match l.local_addr() {
-                Ok(a) if !a.ip().is_unspecified() => Some(a),
+            let local = match addr {
+                ListenAddr::Inet(a) if !a.ip().is_unspecified() && a.port() != 0 => Some(*a),
                 _ => s.local_addr().ok(),
             };
             Ok((Stream::Tcp(s), Some(peer), local))

@@ -101,15 +101,7 @@ pub(crate) fn take_slot(backend: &Arc<BackendRt>, server: &Arc<ServerRt>, counte
 
 /// Picks the backend: the first `use_backend` whose condition holds, else `default_backend`.
 pub fn choose_backend(snapshot: &Snapshot, fe: &FrontendRt, acc: &Accepted, http: Option<&HttpView>) -> Option<Arc<BackendRt>> {
-    let ctx = SampleCtx {
-        src: acc.src,
-        dst: acc.dst,
-        tls: acc.tls.as_deref(),
-        snapshot,
-        frontend: fe,
-        backend: None,
-        http,
-    };
+    let ctx = SampleCtx::for_client(acc, snapshot, fe, None, http);
     for (b, cond) in &fe.switching {
         if acl_eval::holds(cond.as_ref(), &ctx) {
             return Some(Arc::clone(b));
@@ -130,15 +122,7 @@ pub(crate) fn sticky_server(
     acc: &Accepted,
     http: Option<&HttpView>,
 ) -> (Option<Arc<ServerRt>>, Sticky) {
-    let ctx = SampleCtx {
-        src: acc.src,
-        dst: acc.dst,
-        tls: acc.tls.as_deref(),
-        snapshot,
-        frontend: fe,
-        backend: Some(be),
-        http,
-    };
+    let ctx = SampleCtx::for_client(acc, snapshot, fe, Some(be), http);
     let mut keys = Vec::new();
     let mut found = None;
     for (i, r) in be.stick_rules.iter().enumerate() {
@@ -318,19 +302,8 @@ pub async fn run<C: ClientStream>(
             .params
             .send_proxy
             .map(|v| super::proxy_proto::header(v, acc.src, acc.dst));
-        let tls = server.conf.params.tls.0.is_some().then(|| {
-            let ctx = SampleCtx {
-                src: acc.src,
-                dst: acc.dst,
-                tls: acc.tls.as_deref(),
-                snapshot: &snapshot,
-                frontend: &fe,
-                backend: Some(&be),
-                http: None,
-            };
-            server.tls_for(&ctx)
-        });
-        let connecting = super::tls_io::connect_server(target, proxy_header.as_deref(), tls.flatten());
+        let tls = server.tls_for(&snapshot, &fe, &be, &acc);
+        let connecting = super::tls_io::connect_server(target, proxy_header.as_deref(), tls);
         let res = tokio::time::timeout(connect_timeout, connecting).await;
         match res {
             Ok(Ok(s)) => break s,

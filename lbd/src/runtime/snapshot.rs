@@ -109,6 +109,8 @@ pub struct ServerRt {
     pub state: Arc<ServerState>,
     /// Idle HTTP connections to this server, for reuse.
     pub pool: super::http::Pool,
+    /// `sni`, parsed once (the configuration check proved it parses).
+    sni: Option<crate::config::acl::SampleExpr>,
 }
 
 impl std::ops::Deref for ServerRt {
@@ -167,15 +169,22 @@ impl ServerRt {
         }
     }
 
-    /// The TLS settings toward this server and the SNI to send, when it says `ssl`.
-    pub fn tls_for(&self, ctx: &super::acl_eval::SampleCtx) -> Option<(Arc<rustls::ClientConfig>, Option<String>)> {
+    /// The TLS settings toward this server and the SNI to send, when it says
+    /// `ssl`; `sni` is evaluated for the client's connection (no HTTP fetches).
+    pub fn tls_for(
+        &self,
+        snapshot: &Snapshot,
+        fe: &FrontendRt,
+        be: &BackendRt,
+        acc: &super::session::Accepted,
+    ) -> Option<(Arc<rustls::ClientConfig>, Option<String>)> {
         if !self.conf.params.ssl {
             return None;
         }
         let cfg = self.conf.params.tls.0.clone()?;
-        let sni = self.conf.params.sni.as_deref().and_then(|e| {
-            let expr = crate::config::acl::parse_sample(e).ok()?;
-            super::acl_eval::fetch(&expr, ctx).map(|s| s.as_text())
+        let sni = self.sni.as_ref().and_then(|expr| {
+            let ctx = super::acl_eval::SampleCtx::for_client(acc, snapshot, fe, Some(be), None);
+            super::acl_eval::fetch(expr, &ctx).map(|s| s.as_text())
         });
         Some((cfg, sni))
     }
@@ -345,6 +354,7 @@ impl Snapshot {
                         backend: p.name.0.clone(),
                         state,
                         pool: Default::default(),
+                        sni: s.params.sni.as_deref().and_then(|e| crate::config::acl::parse_sample(e).ok()),
                     })
                 })
                 .collect();

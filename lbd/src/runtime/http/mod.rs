@@ -113,9 +113,7 @@ impl Drop for InFlight {
 /// The client stream as hyper sees it: first the bytes read before hyper took
 /// over (after a PROXY header), then the socket; reads are timed for the watchdog.
 struct ClientIo<C> {
-    pre: Vec<u8>,
-    pre_pos: usize,
-    inner: C,
+    inner: super::tls_io::Prefixed<C>,
     shared: Arc<ConnShared>,
 }
 
@@ -123,18 +121,7 @@ impl<C: AsyncRead + Unpin> AsyncRead for ClientIo<C> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
-        let r = if this.pre_pos < this.pre.len() {
-            let n = (this.pre.len() - this.pre_pos).min(buf.remaining());
-            buf.put_slice(&this.pre[this.pre_pos..this.pre_pos + n]);
-            this.pre_pos += n;
-            if this.pre_pos == this.pre.len() {
-                this.pre = Vec::new();
-                this.pre_pos = 0;
-            }
-            Poll::Ready(Ok(()))
-        } else {
-            Pin::new(&mut this.inner).poll_read(cx, buf)
-        };
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
         let n = buf.filled().len() - before;
         if n > 0 {
             let s = &this.shared;
@@ -376,9 +363,7 @@ pub async fn run<C: ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, 
         abort: std::sync::atomic::AtomicBool::new(false),
     });
     let io = ClientIo {
-        pre: preread,
-        pre_pos: 0,
-        inner: client,
+        inner: super::tls_io::Prefixed::new(preread, client),
         shared: Arc::clone(&shared),
     };
     let svc_cx = Arc::clone(&cx);
@@ -1241,20 +1226,9 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
                     return txn.fail(503, ['P', 'C']);
                 };
                 let header = server.conf.params.send_proxy.map(|v| super::proxy_proto::header(v, cx.src, cx.dst));
-                let tls = server.conf.params.tls.0.is_some().then(|| {
-                    let ctx = SampleCtx {
-                        src: cx.src,
-                        dst: cx.dst,
-                        tls: cx.tls.as_deref(),
-                        snapshot: &snapshot,
-                        frontend: &fe,
-                        backend: Some(&be),
-                        http: None,
-                    };
-                    server.tls_for(&ctx)
-                });
+                let tls = server.tls_for(&snapshot, &fe, &be, &acc);
                 let tried = Instant::now();
-                match upstream::connect(target, connect_timeout, header, tls.flatten()).await {
+                match upstream::connect(target, connect_timeout, header, tls).await {
                     Ok(t) => t,
                     Err(e) => {
                         let timed_out = matches!(e, upstream::ConnectError::Timeout);

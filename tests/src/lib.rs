@@ -26,9 +26,15 @@ fn built_bin(name: &str, var: &str) -> PathBuf {
     if let Some(p) = std::env::var_os(var) {
         return PathBuf::from(p);
     }
-    // Test executables live in target/<profile>/deps; binaries one level up.
+    // Test executables live in target/<profile>/deps, binaries one level up;
+    // the tests crate's own binaries (the scenario) beside them.
     let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let dir = exe.parent().expect("target/<profile>");
+    let profile_dir = if dir.ends_with("deps") {
+        dir.parent().expect("target/<profile>")
+    } else {
+        dir
+    };
     let bin = profile_dir.join(name);
     assert!(
         bin.exists(),

@@ -16,7 +16,21 @@ pub struct Dovecot {
     pub pop3: u16,
     child: Option<Child>,
     netns: Option<String>,
+    /// IMAPS and POP3S ports with the certificate and key they serve.
+    tls: Option<MailTls>,
+    /// False: stopping dovecot leaves logged-in sessions running (dovecot's
+    /// `shutdown_clients = no`), as a mail server whose login service dies.
+    pub shutdown_clients: bool,
     dir: Scratch,
+}
+
+/// Implicit-TLS ports and the certificate (chain) and key they serve.
+#[derive(Clone)]
+pub struct MailTls {
+    pub imaps: u16,
+    pub pop3s: u16,
+    pub crt: PathBuf,
+    pub key: PathBuf,
 }
 
 /// The users every dovecot knows, all with the password `secret`.
@@ -25,15 +39,20 @@ pub const USERS: &[&str] = &["alice", "bob", "carol"];
 impl Dovecot {
     /// Starts dovecot named `name` on `ip`, IMAP on `imap` and POP3 on `pop3`.
     pub fn start(name: &str, ip: &str, imap: u16, pop3: u16) -> Dovecot {
-        Self::launch(None, name, ip, imap, pop3)
+        Self::launch(None, name, ip, imap, pop3, None, true)
     }
 
     /// The same inside the network namespace `ns`.
     pub fn start_in_netns(ns: &str, name: &str, ip: &str, imap: u16, pop3: u16) -> Dovecot {
-        Self::launch(Some(ns.to_owned()), name, ip, imap, pop3)
+        Self::launch(Some(ns.to_owned()), name, ip, imap, pop3, None, true)
     }
 
-    fn launch(netns: Option<String>, name: &str, ip: &str, imap: u16, pop3: u16) -> Dovecot {
+    /// In `ns`, with IMAPS and POP3S too; `shutdown_clients` as dovecot's option.
+    pub fn start_tls_in_netns(ns: &str, name: &str, ip: &str, imap: u16, pop3: u16, tls: MailTls, shutdown_clients: bool) -> Dovecot {
+        Self::launch(Some(ns.to_owned()), name, ip, imap, pop3, Some(tls), shutdown_clients)
+    }
+
+    fn launch(netns: Option<String>, name: &str, ip: &str, imap: u16, pop3: u16, tls: Option<MailTls>, shutdown_clients: bool) -> Dovecot {
         let dir = Scratch::new("dovecot");
         let mut d = Dovecot {
             name: name.to_owned(),
@@ -42,6 +61,8 @@ impl Dovecot {
             pop3,
             child: None,
             netns,
+            tls,
+            shutdown_clients,
             dir,
         };
         d.write_config();
@@ -60,6 +81,15 @@ impl Dovecot {
         }
         // Mail is stored as the unprivileged `nobody`.
         let _ = Command::new("chmod").arg("777").arg(self.dir.path.join("mail")).status();
+        let (ssl, imaps, pop3s) = match &self.tls {
+            Some(t) => (
+                format!("ssl = yes\nssl_cert = <{}\nssl_key = <{}\n", t.crt.display(), t.key.display()),
+                t.imaps,
+                t.pop3s,
+            ),
+            None => ("ssl = no\n".to_owned(), 0, 0),
+        };
+        let shutdown = if self.shutdown_clients { "yes" } else { "no" };
         let passwd: String = USERS.iter().map(|u| format!("{u}:{{PLAIN}}secret\n")).collect();
         std::fs::write(self.dir.path.join("passwd"), passwd).expect("passwd");
         let conf = format!(
@@ -68,7 +98,7 @@ state_dir = {d}/state
 instance_name = lbd-test-{name}-{imap}
 listen = {ip}
 protocols = imap pop3
-ssl = no
+{ssl}shutdown_clients = {shutdown}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 login_greeting = {name} ready
@@ -89,7 +119,7 @@ service imap-login {{
     port = {imap}
   }}
   inet_listener imaps {{
-    port = 0
+    port = {imaps}
   }}
 }}
 service pop3-login {{
@@ -97,7 +127,7 @@ service pop3-login {{
     port = {pop3}
   }}
   inet_listener pop3s {{
-    port = 0
+    port = {pop3s}
   }}
 }}
 ",

@@ -89,6 +89,8 @@ pub struct Nginx {
     pub name: String,
     pub listen: Vec<String>,
     netns: Option<String>,
+    /// Certificate and key for the `listen ... ssl` addresses.
+    tls: Option<(PathBuf, PathBuf)>,
     child: Option<Child>,
     dir: Scratch,
 }
@@ -97,15 +99,31 @@ impl Nginx {
     /// Starts nginx named `name` listening on every `listen` address
     /// (`127.0.0.1:PORT`) and waits until each accepts.
     pub fn start(name: &str, listen: &[&str]) -> Nginx {
-        Self::launch(None, name, listen)
+        Self::launch(None, name, listen, None)
     }
 
     /// The same inside the network namespace `ns` (`ip netns exec NS nginx ...`).
     pub fn start_in_netns(ns: &str, name: &str, listen: &[&str]) -> Nginx {
-        Self::launch(Some(ns.to_owned()), name, listen)
+        Self::launch(Some(ns.to_owned()), name, listen, None)
     }
 
-    fn launch(netns: Option<String>, name: &str, listen: &[&str]) -> Nginx {
+    /// The same with TLS: `listen` entries ending in ` ssl` serve `crt` and `key`.
+    pub fn start_tls_in_netns(ns: &str, name: &str, listen: &[&str], crt: &Path, key: &Path) -> Nginx {
+        Self::launch(Some(ns.to_owned()), name, listen, Some((crt.to_owned(), key.to_owned())))
+    }
+
+    /// While `on`, every request is answered `503` (still naming the server), as
+    /// an application that is up but failing.
+    pub fn set_failing(&self, on: bool) {
+        let flag = self.dir.path.join("failing");
+        if on {
+            std::fs::write(flag, b"").expect("nginx failing flag");
+        } else {
+            let _ = std::fs::remove_file(flag);
+        }
+    }
+
+    fn launch(netns: Option<String>, name: &str, listen: &[&str], tls: Option<(PathBuf, PathBuf)>) -> Nginx {
         assert!(
             !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
             "nginx name {name:?} goes into its config unquoted"
@@ -115,6 +133,7 @@ impl Nginx {
             name: name.to_owned(),
             listen: listen.iter().map(|l| (*l).to_owned()).collect(),
             netns,
+            tls,
             child: None,
             dir,
         };
@@ -131,7 +150,14 @@ impl Nginx {
         let d = self.dir.path.display();
         let body = nginx_body(&self.name);
         let headers = nginx_headers_body(&self.name);
-        let listen: String = self.listen.iter().map(|l| format!("    listen {l};\n")).collect();
+        let mut listen: String = self.listen.iter().map(|l| format!("    listen {l};\n")).collect();
+        if let Some((crt, key)) = &self.tls {
+            listen.push_str(&format!(
+                "    ssl_certificate {};\n    ssl_certificate_key {};\n",
+                crt.display(),
+                key.display()
+            ));
+        }
         // Running as root without a master process: nginx never switches user, so
         // no `user` line (it is only honoured by a master process).
         format!(
@@ -153,6 +179,7 @@ http {{
   default_type text/plain;
   server {{
 {listen}
+    if (-f {d}/failing) {{ return 503 {body}; }}
     location / {{ return 200 {body}; }}
     # Static OWA files: cacheable (Expires, max-age), unlike the other answers.
     location ~* ^/owa/static/ {{ expires 1h; return 200 {body}; }}
@@ -220,7 +247,11 @@ http {{
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
                 panic!("nginx {} exited ({status}):\n{}", self.name, self.log());
             }
-            let addrs = self.listen.clone();
+            let addrs: Vec<String> = self
+                .listen
+                .iter()
+                .map(|l| l.split_whitespace().next().unwrap_or_default().to_owned())
+                .collect();
             let ready = match &self.netns {
                 Some(ns) => run_in_netns(ns, move || addrs.iter().all(|a| accepts(a))),
                 None => addrs.iter().all(|a| accepts(a)),

@@ -413,7 +413,7 @@ pub async fn run<C: ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, 
             if !(nothing_sent && ignore_probes) {
                 let page = local::page(408);
                 let raw = format!(
-                    "HTTP/1.1 408 Request Timeout\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: text/html\r\nconnection: close\r\n\r\n{page}",
+                    "HTTP/1.1 408 Request Time-out\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: text/html\r\nconnection: close\r\n\r\n{page}",
                     page.len()
                 );
                 send_raw(fd, raw.as_bytes());
@@ -1469,7 +1469,7 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
                     if let Ok(v) = HeaderValue::from_str(&text) {
                         rparts.headers.append(header::SET_COOKIE, v);
                         txn.term[3] = if refresh { 'U' } else { 'I' };
-                        if c.nocache {
+                        if c.nocache && cacheable(&parts.method, rparts.status, &rparts.headers) {
                             mark_private(&mut rparts.headers);
                         }
                     }
@@ -1616,34 +1616,48 @@ mod cookie_stamp {
     }
 }
 
-/// `cookie ... nocache`: a response that carries a persistence cookie must not
-/// be stored by a shared cache. One that says so already (`private`,
-/// `no-store`, `no-cache`) is left as it is; otherwise `private` is added to its
-/// Cache-Control, whose other directives stay.
+/// Whether a shared cache could keep this response, as HAProxy judges it before
+/// `cookie ... nocache` marks it: a GET or HEAD, a status caches may keep
+/// (200, 203, 204, 206, 300, 301, 404, 405, 410, 414, 501), no `Pragma:
+/// no-cache`, no `private`, `no-cache`, `no-store` or zero `max-age`/`s-maxage`,
+/// and some freshness or validator (`max-age`, `s-maxage`, `Expires`,
+/// `Last-Modified`, `ETag`). A response without any is left alone, as HAProxy does.
+fn cacheable(method: &http::Method, status: StatusCode, h: &HeaderMap) -> bool {
+    if method != http::Method::GET && method != http::Method::HEAD {
+        return false;
+    }
+    if ![200, 203, 204, 206, 300, 301, 404, 405, 410, 414, 501].contains(&status.as_u16()) {
+        return false;
+    }
+    let says = |name: header::HeaderName| h.get_all(name).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(','));
+    if says(header::PRAGMA).any(|d| d.trim().eq_ignore_ascii_case("no-cache")) {
+        return false;
+    }
+    let mut fresh = h.contains_key(header::EXPIRES) || h.contains_key(header::LAST_MODIFIED) || h.contains_key(header::ETAG);
+    for d in says(header::CACHE_CONTROL) {
+        let (name, value) = d
+            .split_once('=')
+            .map_or((d.trim(), ""), |(n, v)| (n.trim(), v.trim().trim_matches('"')));
+        let name = name.to_ascii_lowercase();
+        match name.as_str() {
+            "private" | "no-cache" | "no-store" => return false,
+            "max-age" | "s-maxage" => {
+                if value.parse::<u64>().map_or(true, |n| n == 0) {
+                    return false;
+                }
+                fresh = true;
+            }
+            _ => {}
+        }
+    }
+    fresh
+}
+
+/// `cookie ... nocache` on a cacheable response: a `Cache-Control: private`
+/// line of its own, so no shared cache keeps a response that carries a
+/// persistence cookie.
 fn mark_private(h: &mut HeaderMap) {
-    let current: Vec<String> = h
-        .get_all(header::CACHE_CONTROL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|d| d.trim().to_owned())
-        .filter(|d| !d.is_empty())
-        .collect();
-    let uncacheable = current.iter().any(|d| {
-        let name = d.split('=').next().unwrap_or("").trim();
-        ["private", "no-store", "no-cache"].iter().any(|k| name.eq_ignore_ascii_case(k))
-    });
-    if uncacheable {
-        return;
-    }
-    let mut directives: Vec<String> = current
-        .into_iter()
-        .filter(|d| !d.to_ascii_lowercase().starts_with("public"))
-        .collect();
-    directives.push("private".to_owned());
-    if let Ok(v) = HeaderValue::from_str(&directives.join(", ")) {
-        h.insert(header::CACHE_CONTROL, v);
-    }
+    h.append(header::CACHE_CONTROL, HeaderValue::from_static("private"));
 }
 
 /// A fresh copy of a body-less request, for `retry-on`.
@@ -1860,16 +1874,46 @@ mod tests {
     }
 
     #[test]
-    fn nocache_adds_private_unless_the_response_says_so_already() {
-        let mut h = headers(&[("cache-control", "public, max-age=60")]);
+    fn nocache_marks_only_what_a_cache_could_keep_as_haproxy_does() {
+        let get = http::Method::GET;
+        let ok = StatusCode::OK;
+        let yes = [
+            vec![("cache-control", "max-age=60")],
+            vec![("expires", "Thu, 01 Dec 2000 16:00:00 GMT")],
+            vec![("last-modified", "Thu, 01 Dec 2020 16:00:00 GMT")],
+            vec![("etag", "\"x\"")],
+            vec![("cache-control", "s-maxage=10")],
+            vec![("cache-control", "max-age=60, must-revalidate"), ("vary", "*")],
+        ];
+        for h in &yes {
+            assert!(cacheable(&get, ok, &headers(h)), "{h:?}");
+        }
+        let no = [
+            vec![],
+            vec![("cache-control", "public")],
+            vec![("cache-control", "max-age=0"), ("last-modified", "Thu, 01 Dec 2020 16:00:00 GMT")],
+            vec![("cache-control", "max-age=60, private")],
+            vec![("cache-control", "max-age=60, no-store")],
+            vec![("cache-control", "no-cache")],
+            vec![("cache-control", "s-maxage=0, max-age=60")],
+            vec![("expires", "Thu, 01 Dec 2030 16:00:00 GMT"), ("cache-control", "max-age=0")],
+            vec![("pragma", "no-cache"), ("cache-control", "max-age=60")],
+        ];
+        for h in &no {
+            assert!(!cacheable(&get, ok, &headers(h)), "{h:?}");
+        }
+        let fresh = headers(&[("cache-control", "max-age=60")]);
+        assert!(cacheable(&http::Method::HEAD, ok, &fresh));
+        assert!(cacheable(&get, StatusCode::MOVED_PERMANENTLY, &fresh));
+        assert!(cacheable(&get, StatusCode::NO_CONTENT, &fresh));
+        assert!(!cacheable(&http::Method::POST, ok, &fresh));
+        assert!(!cacheable(&http::Method::PUT, ok, &fresh));
+        assert!(!cacheable(&get, StatusCode::FOUND, &fresh));
+        assert!(!cacheable(&get, StatusCode::INTERNAL_SERVER_ERROR, &fresh));
+        let mut h = fresh.clone();
         mark_private(&mut h);
-        assert_eq!(h.get("cache-control").and_then(|v| v.to_str().ok()), Some("max-age=60, private"));
-        let mut h = headers(&[("cache-control", "no-store")]);
-        mark_private(&mut h);
-        assert_eq!(h.get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
-        let mut h = headers(&[]);
-        mark_private(&mut h);
-        assert_eq!(h.get("cache-control").and_then(|v| v.to_str().ok()), Some("private"));
+        let lines: Vec<_> = h.get_all("cache-control").iter().map(|v| v.to_str().unwrap()).collect();
+        assert_eq!(lines, ["max-age=60", "private"]);
     }
 
     #[test]

@@ -1,0 +1,87 @@
+//! `scenario exchange [--ssl] [--proxy lbd|haproxy] [--out FILE]`: the seed's
+//! Exchange 2010 deployment, end to end, in network namespaces this program
+//! makes and removes (`xch-*`). One run starts the topology, the CAS servers and
+//! the proxy (lbd, or Debian's haproxy with stunnel playing the SSL tab), runs
+//! every case in order, prints a table of outcomes and exits non-zero when a
+//! case failed. Only one scenario runs at a time on a machine.
+
+mod cases;
+mod clients;
+mod world;
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use world::{Flavor, Variant};
+
+fn usage() -> ExitCode {
+    eprintln!("usage: scenario exchange [--ssl] [--proxy lbd|haproxy] [--out FILE] [--only SUBSTRING]");
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut it = args.iter();
+    if it.next().map(String::as_str) != Some("exchange") {
+        return usage();
+    }
+    let mut variant = Variant::NoSsl;
+    let mut flavor = Flavor::Lbd;
+    let mut out = None;
+    let mut only = None;
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--ssl" => variant = Variant::Ssl,
+            "--proxy" => match it.next().map(String::as_str) {
+                Some("lbd") => flavor = Flavor::Lbd,
+                Some("haproxy") => flavor = Flavor::Haproxy,
+                _ => return usage(),
+            },
+            "--out" => match it.next() {
+                Some(f) => out = Some(f.clone()),
+                None => return usage(),
+            },
+            "--only" => match it.next() {
+                Some(f) => only = Some(f.clone()),
+                None => return usage(),
+            },
+            _ => return usage(),
+        }
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("scenario: needs root (network namespaces, mounts)");
+        return ExitCode::from(2);
+    }
+    e2e::raise_fd_limit(4096);
+    let started = Instant::now();
+    let title = format!("exchange {} with {}", variant.word(), flavor.word());
+    println!("== scenario {title}: setting up");
+    let results = match std::panic::catch_unwind(|| {
+        let world = world::World::start(variant, flavor);
+        println!("== setup took {:.1} s", started.elapsed().as_secs_f64());
+        cases::run_all(&world, only.as_deref())
+    }) {
+        Ok(r) => r,
+        Err(_) => {
+            eprintln!("scenario {title}: setup failed (see above); everything it made was removed");
+            world::cleanup_leftovers();
+            return ExitCode::FAILURE;
+        }
+    };
+    world::cleanup_leftovers();
+    let failed = results.iter().filter(|r| !r.passed).count();
+    let table = cases::table(&title, &results, started.elapsed());
+    println!("{table}");
+    if let Some(f) = out {
+        if let Err(e) = std::fs::write(&f, &table) {
+            eprintln!("scenario: cannot write {f}: {e}");
+        }
+    }
+    if failed > 0 {
+        eprintln!("scenario {title}: {failed} of {} cases failed", results.len());
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

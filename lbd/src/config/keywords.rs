@@ -119,7 +119,7 @@ pub const PROXY: &[Keyword] = &[
     k("monitor", "nnywy", "`monitor fail if|unless COND`."),
     k("stick-table", "nnyyy", "`type ip|ipv6|integer|string [len N]|binary [len N] size N [expire T] [nopurge] [store ...]`."),
     k("stick", "nnwyy", "`stick on|match|store-request|store-response FETCH [table NAME] [if|unless COND]`."),
-    kd("cookie", "nywyy", "Cookie persistence: `cookie NAME [rewrite|insert|prefix] [indirect] [nocache] [postonly] [preserve] [httponly] [secure] [domain D] [maxidle T] [maxlife T]`.", "With `maxidle`/`maxlife`, inserted cookies carry lbd's own date stamps (`VALUE|LAST|FIRST`, base 36 seconds; not HAProxy's encoding); `nocache` adds `private` to the Cache-Control of a response that gets the cookie unless it is already private, no-store or no-cache; `postonly` and `preserve` have no effect."),
+    kd("cookie", "nywyy", "Cookie persistence: `cookie NAME [rewrite|insert|prefix] [indirect] [nocache] [postonly] [preserve] [httponly] [secure] [domain D] [maxidle T] [maxlife T]`.", "With `maxidle`/`maxlife`, inserted cookies carry lbd's own date stamps (`VALUE|LAST|FIRST`, base 36 seconds; not HAProxy's encoding); `nocache` adds a `Cache-Control: private` line to a response that gets the cookie when a shared cache could keep it, as HAProxy judges it; `postonly` and `preserve` have no effect."),
     k("errorfile", "nyyyy", "`errorfile CODE FILE`: a raw HTTP response sent instead of lbd's own."),
     k("http-request", "nnyyy", "Request rules; see the action list."),
     k("http-response", "nnyyy", "Response rules."),

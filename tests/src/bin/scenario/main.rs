@@ -1,4 +1,4 @@
-//! `scenario exchange [--ssl] [--proxy lbd|haproxy] [--out FILE]`: the seed's
+//! `scenario exchange [--ssl] [--proxy lbd|haproxy|PATH] [--out FILE]`: the seed's
 //! Exchange 2010 deployment, end to end, in network namespaces this program
 //! makes and removes (`xch-*`). One run starts the topology, the CAS servers and
 //! the proxy (lbd, or Debian's haproxy with stunnel playing the SSL tab), runs
@@ -15,7 +15,7 @@ use std::time::Instant;
 use world::{Flavor, Variant};
 
 fn usage() -> ExitCode {
-    eprintln!("usage: scenario exchange [--ssl] [--proxy lbd|haproxy] [--out FILE] [--only SUBSTRING]");
+    eprintln!("usage: scenario exchange [--ssl] [--proxy lbd|haproxy|PATH] [--out FILE] [--only SUBSTRING]");
     ExitCode::from(2)
 }
 
@@ -26,15 +26,27 @@ fn main() -> ExitCode {
         return usage();
     }
     let mut variant = Variant::NoSsl;
-    let mut flavor = Flavor::Lbd;
+    let mut flavor = Flavor::Lbd(None);
     let mut out = None;
     let mut only = None;
     while let Some(a) = it.next() {
         match a.as_str() {
             "--ssl" => variant = Variant::Ssl,
             "--proxy" => match it.next().map(String::as_str) {
-                Some("lbd") => flavor = Flavor::Lbd,
-                Some("haproxy") => flavor = Flavor::Haproxy,
+                Some("lbd") => flavor = Flavor::Lbd(None),
+                Some("haproxy") => flavor = Flavor::Haproxy(None),
+                // A path: an haproxy binary when its name says so, else an lbd.
+                Some(p) if std::path::Path::new(p).is_file() => {
+                    let name = std::path::Path::new(p)
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    flavor = if name.starts_with("haproxy") {
+                        Flavor::Haproxy(Some(p.into()))
+                    } else {
+                        Flavor::Lbd(Some(p.into()))
+                    };
+                }
                 _ => return usage(),
             },
             "--out" => match it.next() {
@@ -58,7 +70,7 @@ fn main() -> ExitCode {
     let title = format!("exchange {} with {}", variant.word(), flavor.word());
     println!("== scenario {title}: setting up");
     let results = match std::panic::catch_unwind(|| {
-        let world = world::World::start(variant, flavor);
+        let world = world::World::start(variant, flavor.clone());
         println!("== setup took {:.1} s", started.elapsed().as_secs_f64());
         cases::run_all(&world, only.as_deref())
     }) {

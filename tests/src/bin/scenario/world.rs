@@ -46,17 +46,32 @@ impl Variant {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+/// The proxy under test, with its binary (None: this workspace's lbd, or
+/// Debian's haproxy from PATH).
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Flavor {
-    Lbd,
-    Haproxy,
+    Lbd(Option<PathBuf>),
+    Haproxy(Option<PathBuf>),
 }
 
 impl Flavor {
-    pub fn word(self) -> &'static str {
+    pub fn word(&self) -> String {
         match self {
-            Flavor::Lbd => "lbd",
-            Flavor::Haproxy => "haproxy 2.6 + stunnel",
+            Flavor::Lbd(None) => "lbd".into(),
+            Flavor::Haproxy(None) => "haproxy 2.6 + stunnel".into(),
+            Flavor::Lbd(Some(p)) => format!("lbd ({})", p.display()),
+            Flavor::Haproxy(Some(p)) => format!("haproxy ({}) + stunnel", p.display()),
+        }
+    }
+
+    /// The command line up to its `-f` options.
+    fn argv(&self) -> Vec<String> {
+        match self {
+            Flavor::Lbd(p) => vec![p.clone().unwrap_or_else(e2e::lbd_bin).display().to_string()],
+            Flavor::Haproxy(p) => vec![
+                p.as_ref().map_or_else(|| "haproxy".to_owned(), |p| p.display().to_string()),
+                "-db".into(),
+            ],
         }
     }
 }
@@ -167,7 +182,7 @@ pub struct Proxy {
 impl Proxy {
     /// Starts the proxy in the appliance's namespace. `tag` names its files in
     /// `dir`; `cfg` is the pasted LB Layer7 text; `tab` the SSL tab's.
-    fn start(flavor: Flavor, dir: &Path, etc_ssl: &Path, tag: &str, cfg: &str, tab: Option<&str>) -> Proxy {
+    fn start(flavor: &Flavor, dir: &Path, etc_ssl: &Path, tag: &str, cfg: &str, tab: Option<&str>) -> Proxy {
         let run = dir.join("run");
         std::fs::create_dir_all(&run).expect("run dir");
         let sock = dir.join(format!("{tag}.sock"));
@@ -187,19 +202,16 @@ impl Proxy {
             logs: Vec::new(),
             sock,
         };
-        let mut argv: Vec<String> = match flavor {
-            Flavor::Lbd => vec![e2e::lbd_bin().display().to_string()],
-            Flavor::Haproxy => vec!["haproxy".into(), "-db".into()],
-        };
+        let mut argv = flavor.argv();
         argv.extend(["-f".into(), gpath.display().to_string(), "-f".into(), cpath.display().to_string()]);
         if let Some(tab) = tab {
             match flavor {
-                Flavor::Lbd => {
+                Flavor::Lbd(_) => {
                     let tpath = dir.join(format!("{tag}-ssl-tab.conf"));
                     std::fs::write(&tpath, tab).expect("ssl tab");
                     argv.extend(["-s".into(), tpath.display().to_string()]);
                 }
-                Flavor::Haproxy => {
+                Flavor::Haproxy(_) => {
                     // stunnel plays the SSL tab: the vendor's `sendproxy = yes` is
                     // stunnel's `protocol = proxy`, and `/ssl:NAME` is the socket
                     // haproxy binds under its `unix-bind prefix`.
@@ -373,7 +385,7 @@ impl World {
             Variant::NoSsl => (lowered(NOSSL_CFG), None),
             Variant::Ssl => (lowered(SSL_CFG), Some(SSL_TAB)),
         };
-        let proxy = Proxy::start(flavor, &dir.path, &etc_ssl, "proxy", &cfg, tab);
+        let proxy = Proxy::start(&flavor, &dir.path, &etc_ssl, "proxy", &cfg, tab);
         let w = World {
             variant,
             flavor,
@@ -455,7 +467,7 @@ impl World {
     /// Starts a second proxy of the same flavor in the appliance (for the
     /// seed's quirks that the pasted configuration does not hold).
     pub fn extra_proxy(&self, tag: &str, cfg: &str) -> Proxy {
-        Proxy::start(self.flavor, &self.dir.path, &self.etc_ssl, tag, cfg, None)
+        Proxy::start(&self.flavor, &self.dir.path, &self.etc_ssl, tag, cfg, None)
     }
 }
 

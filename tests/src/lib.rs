@@ -309,6 +309,15 @@ pub mod harness {
             self.addr.port()
         }
 
+        /// Stops listening; connections already open go on (a service whose
+        /// listener died, or a restart that keeps its sessions).
+        pub fn close_listener(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+
         /// Stops listening and cuts every open connection (a crashed server).
         pub fn kill(&mut self) {
             self.stop.store(true, Ordering::Relaxed);

@@ -203,7 +203,7 @@ service pop3-login {{
         format!("{}{}", read("stderr.log"), read("dovecot.log"))
     }
 
-    /// Stops dovecot (its sessions end with it).
+    /// Stops dovecot (its sessions end with it, unless `shutdown_clients` is false).
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             // SIGTERM: the master stops its login and mail processes before it exits.

@@ -502,6 +502,21 @@ pub fn server_status(s: &ServerRt) -> &'static str {
     }
 }
 
+/// The state with a check counter while it changes, as `show stat` shows it:
+/// `UP 2/3` (a checked server that failed a check: the second of `fall` before
+/// going down) and `DOWN 1/2` (one of `rise` successes before coming up).
+pub fn server_status_text(s: &ServerRt) -> String {
+    let base = server_status(s);
+    let p = &s.conf.params;
+    let health = s.health.lock().map(|h| h.value).unwrap_or(0);
+    let max = p.rise + p.fall - 1;
+    match base {
+        "UP" | "DRAIN" if health < max && health >= p.rise => format!("{base} {}/{}", health - p.rise + 1, p.fall),
+        "DOWN" if health > 0 && health < p.rise => format!("DOWN {health}/{}", p.rise),
+        _ => base.to_owned(),
+    }
+}
+
 fn check_status_code(s: &ServerRt) -> (&'static str, String, String, String) {
     let Ok(h) = s.health.lock() else {
         return ("", String::new(), String::new(), String::new());
@@ -614,7 +629,7 @@ pub fn show_stat(snap: &Snapshot) -> String {
                 ("eresp", "0".into()),
                 ("wretr", "0".into()),
                 ("wredis", "0".into()),
-                ("status", server_status(s).into()),
+                ("status", server_status_text(s)),
                 ("weight", w.to_string()),
                 ("act", u8::from(!s.conf.params.backup).to_string()),
                 ("bck", u8::from(s.conf.params.backup).to_string()),

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use super::api::server_status;
+use super::api::{server_status, server_status_text};
 use super::snapshot::{BackendRt, Snapshot};
 use super::ACTIVE_CONNS;
 
@@ -142,8 +142,7 @@ pub fn html(snap: &Snapshot, admin: bool) -> String {
         let _ = writeln!(o, "<table><tr><th class=n colspan=10>{} (backend)</th></tr>", esc(b.name()));
         o.push_str("<tr><th class=n>server</th><th>status</th><th>check</th><th>weight</th><th>cur</th><th>max</th><th>total</th><th>bytes in</th><th>bytes out</th><th>conn errors</th></tr>\n");
         for s in &b.servers {
-            let status = server_status(s);
-            let class = match status {
+            let class = match server_status(s) {
                 "UP" | "no check" => "up",
                 "DOWN" => "down",
                 "MAINT" => "maint",
@@ -159,7 +158,7 @@ pub fn html(snap: &Snapshot, admin: bool) -> String {
                 o,
                 "<tr class=\"{class}\"><td class=n>{pick}{}</td><td>{}</td><td class=n>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(s.name()),
-                status,
+                server_status_text(s),
                 if s.conf.params.check { esc(&check) } else { String::new() },
                 s.weight.load(Ordering::Relaxed),
                 s.cur_conns.load(Ordering::Relaxed),

@@ -74,6 +74,22 @@ pub fn closed_within(s: &TcpStream, limit: Duration) -> bool {
     false
 }
 
+/// Ok when the peer closes `s` within `limit` without sending a byte.
+pub fn closed_silently(s: &TcpStream, limit: Duration) -> Result<(), String> {
+    use std::io::Read;
+    let _ = s.set_read_timeout(Some(limit));
+    let mut buf = [0u8; 256];
+    let mut r = s;
+    match r.read(&mut buf) {
+        Ok(0) => Ok(()),
+        Ok(n) => Err(format!("got {:?}", String::from_utf8_lossy(&buf[..n]))),
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Err(format!("still open after {limit:?}"))
+        }
+        Err(_) => Ok(()),
+    }
+}
+
 /// A response as curl saw it.
 #[derive(Debug, Default, Clone)]
 pub struct Curl {

@@ -14,6 +14,42 @@ use std::time::Instant;
 
 use world::{Flavor, Variant};
 
+/// SIGINT, SIGTERM and SIGHUP (Ctrl-C, `timeout`, a closed terminal) end the
+/// run after removing what it made: the namespaces with every process left in
+/// them, and this process's scratch folders. The signals are blocked in every
+/// thread and taken by one that waits for them (children get a clean mask).
+fn on_signal_clean_up() {
+    // SAFETY: plain signal-set manipulation on local values, before any other thread exists.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
+    std::thread::spawn(move || {
+        let mut sig = 0;
+        // SAFETY: `set` is a valid signal set; `sig` receives the signal number.
+        if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+            return;
+        }
+        eprintln!("scenario: signal {sig}: cleaning up");
+        world::cleanup_leftovers();
+        let mine = format!("-{}-", std::process::id());
+        if let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) {
+            for e in dir.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with("lbd-e2e-") && name.contains(&mine) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        std::process::exit(128 + sig);
+    });
+}
+
 fn usage() -> ExitCode {
     eprintln!("usage: scenario exchange [--ssl] [--proxy lbd|haproxy|PATH] [--out FILE] [--only SUBSTRING]");
     ExitCode::from(2)
@@ -66,6 +102,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     e2e::raise_fd_limit(4096);
+    on_signal_clean_up();
     let started = Instant::now();
     let title = format!("exchange {} with {}", variant.word(), flavor.word());
     println!("== scenario {title}: setting up");
@@ -82,6 +119,10 @@ fn main() -> ExitCode {
         }
     };
     world::cleanup_leftovers();
+    if results.is_empty() {
+        eprintln!("scenario {title}: no case matches --only");
+        return ExitCode::from(2);
+    }
     let failed = results.iter().filter(|r| !r.passed).count();
     let table = cases::table(&title, &results, started.elapsed());
     println!("{table}");

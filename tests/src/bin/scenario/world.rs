@@ -76,6 +76,12 @@ impl Flavor {
     }
 }
 
+/// Locks `m` even if a case panicked while holding it: the state behind it
+/// (a server to restart, a flag to clear) must still be reachable.
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Runs `ip ARGS`, panicking with its message when it fails.
 pub fn ip(args: &[&str]) {
     let out = Command::new("ip")
@@ -157,16 +163,17 @@ impl Cas {
         run_in_netns(ns, move || NamedServer::start(&n, &a))
     }
 
-    /// Stops the RPC service on `port` (its connections cut, nothing listening).
+    /// Stops the RPC service on `port` from listening; its open sessions go on,
+    /// so a session that ends was cut by the proxy.
     pub fn stop_rpc(&self, port: u16) {
-        if let (Ok(mut v), Some(i)) = (self.tcp.lock(), RPC_PORTS.iter().position(|p| *p == port)) {
-            v[i].kill();
+        if let Some(i) = RPC_PORTS.iter().position(|p| *p == port) {
+            lock(&self.tcp)[i].close_listener();
         }
     }
 
     pub fn start_rpc(&self, port: u16) {
-        if let (Ok(mut v), Some(i)) = (self.tcp.lock(), RPC_PORTS.iter().position(|p| *p == port)) {
-            v[i] = Self::rpc_service(self.name, self.ip, self.ns, port);
+        if let Some(i) = RPC_PORTS.iter().position(|p| *p == port) {
+            lock(&self.tcp)[i] = Self::rpc_service(self.name, self.ip, self.ns, port);
         }
     }
 }
@@ -313,8 +320,11 @@ fn stunnel_conf(tab: &str, run: &Path) -> String {
 pub struct Stat {
     pub px: String,
     pub sv: String,
+    pub scur: u64,
     pub stot: u64,
     pub status: String,
+    /// The last check's result (`L4OK`, `L7STS`...), empty without checks.
+    pub check: String,
 }
 
 impl Stat {
@@ -329,8 +339,10 @@ impl Stat {
         Some(Stat {
             px: f[0].to_owned(),
             sv: f[1].to_owned(),
+            scur: f[4].parse().unwrap_or(0),
             stot: f[7].parse().unwrap_or(0),
             status: f[17].to_owned(),
+            check: f.get(36).map(|c| (*c).to_owned()).unwrap_or_default(),
         })
     }
 
@@ -405,10 +417,10 @@ impl World {
     /// server has passed its first checks.
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        let mut ports = vec![80, 135, 60000, 60001, 143, 110];
-        ports.extend([443, 993, 995]);
+        let ports = vec![80, 135, 60000, 60001, 143, 110, 443, 993, 995];
         loop {
-            if let Ok(mut p) = self.proxy.lock() {
+            {
+                let mut p = lock(&self.proxy);
                 if let Some(e) = p.exited() {
                     panic!("{e}:\n{}", p.log());
                 }
@@ -422,15 +434,26 @@ impl World {
             });
             let stat = self.stat();
             let servers: Vec<&Stat> = stat.iter().filter(|s| s.is_server()).collect();
-            if accepting && !servers.is_empty() && servers.iter().all(|s| s.status.starts_with("UP")) {
-                // Past the first checks: the monitors answer 200 too.
-                std::thread::sleep(Duration::from_millis(1500));
-                if self.stat().iter().filter(|s| s.is_server()).all(|s| s.status.starts_with("UP")) {
-                    return;
-                }
+            // Every checked server has passed a check (not only started UP),
+            // and the per-CAS monitors say so too.
+            let checked = !servers.is_empty()
+                && servers
+                    .iter()
+                    .all(|s| s.status == "UP" && ["L4OK", "L6OK", "L7OK"].contains(&s.check.as_str()));
+            let monitors = || {
+                ["1001", "1002"].iter().all(|p| {
+                    let out = Command::new("ip")
+                        .args(["netns", "exec", NS_APP, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}"])
+                        .arg(format!("http://127.0.0.1:{p}/check"))
+                        .output();
+                    out.is_ok_and(|o| o.stdout == b"200")
+                })
+            };
+            if accepting && checked && monitors() {
+                return;
             }
             if Instant::now() > deadline {
-                let log = self.proxy.lock().map(|p| p.log()).unwrap_or_default();
+                let log = lock(&self.proxy).log();
                 panic!("the proxy is not ready within 20 s; accepting={accepting}; stat={stat:?}\n{log}");
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -438,15 +461,15 @@ impl World {
     }
 
     pub fn stat(&self) -> Vec<Stat> {
-        self.proxy.lock().map(|p| p.stat()).unwrap_or_default()
+        lock(&self.proxy).stat()
     }
 
     pub fn status(&self, backend: &str, server: &str) -> String {
-        self.proxy.lock().map(|p| p.status(backend, server)).unwrap_or_default()
+        lock(&self.proxy).status(backend, server)
     }
 
     pub fn proxy_log(&self) -> String {
-        self.proxy.lock().map(|p| p.log()).unwrap_or_default()
+        lock(&self.proxy).log()
     }
 
     /// A client address no earlier case used (so no stick table knows it).

@@ -1,0 +1,60 @@
+//! `webui`: the appliance's GUI over HTTPS (port 4444 by default).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(version, about = "The appliance's browser GUI (HTTPS)")]
+struct Args {
+    /// Address and port to serve HTTPS on.
+    #[arg(long, default_value = "0.0.0.0:4444")]
+    listen: std::net::SocketAddr,
+    /// The GUI's state: database, certificate, first password.
+    #[arg(long, default_value = "/config/webui")]
+    state_dir: PathBuf,
+    /// The LB Layer7 file lbd reads (lbd -f).
+    #[arg(long, default_value = "/config/lb7.cfg")]
+    lb7: PathBuf,
+    /// The SSL tab's file lbd reads (lbd -s).
+    #[arg(long, default_value = "/config/ssl.cfg")]
+    ssl: PathBuf,
+    /// lbd's runtime socket.
+    #[arg(long, default_value = "/run/lbd/lbd.sock")]
+    socket: PathBuf,
+    /// The box's name in the page header (default: the host name).
+    #[arg(long)]
+    name: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let box_name = args.name.unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "lbd".into())
+    });
+    let opts = webui::server::Options {
+        listen: args.listen,
+        state_dir: args.state_dir,
+        paths: webui::config::Paths {
+            lb7: args.lb7,
+            ssl: args.ssl,
+            socket: args.socket,
+        },
+        box_name,
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("webui: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(webui::server::run(opts)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("webui: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

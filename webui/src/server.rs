@@ -1,0 +1,118 @@
+//! HTTPS on port 4444: the GUI's certificate (self-signed at first start,
+//! kept beside the state), TLS with rustls, HTTP/1.1 with hyper's timer
+//! installed so the header and idle timeouts hold.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::app::{router, AppState, ClientAddr};
+use crate::auth::bootstrap_admin;
+use crate::config::{recover, Paths};
+use crate::store::SledStore;
+
+/// A client gets this long to finish its request head (slowloris).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// And this long for the TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub listen: std::net::SocketAddr,
+    /// Where the GUI keeps its database, certificate and first password.
+    pub state_dir: PathBuf,
+    pub paths: Paths,
+    pub box_name: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Bootstrap(#[from] crate::auth::BootstrapError),
+    #[error("GUI certificate: {0}")]
+    Cert(String),
+}
+
+/// The GUI's certificate and key: read from `dir`, or made (self-signed, for
+/// the box's name and `localhost`) and written there, the key mode 0600.
+pub fn load_or_make_cert(dir: &Path, name: &str) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), ServerError> {
+    let (crt, key) = (dir.join("webui.crt"), dir.join("webui.key"));
+    if !crt.exists() || !key.exists() {
+        let mut names = vec!["localhost".to_owned()];
+        if name != "localhost" && !name.is_empty() {
+            names.insert(0, name.to_owned());
+        }
+        let made = rcgen::generate_simple_self_signed(names).map_err(|e| ServerError::Cert(e.to_string()))?;
+        crate::files::write_atomic(&key, made.key_pair.serialize_pem().as_bytes(), 0o600)
+            .map_err(|e| ServerError::Io(key.display().to_string(), e))?;
+        crate::files::write_atomic(&crt, made.cert.pem().as_bytes(), 0o644)
+            .map_err(|e| ServerError::Io(crt.display().to_string(), e))?;
+        eprintln!("webui: made a self-signed certificate for {}", crt.display());
+    }
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&crt)
+        .map_err(|e| ServerError::Cert(format!("{}: {e}", crt.display())))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| ServerError::Cert(format!("{}: {e}", crt.display())))?;
+    let key = PrivateKeyDer::from_pem_file(&key).map_err(|e| ServerError::Cert(format!("{}: {e}", key.display())))?;
+    Ok((certs, key))
+}
+
+/// Opens the state, makes the first admin if needed, finishes an interrupted
+/// apply, then serves until the process ends.
+pub async fn run(opts: Options) -> Result<(), ServerError> {
+    std::fs::create_dir_all(&opts.state_dir).map_err(|e| ServerError::Io(opts.state_dir.display().to_string(), e))?;
+    let store = Arc::new(SledStore::open(&opts.state_dir.join("webui.db"))?);
+    let pw_file = opts.state_dir.join("initial-admin-password");
+    if let Some(pw) = bootstrap_admin(&*store, &pw_file)? {
+        eprintln!("webui: first start: log in as admin with the password {pw} (also in {}, mode 0600); you will be asked to change it", pw_file.display());
+    }
+    let state = Arc::new(AppState::new(store.clone(), opts.paths.clone(), opts.box_name.clone()));
+    if let Some(msg) = recover(&*store, &opts.paths, crate::app::now()).await? {
+        eprintln!("webui: {msg}");
+        *state.notice.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(msg);
+    }
+    let (certs, key) = load_or_make_cert(&opts.state_dir, &opts.box_name)?;
+    let tls = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| ServerError::Cert(e.to_string()))?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|e| ServerError::Io(opts.listen.to_string(), e))?;
+    eprintln!("webui: serving https://{}", opts.listen);
+    let app = router(state);
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // EMFILE and friends: wait a little rather than spin or die.
+                eprintln!("webui: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone().layer(axum::Extension(ClientAddr(peer)));
+        tokio::spawn(async move {
+            let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await else {
+                return;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(tls), service)
+                .await;
+        });
+    }
+}

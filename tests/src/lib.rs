@@ -21,6 +21,11 @@ pub fn netcfg_bin() -> PathBuf {
     built_bin("netcfg", "NETCFG_BIN")
 }
 
+/// The `webui` binary built for this test run, or `$WEBUI_BIN`.
+pub fn webui_bin() -> PathBuf {
+    built_bin("webui", "WEBUI_BIN")
+}
+
 /// A workspace binary: `$VAR` when set, else `target/<profile>/NAME` beside the test executables.
 fn built_bin(name: &str, var: &str) -> PathBuf {
     if let Some(p) = std::env::var_os(var) {

@@ -15,6 +15,9 @@ use crate::store::{Pending, Revision, Store, StoreError, Tab};
 /// Where the files live and how to reach lbd.
 #[derive(Debug, Clone)]
 pub struct Paths {
+    /// Files lbd reads before the LB Layer7 file (`-f` each, in order): the
+    /// box's own `global` section, for instance. Never written by the GUI.
+    pub base: Vec<PathBuf>,
     /// The LB Layer7 file lbd reads (`-f`), default `/config/lb7.cfg`.
     pub lb7: PathBuf,
     /// The SSL tab's file (`-s`), default `/config/ssl.cfg`.
@@ -67,10 +70,18 @@ impl Report {
 pub fn validate(paths: &Paths, lb7: &str, ssl: &str) -> Report {
     let lb7_name = paths.lb7.display().to_string();
     let ssl_name = paths.ssl.display().to_string();
-    let sources = vec![lbd::config::Source {
+    let mut sources: Vec<lbd::config::Source> = paths
+        .base
+        .iter()
+        .map(|b| lbd::config::Source {
+            name: b.display().to_string(),
+            text: std::fs::read_to_string(b).unwrap_or_default(),
+        })
+        .collect();
+    sources.push(lbd::config::Source {
         name: lb7_name.clone(),
         text: lb7.to_owned(),
-    }];
+    });
     let checked = lbd::config::check_sources(&sources, &lbd::config::lexer::ProcessEnv);
     let checked = lbd::config::ssl_tab_text(checked, sources, &ssl_name, ssl);
     let findings = checked
@@ -127,7 +138,9 @@ pub async fn lbd_command(socket: &Path, cmd: &str) -> std::io::Result<String> {
 
 /// The hash lbd reports for the files as they are now on disk.
 fn expected_hash(paths: &Paths) -> String {
-    lbd::runtime::config_hash(std::slice::from_ref(&paths.lb7), Some(&paths.ssl))
+    let mut files = paths.base.clone();
+    files.push(paths.lb7.clone());
+    lbd::runtime::config_hash(&files, Some(&paths.ssl))
 }
 
 /// Asks lbd to reload; Ok when it says the configuration now live is the one
@@ -262,6 +275,7 @@ mod tests {
 
     fn paths(dir: &Path) -> Paths {
         Paths {
+            base: Vec::new(),
             lb7: dir.join("lb7.cfg"),
             ssl: dir.join("ssl.cfg"),
             socket: dir.join("none.sock"),

@@ -14,6 +14,10 @@ struct Args {
     /// The GUI's state: database, certificate, first password.
     #[arg(long, default_value = "/config/webui")]
     state_dir: PathBuf,
+    /// A file lbd reads before the LB Layer7 file (lbd -f, in order; repeatable):
+    /// the box's own global section. The GUI never writes it.
+    #[arg(long = "base")]
+    base: Vec<PathBuf>,
     /// The LB Layer7 file lbd reads (lbd -f).
     #[arg(long, default_value = "/config/lb7.cfg")]
     lb7: PathBuf,
@@ -37,6 +41,7 @@ fn main() -> ExitCode {
         listen: args.listen,
         state_dir: args.state_dir,
         paths: webui::config::Paths {
+            base: args.base,
             lb7: args.lb7,
             ssl: args.ssl,
             socket: args.socket,

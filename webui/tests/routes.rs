@@ -40,6 +40,7 @@ impl Gui {
             })
             .unwrap();
         let paths = Paths {
+            base: Vec::new(),
             lb7: dir.path().join("lb7.cfg"),
             ssl: dir.path().join("ssl.cfg"),
             socket: dir.path().join("absent.sock"),

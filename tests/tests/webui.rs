@@ -1,0 +1,296 @@
+//! webui and lbd, both real, over HTTPS with curl as the browser: the first
+//! login with the generated password and the forced change, Apply (traffic
+//! moves to the new server), a broken config refused at its line while the old
+//! one keeps serving, history and rollback, and the start after an apply that
+//! was cut short (webui killed between writing the file and recording it).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use e2e::harness::*;
+use webui::store::{Pending, SledStore, Store, Tab};
+
+struct Proc {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn start(cmd: &mut Command, log: PathBuf, ready: &str) -> Proc {
+        let err = std::fs::File::create(&log).expect("log");
+        let child = cmd.stdout(Stdio::null()).stderr(err).spawn().expect("spawn");
+        let p = Proc { child, log };
+        p.wait_for(ready);
+        p
+    }
+
+    fn text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn wait_for(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if self.text().contains(needle) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("did not see {needle:?}:\n{}", self.text());
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The box: lbd reading `global.cfg`, `lb7.cfg` and `ssl.cfg` from one folder.
+struct Box_ {
+    dir: Scratch,
+    lbd: Proc,
+    front: u16,
+}
+
+impl Box_ {
+    fn start(first_server: u16) -> Box_ {
+        let dir = Scratch::new("webui");
+        let front = free_port();
+        let sock = dir.path.join("lbd.sock");
+        std::fs::write(
+            dir.path.join("global.cfg"),
+            format!("global\n  stats socket {} level admin\n  unix-bind prefix {}\n", sock.display(), dir.path.display()),
+        )
+        .unwrap();
+        std::fs::write(dir.path.join("lb7.cfg"), lb7(front, first_server)).unwrap();
+        std::fs::write(dir.path.join("ssl.cfg"), "").unwrap();
+        let lbd = Proc::start(
+            Command::new(e2e::lbd_bin())
+                .arg("-f")
+                .arg(dir.path.join("global.cfg"))
+                .arg("-f")
+                .arg(dir.path.join("lb7.cfg"))
+                .arg("-s")
+                .arg(dir.path.join("ssl.cfg")),
+            dir.path.join("lbd.log"),
+            "started",
+        );
+        Box_ { dir, lbd, front }
+    }
+
+    fn webui(&self, port: u16) -> Proc {
+        let d = &self.dir.path;
+        Proc::start(
+            Command::new(e2e::webui_bin())
+                .arg("--listen")
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("--state-dir")
+                .arg(d.join("state"))
+                .arg("--base")
+                .arg(d.join("global.cfg"))
+                .arg("--lb7")
+                .arg(d.join("lb7.cfg"))
+                .arg("--ssl")
+                .arg(d.join("ssl.cfg"))
+                .arg("--socket")
+                .arg(d.join("lbd.sock"))
+                .args(["--name", "lb-e2e"]),
+            d.join(format!("webui-{port}.log")),
+            "webui: serving",
+        )
+    }
+
+    fn ask(&self) -> String {
+        ask(&format!("127.0.0.1:{}", self.front))
+    }
+}
+
+fn lb7(front: u16, server: u16) -> String {
+    format!(
+        "defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\
+         frontend ft\n  bind 127.0.0.1:{front}\n  default_backend bk\n\
+         backend bk\n  server app 127.0.0.1:{server}\n"
+    )
+}
+
+/// curl as the browser: a cookie jar, the GUI's own Origin, the self-signed
+/// certificate accepted. Returns the status and the body.
+struct Browser {
+    base: String,
+    jar: PathBuf,
+}
+
+impl Browser {
+    fn new(port: u16, dir: &Path) -> Browser {
+        Browser {
+            base: format!("https://127.0.0.1:{port}"),
+            jar: dir.join(format!("jar-{port}")),
+        }
+    }
+
+    fn curl(&self, args: &[&str]) -> (u16, String) {
+        let out = Command::new("curl")
+            .args(["-sk", "--max-time", "30", "-o", "-", "-w", "\n%{http_code}"])
+            .arg("-c")
+            .arg(&self.jar)
+            .arg("-b")
+            .arg(&self.jar)
+            .args(["-H", &format!("Origin: {}", self.base)])
+            .args(args)
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_owned())
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        self.curl(&[&format!("{}{path}", self.base)])
+    }
+
+    fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let mut args: Vec<String> = Vec::new();
+        for (k, v) in form {
+            args.push("--data-urlencode".into());
+            args.push(format!("{k}={v}"));
+        }
+        args.push(format!("{}{path}", self.base));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.curl(&refs)
+    }
+
+    fn csrf(&self, path: &str) -> String {
+        let (_, html) = self.get(path);
+        let at = html.find("name=\"csrf\" value=\"").unwrap_or_else(|| panic!("no CSRF token on {path}: {html}")) + 19;
+        html[at..].split('"').next().unwrap_or_default().to_owned()
+    }
+}
+
+#[test]
+fn apply_through_the_gui_moves_traffic_and_a_broken_config_keeps_the_old_one() {
+    let a = NamedServer::start("A", "127.0.0.1:0");
+    let b = NamedServer::start("B", "127.0.0.1:0");
+    let bx = Box_::start(a.port());
+    assert_eq!(bx.ask(), "A");
+    let port = free_port();
+    let ui = bx.webui(port);
+    // The first password: on the console and in a root-only file.
+    let pw_file = bx.dir.path.join("state/initial-admin-password");
+    let pw_text = std::fs::read_to_string(&pw_file).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&pw_file).unwrap().permissions().mode() & 0o777, 0o600);
+    let password = pw_text.lines().find_map(|l| l.strip_prefix("password: ")).unwrap().to_owned();
+    assert!(ui.text().contains(&password), "the console shows it too");
+    let br = Browser::new(port, &bx.dir.path);
+    let csrf = br.csrf("/login");
+    let (code, _) = br.post("/login", &[("csrf", &csrf), ("user", "admin"), ("password", &password)]);
+    assert_eq!(code, 303);
+    let (code, _) = br.get("/lb7");
+    assert_eq!(code, 303, "the password must change first");
+    let csrf = br.csrf("/password");
+    let (code, body) = br.post(
+        "/password",
+        &[("csrf", &csrf), ("current", &password), ("new", "operator-pass-1"), ("again", "operator-pass-1")],
+    );
+    assert_eq!(code, 303, "{body}");
+    // The editor holds the live file.
+    let (code, html) = br.get("/lb7");
+    assert_eq!(code, 200);
+    assert!(html.contains(&format!("server app 127.0.0.1:{}", a.port())), "{html}");
+    // Apply: lbd reloads and traffic goes to B.
+    let csrf = br.csrf("/lb7");
+    let to_b = lb7(bx.front, b.port());
+    let (code, html) = br.post("/lb7/apply", &[("csrf", &csrf), ("text", &to_b), ("comment", "to B")]);
+    assert_eq!(code, 200, "{html}");
+    assert!(html.contains("Applied as revision"), "{html}");
+    assert_eq!(bx.ask(), "B");
+    assert_eq!(std::fs::read_to_string(bx.dir.path.join("lb7.cfg")).unwrap(), to_b);
+    // A broken config: refused with its line; B still serves.
+    let broken = to_b.replace("  default_backend bk\n", "  default_backend bk\n  bnd nowhere\n");
+    let (code, html) = br.post("/lb7/apply", &[("csrf", &csrf), ("text", &broken)]);
+    assert_eq!(code, 422);
+    assert!(html.contains("line 9</a>") && html.contains("bnd") && html.contains("Not applied"), "{html}");
+    assert_eq!(bx.ask(), "B");
+    // A valid config lbd cannot load (the port is taken): lbd refuses, the file is put back.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let clash = to_b.replace(&format!("bind 127.0.0.1:{}", bx.front), &format!("bind 127.0.0.1:{}", taken.local_addr().unwrap().port()));
+    let (code, html) = br.post("/lb7/apply", &[("csrf", &csrf), ("text", &clash)]);
+    assert_eq!(code, 422, "{html}");
+    assert!(html.contains("put back"), "{html}");
+    assert_eq!(std::fs::read_to_string(bx.dir.path.join("lb7.cfg")).unwrap(), to_b);
+    assert_eq!(bx.ask(), "B");
+    // Back to A, then roll back to the revision that sent traffic to B.
+    let (code, _) = br.post("/lb7/apply", &[("csrf", &csrf), ("text", &lb7(bx.front, a.port())), ("comment", "to A")]);
+    assert_eq!(code, 200);
+    assert_eq!(bx.ask(), "A");
+    let (_, hist) = br.get("/lb7/history");
+    assert!(hist.contains("to B") && hist.contains("to A"), "{hist}");
+    let first = hist.split("name=\"id\" value=\"").nth(1).and_then(|s| s.split('"').next()).unwrap().to_owned();
+    let (code, html) = br.post("/lb7/rollback", &[("csrf", &csrf), ("id", &first)]);
+    assert_eq!(code, 200, "{html}");
+    assert_eq!(bx.ask(), "B");
+    let (_, hist) = br.get("/lb7/history");
+    assert!(hist.contains(&format!("rollback to revision {first}")), "{hist}");
+    drop(ui);
+    drop(bx.lbd);
+}
+
+#[test]
+fn a_restart_after_a_cut_apply_puts_files_store_and_lbd_back_in_agreement() {
+    let a = NamedServer::start("A", "127.0.0.1:0");
+    let b = NamedServer::start("B", "127.0.0.1:0");
+    let bx = Box_::start(a.port());
+    let db = bx.dir.path.join("state/webui.db");
+    let lb7_path = bx.dir.path.join("lb7.cfg");
+    let old = std::fs::read_to_string(&lb7_path).unwrap();
+    let new = lb7(bx.front, b.port());
+    // Cut after the write, before the reload: the file says B, lbd still runs A.
+    {
+        std::fs::create_dir_all(bx.dir.path.join("state")).unwrap();
+        let store = SledStore::open(&db).unwrap();
+        store
+            .set_pending(Some(&Pending {
+                tab: Tab::Lb7,
+                user: "admin".into(),
+                comment: String::new(),
+                old: Some(old.clone()),
+                new: new.clone(),
+            }))
+            .unwrap();
+        std::fs::write(&lb7_path, &new).unwrap();
+    }
+    let ui = bx.webui(free_port());
+    ui.wait_for("was interrupted; the previous configuration was put back");
+    assert_eq!(std::fs::read_to_string(&lb7_path).unwrap(), old);
+    assert_eq!(bx.ask(), "A");
+    drop(ui);
+    // Cut after lbd took it, before the record: kept and recorded.
+    {
+        let store = SledStore::open(&db).unwrap();
+        store
+            .set_pending(Some(&Pending {
+                tab: Tab::Lb7,
+                user: "admin".into(),
+                comment: "cut".into(),
+                old: Some(old.clone()),
+                new: new.clone(),
+            }))
+            .unwrap();
+        std::fs::write(&lb7_path, &new).unwrap();
+        let answer = runtime_cmd(&bx.dir.path.join("lbd.sock"), "reload");
+        assert!(answer.starts_with("Success=1"), "{answer}");
+    }
+    assert_eq!(bx.ask(), "B");
+    let ui = bx.webui(free_port());
+    ui.wait_for("it is recorded now");
+    drop(ui);
+    let store = SledStore::open(&db).unwrap();
+    let revs = store.revisions(Tab::Lb7).unwrap();
+    assert_eq!(revs.len(), 1);
+    assert_eq!((revs[0].text.as_str(), revs[0].comment.as_str()), (new.as_str(), "cut"));
+    assert!(store.pending().unwrap().is_none());
+    assert_eq!(bx.ask(), "B");
+}

@@ -136,6 +136,30 @@ pub fn load_pair(crt: &Path, key: Option<&Path>) -> Result<LoadedCert, String> {
     describe(crt, ck)
 }
 
+/// Checks a certificate chain and its private key given as PEM text (an
+/// upload, before anything is saved): both parse, and the key is the
+/// certificate's. `label` names them in messages.
+pub fn check_pem_pair(label: &str, crt_pem: &[u8], key_pem: &[u8]) -> Result<LoadedCert, String> {
+    let crt_label = PathBuf::from(format!("{label} certificate"));
+    let key_label = PathBuf::from(format!("{label} key"));
+    let (certs, _) = parse_pem(&crt_label, crt_pem)?;
+    if certs.is_empty() {
+        return Err(format!("'{}': no PEM certificate found", crt_label.display()));
+    }
+    let (_, key) = parse_pem(&key_label, key_pem)?;
+    let key = key.ok_or_else(|| format!("'{}': no PEM private key found", key_label.display()))?;
+    for c in &certs {
+        if let Err(e) = x509_parser::parse_x509_certificate(c.as_ref()) {
+            return Err(format!("'{}': not a valid certificate ({e})", crt_label.display()));
+        }
+    }
+    let ck = CertifiedKey::from_der(certs, key, provider()).map_err(|e| match e {
+        rustls::Error::InconsistentKeys(_) => format!("{label}: the private key does not match the certificate"),
+        other => format!("{label}: unusable certificate or key: {other}"),
+    })?;
+    describe(&crt_label, ck)
+}
+
 fn describe(file: &Path, ck: CertifiedKey) -> Result<LoadedCert, String> {
     let leaf = ck
         .cert

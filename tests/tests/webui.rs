@@ -62,7 +62,11 @@ impl Box_ {
         let sock = dir.path.join("lbd.sock");
         std::fs::write(
             dir.path.join("global.cfg"),
-            format!("global\n  stats socket {} level admin\n  unix-bind prefix {}\n", sock.display(), dir.path.display()),
+            format!(
+                "global\n  stats socket {} level admin\n  unix-bind prefix {}\n",
+                sock.display(),
+                dir.path.display()
+            ),
         )
         .unwrap();
         std::fs::write(dir.path.join("lb7.cfg"), lb7(front, first_server)).unwrap();
@@ -164,7 +168,10 @@ impl Browser {
 
     fn csrf(&self, path: &str) -> String {
         let (_, html) = self.get(path);
-        let at = html.find("name=\"csrf\" value=\"").unwrap_or_else(|| panic!("no CSRF token on {path}: {html}")) + 19;
+        let at = html
+            .find("name=\"csrf\" value=\"")
+            .unwrap_or_else(|| panic!("no CSRF token on {path}: {html}"))
+            + 19;
         html[at..].split('"').next().unwrap_or_default().to_owned()
     }
 }
@@ -193,7 +200,12 @@ fn apply_through_the_gui_moves_traffic_and_a_broken_config_keeps_the_old_one() {
     let csrf = br.csrf("/password");
     let (code, body) = br.post(
         "/password",
-        &[("csrf", &csrf), ("current", &password), ("new", "operator-pass-1"), ("again", "operator-pass-1")],
+        &[
+            ("csrf", &csrf),
+            ("current", &password),
+            ("new", "operator-pass-1"),
+            ("again", "operator-pass-1"),
+        ],
     );
     assert_eq!(code, 303, "{body}");
     // The editor holds the live file.
@@ -212,23 +224,37 @@ fn apply_through_the_gui_moves_traffic_and_a_broken_config_keeps_the_old_one() {
     let broken = to_b.replace("  default_backend bk\n", "  default_backend bk\n  bnd nowhere\n");
     let (code, html) = br.post("/lb7/apply", &[("csrf", &csrf), ("text", &broken)]);
     assert_eq!(code, 422);
-    assert!(html.contains("line 9</a>") && html.contains("bnd") && html.contains("Not applied"), "{html}");
+    assert!(
+        html.contains("line 9</a>") && html.contains("bnd") && html.contains("Not applied"),
+        "{html}"
+    );
     assert_eq!(bx.ask(), "B");
     // A valid config lbd cannot load (the port is taken): lbd refuses, the file is put back.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let clash = to_b.replace(&format!("bind 127.0.0.1:{}", bx.front), &format!("bind 127.0.0.1:{}", taken.local_addr().unwrap().port()));
+    let clash = to_b.replace(
+        &format!("bind 127.0.0.1:{}", bx.front),
+        &format!("bind 127.0.0.1:{}", taken.local_addr().unwrap().port()),
+    );
     let (code, html) = br.post("/lb7/apply", &[("csrf", &csrf), ("text", &clash)]);
     assert_eq!(code, 422, "{html}");
     assert!(html.contains("put back"), "{html}");
     assert_eq!(std::fs::read_to_string(bx.dir.path.join("lb7.cfg")).unwrap(), to_b);
     assert_eq!(bx.ask(), "B");
     // Back to A, then roll back to the revision that sent traffic to B.
-    let (code, _) = br.post("/lb7/apply", &[("csrf", &csrf), ("text", &lb7(bx.front, a.port())), ("comment", "to A")]);
+    let (code, _) = br.post(
+        "/lb7/apply",
+        &[("csrf", &csrf), ("text", &lb7(bx.front, a.port())), ("comment", "to A")],
+    );
     assert_eq!(code, 200);
     assert_eq!(bx.ask(), "A");
     let (_, hist) = br.get("/lb7/history");
     assert!(hist.contains("to B") && hist.contains("to A"), "{hist}");
-    let first = hist.split("name=\"id\" value=\"").nth(1).and_then(|s| s.split('"').next()).unwrap().to_owned();
+    let first = hist
+        .split("name=\"id\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_owned();
     let (code, html) = br.post("/lb7/rollback", &[("csrf", &csrf), ("id", &first)]);
     assert_eq!(code, 200, "{html}");
     assert_eq!(bx.ask(), "B");

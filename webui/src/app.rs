@@ -66,7 +66,10 @@ impl AppState {
 
 /// Seconds since the Unix epoch.
 pub fn now() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// The client's address, put in each request by the server loop.
@@ -93,6 +96,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/login", get(views::login::page).post(views::login::submit))
         .route("/logout", post(views::login::logout))
         .route("/password", get(views::login::password_page).post(views::login::password_submit))
+        .route("/ssl/certs", post(views::certs::upload))
+        .route("/ssl/certs/delete", post(views::certs::delete))
         .route("/{tab}", get(views::editor::page))
         .route("/{tab}/validate", post(views::editor::validate))
         .route("/{tab}/apply", post(views::editor::apply))
@@ -188,7 +193,11 @@ async fn session_layer(State(state): State<Arc<AppState>>, mut req: Request, nex
             return Redirect::to("/password").into_response();
         }
     }
-    req.extensions_mut().insert(Current { token: token.clone(), session, source });
+    req.extensions_mut().insert(Current {
+        token: token.clone(),
+        session,
+        source,
+    });
     let mut res = next.run(req).await;
     if new && !res.headers().contains_key(header::SET_COOKIE) {
         res.headers_mut().append(header::SET_COOKIE, session_cookie(&token));
@@ -220,7 +229,9 @@ pub fn form_urlencoded_decode(body: &[u8]) -> Vec<(String, String)> {
             match s[i] {
                 b'+' => out.push(b' '),
                 b'%' if i + 2 < s.len() => {
-                    let hex = std::str::from_utf8(&s[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                    let hex = std::str::from_utf8(&s[i + 1..i + 3])
+                        .ok()
+                        .and_then(|h| u8::from_str_radix(h, 16).ok());
                     match hex {
                         Some(b) => {
                             out.push(b);
@@ -258,7 +269,12 @@ async fn csrf_layer(State(state): State<Arc<AppState>>, req: Request, next: Next
             .into_response()
     };
     // The browser says where the form came from: it must be this GUI.
-    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     match request_origin(req.headers()) {
         Some(o) if o == format!("https://{host}") => {}
         Some(o) => return refuse(&format!("it came from another site ({o})")),
@@ -267,6 +283,21 @@ async fn csrf_layer(State(state): State<Arc<AppState>>, req: Request, next: Next
     let Some(current) = req.extensions().get::<Current>().cloned() else {
         return refuse("no session");
     };
+    // An upload (multipart) carries its token in the form's action URL; the
+    // body then goes to the handler untouched.
+    let multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("multipart/form-data"));
+    if multipart {
+        let token = req.uri().query().and_then(|q| form_field(q.as_bytes(), "csrf"));
+        if token.as_deref() != Some(current.session.csrf.as_str()) {
+            eprintln!("webui: CSRF token missing or wrong from {} on {}", current.source, req.uri().path());
+            return refuse("the form's security token is missing or out of date; open the page again");
+        }
+        return next.run(req).await;
+    }
     let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
         Ok(b) => b,

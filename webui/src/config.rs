@@ -24,6 +24,8 @@ pub struct Paths {
     pub ssl: PathBuf,
     /// lbd's runtime socket, default `/run/lbd/lbd.sock`.
     pub socket: PathBuf,
+    /// The SSL tab's certificate store, default `/etc/ssl/frontends`.
+    pub cert_store: PathBuf,
 }
 
 impl Paths {
@@ -61,7 +63,11 @@ impl Report {
 
     /// Lines of `tab` with an alert, for highlighting.
     pub fn alert_lines(&self, tab: Tab) -> Vec<usize> {
-        self.findings.iter().filter(|f| f.alert && f.tab == tab && f.line > 0).map(|f| f.line).collect()
+        self.findings
+            .iter()
+            .filter(|f| f.alert && f.tab == tab && f.line > 0)
+            .map(|f| f.line)
+            .collect()
     }
 }
 
@@ -145,7 +151,7 @@ fn expected_hash(paths: &Paths) -> String {
 
 /// Asks lbd to reload; Ok when it says the configuration now live is the one
 /// on disk.
-async fn reload_and_confirm(paths: &Paths) -> Result<(), ApplyError> {
+pub async fn reload_and_confirm(paths: &Paths) -> Result<(), ApplyError> {
     let answer = lbd_command(&paths.socket, "reload")
         .await
         .map_err(|e| ApplyError::Unconfirmed(format!("runtime socket {}: {e}", paths.socket.display())))?;
@@ -153,7 +159,12 @@ async fn reload_and_confirm(paths: &Paths) -> Result<(), ApplyError> {
         let why = answer.lines().skip(1).collect::<Vec<_>>().join(" ");
         return Err(ApplyError::Refused(why.trim().to_owned()));
     }
-    let live = answer.lines().find_map(|l| l.strip_prefix("Config hash: ")).unwrap_or_default().trim().to_owned();
+    let live = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("Config hash: "))
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
     let want = expected_hash(paths);
     if live != want {
         return Err(ApplyError::Unconfirmed(format!("live hash {live}, files {want}")));
@@ -235,7 +246,11 @@ pub async fn recover(store: &dyn Store, paths: &Paths, now: u64) -> Result<Optio
     let msg = if on_disk.as_deref() == Some(p.new.as_str()) && live.trim() == expected_hash(paths) {
         // Written and live: only the record was missing.
         store.add_revision(p.tab, now, &p.user, &p.comment, &p.new)?;
-        format!("an apply of the {} tab by {} was interrupted after lbd took it; it is recorded now", p.tab.title(), p.user)
+        format!(
+            "an apply of the {} tab by {} was interrupted after lbd took it; it is recorded now",
+            p.tab.title(),
+            p.user
+        )
     } else {
         match restore(paths, p.tab, p.old.as_deref()).await {
             Ok(()) => format!(
@@ -279,6 +294,7 @@ mod tests {
             lb7: dir.join("lb7.cfg"),
             ssl: dir.join("ssl.cfg"),
             socket: dir.join("none.sock"),
+            cert_store: dir.join("frontends"),
         }
     }
 
@@ -286,11 +302,19 @@ mod tests {
     fn validation_names_the_line_and_keyword_of_each_mistake() {
         let dir = tempfile::tempdir().unwrap();
         let p = paths(dir.path());
-        let r = validate(&p, "frontend f\n  bind 127.0.0.1:8080\n  bnd x\n  default_backend b\nbackend b\n  server s 127.0.0.1:1\n", "");
+        let r = validate(
+            &p,
+            "frontend f\n  bind 127.0.0.1:8080\n  bnd x\n  default_backend b\nbackend b\n  server s 127.0.0.1:1\n",
+            "",
+        );
         assert!(!r.valid);
         assert_eq!(r.alert_lines(Tab::Lb7), vec![3]);
         assert!(r.findings.iter().any(|f| f.message.contains("bnd")), "{r:?}");
-        let ok = validate(&p, "frontend f\n  bind 127.0.0.1:8080\n  default_backend b\nbackend b\n  server s 127.0.0.1:1\n", "");
+        let ok = validate(
+            &p,
+            "frontend f\n  bind 127.0.0.1:8080\n  default_backend b\nbackend b\n  server s 127.0.0.1:1\n",
+            "",
+        );
         assert!(ok.valid, "{ok:?}");
     }
 
@@ -322,7 +346,10 @@ mod tests {
         std::fs::write(&p.lb7, "# good\n").unwrap();
         let store = crate::store::SledStore::open(&dir.path().join("db")).unwrap();
         let e = apply(&store, &p, Tab::Lb7, "# new\n", "admin", "", 1).await.unwrap_err();
-        assert!(e.to_string().contains("could not all be put back") || e.to_string().contains("put back"), "{e}");
+        assert!(
+            e.to_string().contains("could not all be put back") || e.to_string().contains("put back"),
+            "{e}"
+        );
         assert_eq!(std::fs::read_to_string(&p.lb7).unwrap(), "# good\n");
         assert!(store.revisions(Tab::Lb7).unwrap().is_empty());
         assert!(store.pending().unwrap().is_none());
@@ -331,9 +358,6 @@ mod tests {
     #[test]
     fn diff_marks_removed_and_added_lines() {
         let d = diff("a\nb\nc\n", "a\nB\nc\n");
-        assert_eq!(
-            d,
-            vec![(' ', "a".into()), ('-', "b".into()), ('+', "B".into()), (' ', "c".into())]
-        );
+        assert_eq!(d, vec![(' ', "a".into()), ('-', "b".into()), ('+', "B".into()), (' ', "c".into())]);
     }
 }

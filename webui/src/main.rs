@@ -24,6 +24,9 @@ struct Args {
     /// The SSL tab's file lbd reads (lbd -s).
     #[arg(long, default_value = "/config/ssl.cfg")]
     ssl: PathBuf,
+    /// The SSL tab's certificate store (one folder per name).
+    #[arg(long, default_value = "/etc/ssl/frontends")]
+    cert_store: PathBuf,
     /// lbd's runtime socket.
     #[arg(long, default_value = "/run/lbd/lbd.sock")]
     socket: PathBuf,
@@ -35,7 +38,9 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     let box_name = args.name.unwrap_or_else(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "lbd".into())
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "lbd".into())
     });
     let opts = webui::server::Options {
         listen: args.listen,
@@ -45,6 +50,7 @@ fn main() -> ExitCode {
             lb7: args.lb7,
             ssl: args.ssl,
             socket: args.socket,
+            cert_store: args.cert_store,
         },
         box_name,
     };

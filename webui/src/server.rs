@@ -53,8 +53,7 @@ pub fn load_or_make_cert(dir: &Path, name: &str) -> Result<(Vec<CertificateDer<'
         let made = rcgen::generate_simple_self_signed(names).map_err(|e| ServerError::Cert(e.to_string()))?;
         crate::files::write_atomic(&key, made.key_pair.serialize_pem().as_bytes(), 0o600)
             .map_err(|e| ServerError::Io(key.display().to_string(), e))?;
-        crate::files::write_atomic(&crt, made.cert.pem().as_bytes(), 0o644)
-            .map_err(|e| ServerError::Io(crt.display().to_string(), e))?;
+        crate::files::write_atomic(&crt, made.cert.pem().as_bytes(), 0o644).map_err(|e| ServerError::Io(crt.display().to_string(), e))?;
         eprintln!("webui: made a self-signed certificate for {}", crt.display());
     }
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&crt)
@@ -72,7 +71,10 @@ pub async fn run(opts: Options) -> Result<(), ServerError> {
     let store = Arc::new(SledStore::open(&opts.state_dir.join("webui.db"))?);
     let pw_file = opts.state_dir.join("initial-admin-password");
     if let Some(pw) = bootstrap_admin(&*store, &pw_file)? {
-        eprintln!("webui: first start: log in as admin with the password {pw} (also in {}, mode 0600); you will be asked to change it", pw_file.display());
+        eprintln!(
+            "webui: first start: log in as admin with the password {pw} (also in {}, mode 0600); you will be asked to change it",
+            pw_file.display()
+        );
     }
     let state = Arc::new(AppState::new(store.clone(), opts.paths.clone(), opts.box_name.clone()));
     if let Some(msg) = recover(&*store, &opts.paths, crate::app::now()).await? {

@@ -201,7 +201,12 @@ impl Store for SledStore {
     }
 
     fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>> {
-        self.audit.iter().rev().take(limit).map(|kv| Ok(serde_json::from_slice(&kv?.1)?)).collect()
+        self.audit
+            .iter()
+            .rev()
+            .take(limit)
+            .map(|kv| Ok(serde_json::from_slice(&kv?.1)?))
+            .collect()
     }
 
     fn pending(&self) -> Result<Option<Pending>> {

@@ -44,6 +44,7 @@ impl Gui {
             lb7: dir.path().join("lb7.cfg"),
             ssl: dir.path().join("ssl.cfg"),
             socket: dir.path().join("absent.sock"),
+            cert_store: dir.path().join("frontends"),
         };
         std::fs::write(&paths.lb7, GOOD).unwrap();
         std::fs::write(&paths.ssl, "").unwrap();
@@ -108,7 +109,8 @@ impl Gui {
 
     async fn login(&mut self, password: &str) -> (StatusCode, Response<Body>, String) {
         let csrf = self.csrf("/login").await;
-        self.post("/login", &[("csrf", &csrf), ("user", "admin"), ("password", password)]).await
+        self.post("/login", &[("csrf", &csrf), ("user", "admin"), ("password", password)])
+            .await
     }
 
     /// Logs in and sets a new password, as the first login must.
@@ -120,7 +122,12 @@ impl Gui {
         let (st, res, body) = self
             .post(
                 "/password",
-                &[("csrf", &csrf), ("current", "first-password"), ("new", "a-better-one-42"), ("again", "a-better-one-42")],
+                &[
+                    ("csrf", &csrf),
+                    ("current", "first-password"),
+                    ("new", "a-better-one-42"),
+                    ("again", "a-better-one-42"),
+                ],
             )
             .await;
         assert_eq!(st, StatusCode::SEE_OTHER, "{body}");
@@ -139,7 +146,11 @@ fn enc(s: &str) -> String {
 }
 
 fn location(res: &Response<Body>) -> String {
-    res.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+    res.headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 #[tokio::test]
@@ -178,20 +189,43 @@ async fn the_first_login_must_change_the_password_before_anything_else() {
     assert_eq!(location(&res), "/password");
     assert_ne!(g.cookie, before, "a new session token at login");
     let (st, res, _) = g.get("/lb7").await;
-    assert_eq!((st, location(&res).as_str()), (StatusCode::SEE_OTHER, "/password"), "forced to the password page");
+    assert_eq!(
+        (st, location(&res).as_str()),
+        (StatusCode::SEE_OTHER, "/password"),
+        "forced to the password page"
+    );
     let csrf = g.csrf("/password").await;
     let (st, _, html) = g
-        .post("/password", &[("csrf", &csrf), ("current", "first-password"), ("new", "short"), ("again", "short")])
+        .post(
+            "/password",
+            &[("csrf", &csrf), ("current", "first-password"), ("new", "short"), ("again", "short")],
+        )
         .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert!(html.contains("at least 10 characters"), "{html}");
     let (st, _, html) = g
-        .post("/password", &[("csrf", &csrf), ("current", "wrong"), ("new", "a-better-one-42"), ("again", "a-better-one-42")])
+        .post(
+            "/password",
+            &[
+                ("csrf", &csrf),
+                ("current", "wrong"),
+                ("new", "a-better-one-42"),
+                ("again", "a-better-one-42"),
+            ],
+        )
         .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert!(html.contains("current password is wrong"), "{html}");
     let (st, _, _) = g
-        .post("/password", &[("csrf", &csrf), ("current", "first-password"), ("new", "a-better-one-42"), ("again", "a-better-one-42")])
+        .post(
+            "/password",
+            &[
+                ("csrf", &csrf),
+                ("current", "first-password"),
+                ("new", "a-better-one-42"),
+                ("again", "a-better-one-42"),
+            ],
+        )
         .await;
     assert_eq!(st, StatusCode::SEE_OTHER);
     let (st, _, html) = g.get("/lb7").await;
@@ -199,7 +233,10 @@ async fn the_first_login_must_change_the_password_before_anything_else() {
     assert!(html.contains("<textarea name=\"text\""), "{html}");
     assert!(!g.state.store.user("admin").unwrap().unwrap().must_change);
     let audit: Vec<String> = g.state.store.audit_log(10).unwrap().into_iter().map(|a| a.action).collect();
-    assert!(audit.contains(&"password changed".to_owned()) && audit.contains(&"login".to_owned()), "{audit:?}");
+    assert!(
+        audit.contains(&"password changed".to_owned()) && audit.contains(&"login".to_owned()),
+        "{audit:?}"
+    );
 }
 
 #[tokio::test]
@@ -208,7 +245,9 @@ async fn cross_site_posts_missing_tokens_and_stale_sessions_are_refused() {
     g.ready().await;
     let csrf = g.csrf("/lb7").await;
     // Another site's form, with the right token even: refused by origin.
-    let (st, _, html) = g.post_from(Some("https://evil.example"), "/lb7/validate", &[("csrf", &csrf), ("text", GOOD)]).await;
+    let (st, _, html) = g
+        .post_from(Some("https://evil.example"), "/lb7/validate", &[("csrf", &csrf), ("text", GOOD)])
+        .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     assert!(html.contains("another site"), "{html}");
     let (st, _, _) = g.post_from(None, "/lb7/validate", &[("csrf", &csrf), ("text", GOOD)]).await;
@@ -245,7 +284,14 @@ async fn failed_logins_are_rate_limited_per_source() {
     other.state = g.state.clone();
     let (st, _, _) = other.login("wrong").await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
-    let failed = g.state.store.audit_log(20).unwrap().iter().filter(|a| a.action == "failed login").count();
+    let failed = g
+        .state
+        .store
+        .audit_log(20)
+        .unwrap()
+        .iter()
+        .filter(|a| a.action == "failed login")
+        .count();
     assert!(failed >= 5, "failed logins are logged");
 }
 
@@ -260,7 +306,9 @@ async fn validate_lists_errors_by_line_and_highlights_them() {
     assert!(html.contains("<a href=\"#l3\">line 3</a>"), "{html}");
     assert!(html.contains("<tr id=\"l3\" class=\"bad\">"), "{html}");
     assert!(html.contains("bnd"), "{html}");
-    let (st, _, html) = g.post("/lb7/validate", &[("csrf", &csrf), ("text", &GOOD.replace('\n', "\r\n"))]).await;
+    let (st, _, html) = g
+        .post("/lb7/validate", &[("csrf", &csrf), ("text", &GOOD.replace('\n', "\r\n"))])
+        .await;
     assert_eq!(st, StatusCode::OK);
     assert!(html.contains("id=\"verdict\">Valid"), "{html}");
     // Unknown tabs are not pages.
@@ -274,7 +322,9 @@ async fn apply_refuses_a_broken_config_and_puts_the_old_file_back_without_lbd() 
     g.ready().await;
     let csrf = g.csrf("/lb7").await;
     let lb7 = g.dir.path().join("lb7.cfg");
-    let (st, _, html) = g.post("/lb7/apply", &[("csrf", &csrf), ("text", BROKEN), ("comment", "typo")]).await;
+    let (st, _, html) = g
+        .post("/lb7/apply", &[("csrf", &csrf), ("text", BROKEN), ("comment", "typo")])
+        .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(html.contains("Not applied") && html.contains("nothing was changed"), "{html}");
     assert_eq!(std::fs::read_to_string(&lb7).unwrap(), GOOD);
@@ -295,17 +345,35 @@ async fn history_diff_and_rollback() {
     let store = g.state.store.clone();
     let a = store.add_revision(Tab::Lb7, 1_795_651_200, "admin", "first", GOOD).unwrap();
     let b = store
-        .add_revision(Tab::Lb7, 1_795_737_700, "admin", "second <b>", &GOOD.replace("127.0.0.1:1", "127.0.0.1:2"))
+        .add_revision(
+            Tab::Lb7,
+            1_795_737_700,
+            "admin",
+            "second <b>",
+            &GOOD.replace("127.0.0.1:1", "127.0.0.1:2"),
+        )
         .unwrap();
     let (st, _, html) = g.get("/lb7/history").await;
     assert_eq!(st, StatusCode::OK);
     assert!(html.contains("2026-11-26 00:00:00") && html.contains("first"), "{html}");
-    assert!(html.contains("second &#60;b&#62;") || html.contains("second &lt;b&gt;"), "escaped: {html}");
-    assert!(html.contains(&format!("id=\"rollback-{}\"", a.id)), "older revisions can be rolled back to: {html}");
+    assert!(
+        html.contains("second &#60;b&#62;") || html.contains("second &lt;b&gt;"),
+        "escaped: {html}"
+    );
+    assert!(
+        html.contains(&format!("id=\"rollback-{}\"", a.id)),
+        "older revisions can be rolled back to: {html}"
+    );
     let (st, _, html) = g.get(&format!("/lb7/diff?a={}&b={}", a.id, b.id)).await;
     assert_eq!(st, StatusCode::OK);
-    assert!(html.contains("<tr class=\"del\"><td class=\"n\">-</td><td><pre>  server s 127.0.0.1:1</pre>"), "{html}");
-    assert!(html.contains("<tr class=\"add\"><td class=\"n\">+</td><td><pre>  server s 127.0.0.1:2</pre>"), "{html}");
+    assert!(
+        html.contains("<tr class=\"del\"><td class=\"n\">-</td><td><pre>  server s 127.0.0.1:1</pre>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<tr class=\"add\"><td class=\"n\">+</td><td><pre>  server s 127.0.0.1:2</pre>"),
+        "{html}"
+    );
     let (st, _, _) = g.get(&format!("/lb7/diff?a={}&b=999999", a.id)).await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     // Rollback is an apply: without lbd it is refused and nothing changes.
@@ -314,4 +382,94 @@ async fn history_diff_and_rollback() {
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(html.contains("Not applied"), "{html}");
     assert_eq!(store.revisions(Tab::Lb7).unwrap().len(), 2);
+}
+
+/// A multipart body with text fields.
+fn multipart(fields: &[(&str, &str)]) -> (String, String) {
+    let boundary = "XBOUNDARYx42".to_owned();
+    let mut body = String::new();
+    for (k, v) in fields {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+        ));
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+impl Gui {
+    async fn upload(&mut self, csrf: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
+        let (ct, body) = multipart(fields);
+        let req = Request::post(format!("/ssl/certs?csrf={csrf}"))
+            .header(header::HOST, HOST)
+            .header(header::ORIGIN, format!("https://{HOST}"))
+            .header(header::COOKIE, self.cookie.clone())
+            .header(header::CONTENT_TYPE, ct)
+            .body(Body::from(body))
+            .unwrap();
+        let (st, _, html) = self.send(req).await;
+        (st, html)
+    }
+}
+
+fn pair(name: &str) -> (String, String) {
+    let c = rcgen::generate_simple_self_signed(vec![name.to_owned()]).unwrap();
+    (c.cert.pem(), c.key_pair.serialize_pem())
+}
+
+#[tokio::test]
+async fn the_certificate_store_checks_pairs_lists_them_and_refuses_to_delete_one_in_use() {
+    let mut g = Gui::new("10.1.0.9");
+    g.ready().await;
+    let csrf = g.csrf("/ssl").await;
+    let (crt, key) = pair("mail.xlc.local");
+    let (_, other_key) = pair("other.example");
+    // A key that is not the certificate's: refused, nothing written.
+    let (st, html) = g
+        .upload(&csrf, &[("name", "mail.xlc.local"), ("key_text", &other_key), ("crt_text", &crt)])
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("does not match"), "{html}");
+    let store = g.dir.path().join("frontends");
+    assert!(!store.join("mail.xlc.local").exists());
+    // A name that would be a path: refused.
+    let (st, html) = g.upload(&csrf, &[("name", "../etc"), ("key_text", &key), ("crt_text", &crt)]).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{html}");
+    // The token travels in the action URL: without it, refused.
+    let (st, _) = g.upload("nope", &[("name", "x"), ("key_text", &key), ("crt_text", &crt)]).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    // The pair: saved, listed with its names and expiry; the key 0600 and never shown.
+    let (st, html) = g
+        .upload(&csrf, &[("name", "mail.xlc.local"), ("key_text", &key), ("crt_text", &crt)])
+        .await;
+    assert_eq!(st, StatusCode::OK, "{html}");
+    assert!(html.contains("Certificate mail.xlc.local saved"), "{html}");
+    assert!(html.contains("id=\"cert-mail.xlc.local\""), "{html}");
+    assert!(html.contains("days)"), "{html}");
+    let key_line = key.lines().nth(1).unwrap();
+    assert!(!html.contains(key_line), "the key is never shown");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(store.join("mail.xlc.local/key.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // In use by the SSL tab: not deleted.
+    std::fs::write(
+        g.dir.path().join("ssl.cfg"),
+        format!(
+            "[web]\naccept = 127.0.0.1:18443\nconnect = 127.0.0.1:18080\ncert = {}/mail.xlc.local/crt.pem\n",
+            store.display()
+        ),
+    )
+    .unwrap();
+    let (st, _, html) = g.post("/ssl/certs/delete", &[("csrf", &csrf), ("name", "mail.xlc.local")]).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{html}");
+    assert!(html.contains("in use"), "{html}");
+    assert!(store.join("mail.xlc.local/crt.pem").exists());
+    // No longer used: deleted.
+    std::fs::write(g.dir.path().join("ssl.cfg"), "").unwrap();
+    let (st, _, html) = g.post("/ssl/certs/delete", &[("csrf", &csrf), ("name", "mail.xlc.local")]).await;
+    assert_eq!(st, StatusCode::OK, "{html}");
+    assert!(!store.join("mail.xlc.local").exists());
 }

@@ -17,7 +17,7 @@ use crate::config::{self, Report};
 use crate::files::read_optional;
 use crate::store::Tab;
 
-fn tab_of(name: &str) -> Result<Tab, UiError> {
+pub(super) fn tab_of(name: &str) -> Result<Tab, UiError> {
     match name {
         "lb7" => Ok(Tab::Lb7),
         "ssl" => Ok(Tab::Ssl),
@@ -26,13 +26,13 @@ fn tab_of(name: &str) -> Result<Tab, UiError> {
 }
 
 /// One line of the numbered listing under the editor.
-struct Listed {
+pub(super) struct Listed {
     number: usize,
     text: String,
     bad: bool,
 }
 
-struct Shown {
+pub(super) struct Shown {
     alert: bool,
     line: usize,
     keyword: String,
@@ -41,7 +41,7 @@ struct Shown {
 
 #[derive(Template)]
 #[template(path = "editor.html")]
-struct EditorPage {
+pub(super) struct EditorPage {
     chrome: Chrome,
     tab: &'static str,
     title: &'static str,
@@ -55,11 +55,25 @@ struct EditorPage {
     /// The outcome of an apply.
     result: String,
     result_ok: bool,
+    /// The SSL tab's certificate store (empty on the LB Layer7 tab).
+    certs: Vec<crate::certs::CertView>,
+    /// The outcome of a certificate upload or deletion.
+    pub(super) cert_result: String,
+    pub(super) cert_ok: bool,
 }
 
 impl EditorPage {
-    fn new(state: &AppState, current: &Current, tab: Tab, text: String) -> EditorPage {
+    pub(super) fn new(state: &AppState, current: &Current, tab: Tab, text: String) -> EditorPage {
+        let certs = if tab == Tab::Ssl {
+            let read = |t: Tab| read_optional(state.paths.of(t)).ok().flatten().unwrap_or_default();
+            crate::certs::list(&state.paths.cert_store, &read(Tab::Lb7), &read(Tab::Ssl), now() as i64)
+        } else {
+            Vec::new()
+        };
         EditorPage {
+            certs,
+            cert_result: String::new(),
+            cert_ok: false,
             chrome: Chrome::new(state, Some(current), tab.key()),
             tab: tab.key(),
             title: tab.title(),
@@ -156,7 +170,11 @@ pub async fn validate(
     let report = config::validate(&state.paths, &lb7, &ssl);
     let mut page = EditorPage::new(&state, &current, tab, text).with_report(tab, &report);
     page.comment = form.comment;
-    let status = if report.valid { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let status = if report.valid {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
     Ok((status, render(&page)).into_response())
 }
 
@@ -170,14 +188,22 @@ async fn apply_text(state: &AppState, current: &Current, tab: Tab, text: String,
     page.comment = comment;
     let status = match outcome {
         Ok(rev) => {
-            state.audit(current.user(), current.source, format!("applied the {} tab (revision {})", tab.title(), rev.id));
+            state.audit(
+                current.user(),
+                current.source,
+                format!("applied the {} tab (revision {})", tab.title(), rev.id),
+            );
             page.result = format!("Applied as revision {}: lbd runs it now.", rev.id);
             page.result_ok = true;
             page.comment.clear();
             StatusCode::OK
         }
         Err(e) => {
-            state.audit(current.user(), current.source, format!("apply of the {} tab failed: {e}", tab.title()));
+            state.audit(
+                current.user(),
+                current.source,
+                format!("apply of the {} tab failed: {e}", tab.title()),
+            );
             page.result = format!("Not applied: {e}");
             StatusCode::UNPROCESSABLE_ENTITY
         }
@@ -276,7 +302,10 @@ pub async fn diff(
             .ok_or_else(|| UiError::new(StatusCode::NOT_FOUND, format!("No revision {id} in the {} tab.", tab.title())))
     };
     let (old, new) = (get(q.a)?, get(q.b)?);
-    let lines = config::diff(&old, &new).into_iter().map(|(tag, text)| DiffLine { tag, text }).collect();
+    let lines = config::diff(&old, &new)
+        .into_iter()
+        .map(|(tag, text)| DiffLine { tag, text })
+        .collect();
     Ok(render(&DiffPage {
         chrome: Chrome::new(&state, Some(&current), tab.key()),
         tab: tab.key(),
@@ -299,9 +328,11 @@ pub async fn rollback(
     Form(form): Form<RollbackForm>,
 ) -> Result<Response, UiError> {
     let tab = tab_of(&tab)?;
-    let rev = state
-        .store
-        .revision(tab, form.id)?
-        .ok_or_else(|| UiError::new(StatusCode::NOT_FOUND, format!("No revision {} in the {} tab.", form.id, tab.title())))?;
+    let rev = state.store.revision(tab, form.id)?.ok_or_else(|| {
+        UiError::new(
+            StatusCode::NOT_FOUND,
+            format!("No revision {} in the {} tab.", form.id, tab.title()),
+        )
+    })?;
     Ok(apply_text(&state, &current, tab, rev.text, format!("rollback to revision {}", rev.id)).await)
 }

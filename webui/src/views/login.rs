@@ -37,11 +37,7 @@ pub struct LoginForm {
     password: String,
 }
 
-pub async fn submit(
-    State(state): State<Arc<AppState>>,
-    Extension(current): Extension<Current>,
-    Form(form): Form<LoginForm>,
-) -> Response {
+pub async fn submit(State(state): State<Arc<AppState>>, Extension(current): Extension<Current>, Form(form): Form<LoginForm>) -> Response {
     let again = |status: StatusCode, error: String| {
         (
             status,

@@ -1,6 +1,7 @@
 //! One module per page. Pages render on the server (askama) and work without
 //! JavaScript; `app.js` only adds line numbers beside the editors.
 
+pub mod certs;
 pub mod editor;
 pub mod login;
 
@@ -32,7 +33,11 @@ impl Chrome {
             user: current.map(|c| c.user().to_owned()).unwrap_or_default(),
             csrf: current.map(|c| c.session.csrf.clone()).unwrap_or_default(),
             active,
-            notice: if current.is_some_and(|c| c.session.user.is_some()) { notice } else { None },
+            notice: if current.is_some_and(|c| c.session.user.is_some()) {
+                notice
+            } else {
+                None
+            },
         }
     }
 }
@@ -111,7 +116,11 @@ pub async fn static_css() -> Response {
 }
 
 pub async fn static_js() -> Response {
-    ([(header::CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "max-age=3600")], JS).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "max-age=3600")],
+        JS,
+    )
+        .into_response()
 }
 
 /// `YYYY-MM-DD HH:MM:SS` UTC for a Unix time.

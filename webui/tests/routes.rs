@@ -444,6 +444,8 @@ async fn the_certificate_store_checks_pairs_lists_them_and_refuses_to_delete_one
         .await;
     assert_eq!(st, StatusCode::OK, "{html}");
     assert!(html.contains("Certificate mail.xlc.local saved"), "{html}");
+    assert!(html.contains("<title>SSL · lb-test</title>"), "{html}");
+    assert_eq!(html.matches("id=\"certificates\"").count(), 1, "{html}");
     assert!(html.contains("id=\"cert-mail.xlc.local\""), "{html}");
     assert!(html.contains("days)"), "{html}");
     let key_line = key.lines().nth(1).unwrap();

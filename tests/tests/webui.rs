@@ -101,6 +101,8 @@ impl Box_ {
                 .arg(d.join("ssl.cfg"))
                 .arg("--socket")
                 .arg(d.join("lbd.sock"))
+                .arg("--log-file")
+                .arg(d.join("lbd.log"))
                 .args(["--name", "lb-e2e"]),
             d.join(format!("webui-{port}.log")),
             "webui: serving",
@@ -319,4 +321,92 @@ fn a_restart_after_a_cut_apply_puts_files_store_and_lbd_back_in_agreement() {
     assert_eq!((revs[0].text.as_str(), revs[0].comment.as_str()), (new.as_str(), "cut"));
     assert!(store.pending().unwrap().is_none());
     assert_eq!(bx.ask(), "B");
+}
+
+/// Logs in with the generated password and sets a new one.
+fn logged_in(bx: &Box_, port: u16) -> Browser {
+    let password = std::fs::read_to_string(bx.dir.path.join("state/initial-admin-password"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("password: ").map(str::to_owned))
+        .unwrap();
+    let br = Browser::new(port, &bx.dir.path);
+    let csrf = br.csrf("/login");
+    assert_eq!(
+        br.post("/login", &[("csrf", &csrf), ("user", "admin"), ("password", &password)]).0,
+        303
+    );
+    let csrf = br.csrf("/password");
+    let (code, body) = br.post(
+        "/password",
+        &[
+            ("csrf", &csrf),
+            ("current", &password),
+            ("new", "operator-pass-1"),
+            ("again", "operator-pass-1"),
+        ],
+    );
+    assert_eq!(code, 303, "{body}");
+    br
+}
+
+#[test]
+fn stats_show_the_servers_and_disabling_one_moves_its_traffic_and_logs_show_lbd() {
+    let a = NamedServer::start("A", "127.0.0.1:0");
+    let b = NamedServer::start("B", "127.0.0.1:0");
+    let bx = Box_::start(a.port());
+    let port = free_port();
+    let _ui = bx.webui(port);
+    let br = logged_in(&bx, port);
+    let csrf = br.csrf("/lb7");
+    let two = format!(
+        "defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\
+         frontend ft\n  bind 127.0.0.1:{}\n  default_backend bk\n\
+         backend bk\n  server app 127.0.0.1:{} check inter 1s\n  server other 127.0.0.1:{} check inter 1s\n",
+        bx.front,
+        a.port(),
+        b.port()
+    );
+    let (code, html) = br.post("/lb7/apply", &[("csrf", &csrf), ("text", &two)]);
+    assert_eq!(code, 200, "{html}");
+    let seen: std::collections::BTreeSet<String> = (0..6).map(|_| bx.ask()).collect();
+    assert_eq!(seen.len(), 2, "both servers serve: {seen:?}");
+    let (code, html) = br.get("/stats");
+    assert_eq!(code, 200);
+    assert!(html.contains("id=\"row-bk-app\"") && html.contains("id=\"row-bk-other\""), "{html}");
+    // Disable `app` on the Stats page: traffic stops reaching it.
+    let csrf = br.csrf("/stats");
+    let (code, html) = br.post(
+        "/stats/server",
+        &[("csrf", &csrf), ("backend", "bk"), ("server", "app"), ("action", "disable")],
+    );
+    assert_eq!(code, 200, "{html}");
+    assert!(html.contains("Server bk/app: disable."), "{html}");
+    assert!(html.contains("MAINT"), "{html}");
+    for _ in 0..6 {
+        assert_eq!(bx.ask(), "B");
+    }
+    // A name lbd does not list never reaches the socket.
+    let (code, _) = br.post(
+        "/stats/server",
+        &[
+            ("csrf", &csrf),
+            ("backend", "bk"),
+            ("server", "app\nshutdown sessions server bk/other"),
+            ("action", "disable"),
+        ],
+    );
+    assert_eq!(code, 404);
+    let (code, _) = br.post(
+        "/stats/server",
+        &[("csrf", &csrf), ("backend", "bk"), ("server", "app"), ("action", "enable")],
+    );
+    assert_eq!(code, 200);
+    let seen: std::collections::BTreeSet<String> = (0..6).map(|_| bx.ask()).collect();
+    assert_eq!(seen.len(), 2, "app is back: {seen:?}");
+    // Logs: lbd's lines, newest first, filtered.
+    let (code, html) = br.get("/logs?q=started");
+    assert_eq!(code, 200);
+    assert!(html.contains("lbd 0.1.0 started"), "{html}");
+    assert!(!html.contains("listening on"), "filtered: {html}");
 }

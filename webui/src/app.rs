@@ -36,6 +36,8 @@ pub struct AppState {
     pub notice: std::sync::Mutex<Option<String>>,
     /// One apply at a time.
     pub apply_lock: tokio::sync::Mutex<()>,
+    /// The syslog file holding lbd's log lines (default `/var/log/messages`).
+    pub log_file: std::path::PathBuf,
 }
 
 impl AppState {
@@ -48,6 +50,7 @@ impl AppState {
             box_name,
             notice: std::sync::Mutex::new(None),
             apply_lock: tokio::sync::Mutex::new(()),
+            log_file: "/var/log/messages".into(),
         }
     }
 
@@ -96,6 +99,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/login", get(views::login::page).post(views::login::submit))
         .route("/logout", post(views::login::logout))
         .route("/password", get(views::login::password_page).post(views::login::password_submit))
+        .route("/stats", get(views::stats::page))
+        .route("/stats/server", post(views::stats::server))
+        .route("/logs", get(views::logs::page))
         .route("/ssl/certs", post(views::certs::upload))
         .route("/ssl/certs/delete", post(views::certs::delete))
         .route("/{tab}", get(views::editor::page))

@@ -30,6 +30,9 @@ struct Args {
     /// lbd's runtime socket.
     #[arg(long, default_value = "/run/lbd/lbd.sock")]
     socket: PathBuf,
+    /// The syslog file holding lbd's log lines (the Logs tab).
+    #[arg(long, default_value = "/var/log/messages")]
+    log_file: PathBuf,
     /// The box's name in the page header (default: the host name).
     #[arg(long)]
     name: Option<String>,
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
             cert_store: args.cert_store,
         },
         box_name,
+        log_file: args.log_file,
     };
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,

@@ -27,6 +27,8 @@ pub struct Options {
     pub state_dir: PathBuf,
     pub paths: Paths,
     pub box_name: String,
+    /// The syslog file the Logs tab shows.
+    pub log_file: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +78,9 @@ pub async fn run(opts: Options) -> Result<(), ServerError> {
             pw_file.display()
         );
     }
-    let state = Arc::new(AppState::new(store.clone(), opts.paths.clone(), opts.box_name.clone()));
+    let mut state = AppState::new(store.clone(), opts.paths.clone(), opts.box_name.clone());
+    state.log_file = opts.log_file.clone();
+    let state = Arc::new(state);
     if let Some(msg) = recover(&*store, &opts.paths, crate::app::now()).await? {
         eprintln!("webui: {msg}");
         *state.notice.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(msg);

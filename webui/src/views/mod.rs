@@ -4,6 +4,8 @@
 pub mod certs;
 pub mod editor;
 pub mod login;
+pub mod logs;
+pub mod stats;
 
 use std::sync::Arc;
 

@@ -193,23 +193,7 @@ fn apply_through_the_gui_moves_traffic_and_a_broken_config_keeps_the_old_one() {
     assert_eq!(std::fs::metadata(&pw_file).unwrap().permissions().mode() & 0o777, 0o600);
     let password = pw_text.lines().find_map(|l| l.strip_prefix("password: ")).unwrap().to_owned();
     assert!(ui.text().contains(&password), "the console shows it too");
-    let br = Browser::new(port, &bx.dir.path);
-    let csrf = br.csrf("/login");
-    let (code, _) = br.post("/login", &[("csrf", &csrf), ("user", "admin"), ("password", &password)]);
-    assert_eq!(code, 303);
-    let (code, _) = br.get("/lb7");
-    assert_eq!(code, 303, "the password must change first");
-    let csrf = br.csrf("/password");
-    let (code, body) = br.post(
-        "/password",
-        &[
-            ("csrf", &csrf),
-            ("current", &password),
-            ("new", "operator-pass-1"),
-            ("again", "operator-pass-1"),
-        ],
-    );
-    assert_eq!(code, 303, "{body}");
+    let br = logged_in(&bx, port);
     // The editor holds the live file.
     let (code, html) = br.get("/lb7");
     assert_eq!(code, 200);

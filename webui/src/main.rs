@@ -33,6 +33,9 @@ struct Args {
     /// The syslog file holding lbd's log lines (the Logs tab).
     #[arg(long, default_value = "/var/log/messages")]
     log_file: PathBuf,
+    /// Seconds after which an unused session ends.
+    #[arg(long, default_value_t = 900)]
+    session_idle: u64,
     /// The box's name in the page header (default: the host name).
     #[arg(long)]
     name: Option<String>,
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         },
         box_name,
         log_file: args.log_file,
+        session_idle: std::time::Duration::from_secs(args.session_idle.max(1)),
     };
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,

@@ -29,6 +29,8 @@ pub struct Options {
     pub box_name: String,
     /// The syslog file the Logs tab shows.
     pub log_file: PathBuf,
+    /// A session unused this long ends.
+    pub session_idle: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +82,7 @@ pub async fn run(opts: Options) -> Result<(), ServerError> {
     }
     let mut state = AppState::new(store.clone(), opts.paths.clone(), opts.box_name.clone());
     state.log_file = opts.log_file.clone();
+    state.sessions.idle = opts.session_idle;
     let state = Arc::new(state);
     if let Some(msg) = recover(&*store, &opts.paths, crate::app::now()).await? {
         eprintln!("webui: {msg}");

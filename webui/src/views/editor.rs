@@ -92,9 +92,11 @@ impl EditorPage {
         let bad = report.alert_lines(tab);
         self.checked = true;
         self.valid = report.valid;
-        self.findings = report
-            .findings
-            .iter()
+        let mut sorted: Vec<&config::Finding> = report.findings.iter().collect();
+        // Errors first, then warnings, each by line.
+        sorted.sort_by_key(|f| (!f.alert, f.tab != tab, f.line));
+        self.findings = sorted
+            .into_iter()
             .filter(|f| f.tab == tab || f.alert)
             .map(|f| Shown {
                 alert: f.alert,

@@ -88,9 +88,11 @@ pub fn parse(csv: &str) -> Vec<Proxy> {
             bytes_out: get("bout"),
             class,
         };
-        match out.last_mut() {
-            Some(p) if p.name == proxy => p.rows.push(row),
-            _ => out.push(Proxy {
+        // lbd lists every frontend first, then the backends: a `listen`
+        // section's rows come together under its name, in the order seen.
+        match out.iter_mut().find(|p| p.name == proxy) {
+            Some(p) => p.rows.push(row),
+            None => out.push(Proxy {
                 name: proxy,
                 rows: vec![row],
             }),
@@ -201,5 +203,13 @@ bk,BACKEND,0,0,1,1,,3,10,20,0,0,,0,0,0,0,UP,1,1,0,,0,1,0,,1,3,0,,3,,1,0,,,,,\n";
             ("server", "UP 1/3", "L4OK", "up")
         );
         assert_eq!(p[0].rows[0].rate, "4");
+        let listen = super::parse(&format!(
+            "{}\nchk,FRONTEND,,,0\nbk,BACKEND,,,0\nchk,BACKEND,,,0\n",
+            csv.lines().next().unwrap()
+        ));
+        assert_eq!(
+            listen.iter().map(|p| (p.name.as_str(), p.rows.len())).collect::<Vec<_>>(),
+            [("chk", 2), ("bk", 1)]
+        );
     }
 }

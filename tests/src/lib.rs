@@ -447,6 +447,13 @@ pub mod harness {
         None
     }
 
+    /// Splits the output of `curl -o - -w '\n%{http_code}'`: the status and the body.
+    pub fn curl_output(stdout: &[u8]) -> (u16, String) {
+        let text = String::from_utf8_lossy(stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_owned())
+    }
+
     /// Sends one HTTP/1.0 GET and returns the status code and body.
     pub fn http_get(addr: &str, path: &str) -> (u16, String) {
         let mut s = connect(addr);

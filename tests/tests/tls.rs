@@ -639,9 +639,7 @@ fn http_get(addr: &str, path: &str) -> (u16, String) {
         .arg(format!("http://{addr}{path}"))
         .output()
         .expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_owned())
+    curl_output(&out.stdout)
 }
 
 /// `server ... ssl` re-encrypts toward a real OpenSSL server: the chain and

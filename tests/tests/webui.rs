@@ -148,9 +148,7 @@ impl Browser {
             .args(args)
             .output()
             .expect("curl");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-        (code.trim().parse().unwrap_or(0), body.to_owned())
+        curl_output(&out.stdout)
     }
 
     fn get(&self, path: &str) -> (u16, String) {

@@ -203,9 +203,7 @@ fn curl_tls(ns: &str, ca: &Path, path: &str) -> (u16, String) {
         .arg(format!("https://mail.xlc.local{path}"))
         .output()
         .expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_owned())
+    curl_output(&out.stdout)
 }
 
 #[test]

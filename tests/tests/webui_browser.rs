@@ -273,10 +273,11 @@ fn the_gui_in_chromium_configures_the_seed_deployment_end_to_end() {
         "set -e\nmount --bind {etc} /etc/ssl\n{lbd} -f {d}/global.cfg -f {d}/lb7.cfg -s {d}/ssl.cfg 2>{d}/lbd.log &\n\
          exec {webui} --listen 127.0.0.1:4444 --state-dir {d}/state --base {d}/global.cfg --lb7 {d}/lb7.cfg \
          --ssl {d}/ssl.cfg --socket {d}/lbd.sock --cert-store /etc/ssl/frontends --log-file {d}/lbd.log \
-         --session-idle {IDLE_SECS} --name lb-demo 2>{d}/webui.log\n",
+         --session-idle {IDLE_SECS} --network {d}/network.toml --netcfg {netcfg} --name lb-demo 2>{d}/webui.log\n",
         etc = etc_ssl.display(),
         lbd = e2e::lbd_bin().display(),
         webui = e2e::webui_bin().display(),
+        netcfg = e2e::netcfg_bin().display(),
         d = d.display(),
     );
     std::fs::write(d.join("launch.sh"), launcher).unwrap();
@@ -340,6 +341,14 @@ struct FlowArgs {
     profile: PathBuf,
 }
 
+/// Whether the appliance's namespace has `cidr` on its bridge.
+fn has_addr(ns: &str, cidr: &str) -> bool {
+    Command::new("ip")
+        .args(["-n", ns, "-o", "addr", "show", "dev", "br0"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(cidr))
+}
+
 /// Connects to `port` on the VIP and returns the greeting (runs in the namespace's thread).
 fn greet(port: u16) -> String {
     match std::net::TcpStream::connect(("10.0.0.17", port)) {
@@ -382,7 +391,9 @@ async fn steps(c: &Client, a: &FlowArgs) -> Result<(), String> {
     let lb7_file = a.dir.join("lb7.cfg");
     // First login with the generated password, then the forced change.
     p.go("/").await;
-    check(p.path().await == "/login", || "not sent to the login page".into())?;
+    p.wait_path("/login")
+        .await
+        .map_err(|e| format!("not sent to the login page: {e}"))?;
     p.shot("login").await;
     p.type_in("user", "admin").await;
     p.type_in("password", &a.password).await;
@@ -497,6 +508,46 @@ async fn steps(c: &Client, a: &FlowArgs) -> Result<(), String> {
     check(std::fs::read_to_string(&lb7_file).unwrap_or_default() == SEED_CFG, || {
         "rolled back text".into()
     })?;
+
+    // Setup: the network file planned, then applied (an address added to the
+    // appliance's bridge); the GUI's certificate replaced while serving.
+    p.go("/setup").await;
+    let net = "[[interface]]\nname = \"br0\"\naddresses = [\"10.0.0.17/24\", \"10.0.0.18/24\"]\n";
+    p.fill("network-text", net).await;
+    p.click("plan").await;
+    let plan = p.wait_text("plan-output").await;
+    check(plan.contains("10.0.0.18/24"), || format!("plan: {plan}"))?;
+    check(!has_addr(&a.ns, "10.0.0.18/24"), || "Plan changed the network".into())?;
+    p.click("network-apply").await;
+    let r = p.wait_text("result").await;
+    check(r.contains("Network applied"), || format!("network apply: {r}"))?;
+    check(has_addr(&a.ns, "10.0.0.18/24"), || "the address is not on br0".into())?;
+    p.fill("gui-key-text", &std::fs::read_to_string(&a.mail_key).unwrap_or_default())
+        .await;
+    p.fill("gui-crt-text", &std::fs::read_to_string(&a.mail_crt).unwrap_or_default())
+        .await;
+    p.click("gui-cert-save").await;
+    let r = p.wait_text("result").await;
+    check(r.contains("The GUI now serves") && r.contains("mail.xlc.local"), || {
+        format!("GUI certificate: {r}")
+    })?;
+    let served = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "--max-time",
+            "5",
+            "--resolve",
+            "mail.xlc.local:4444:127.0.0.1",
+            "--cacert",
+        ])
+        .arg(&a.ca)
+        .arg("https://mail.xlc.local:4444/login")
+        .status()
+        .map_err(|e| e.to_string())?;
+    check(served.success(), || "the GUI does not serve the new certificate".into())?;
+    p.shot("setup").await;
 
     // Logs.
     p.go("/logs").await;

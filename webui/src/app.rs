@@ -38,6 +38,21 @@ pub struct AppState {
     pub apply_lock: tokio::sync::Mutex<()>,
     /// The syslog file holding lbd's log lines (default `/var/log/messages`).
     pub log_file: std::path::PathBuf,
+    /// netcfg's file and program.
+    pub network: NetworkPaths,
+    /// The GUI's own certificate, replaceable while serving (None in handler tests).
+    pub gui_cert: Option<Arc<crate::server::CertSwap>>,
+}
+
+/// Where the network file is and how it is applied.
+#[derive(Debug, Clone)]
+pub struct NetworkPaths {
+    /// netcfg's file, default `/config/network.toml`.
+    pub file: std::path::PathBuf,
+    /// The netcfg program, default `netcfg` (from PATH).
+    pub netcfg: std::path::PathBuf,
+    /// A folder of the GUI's own for candidate files (the state directory).
+    pub scratch: std::path::PathBuf,
 }
 
 impl AppState {
@@ -51,6 +66,12 @@ impl AppState {
             notice: std::sync::Mutex::new(None),
             apply_lock: tokio::sync::Mutex::new(()),
             log_file: "/var/log/messages".into(),
+            network: NetworkPaths {
+                file: "/config/network.toml".into(),
+                netcfg: "netcfg".into(),
+                scratch: std::env::temp_dir(),
+            },
+            gui_cert: None,
         }
     }
 
@@ -99,6 +120,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/login", get(views::login::page).post(views::login::submit))
         .route("/logout", post(views::login::logout))
         .route("/password", get(views::login::password_page).post(views::login::password_submit))
+        .route("/setup", get(views::setup::show))
+        .route("/setup/users", post(views::setup::user_set))
+        .route("/setup/users/delete", post(views::setup::user_delete))
+        .route("/setup/network/plan", post(views::setup::network_plan))
+        .route("/setup/network/apply", post(views::setup::network_apply))
+        .route("/setup/cert", post(views::setup::gui_cert))
         .route("/stats", get(views::stats::page))
         .route("/stats/server", post(views::stats::server))
         .route("/logs", get(views::logs::page))

@@ -175,6 +175,11 @@ impl Sessions {
         self.lock().remove(token);
     }
 
+    /// Ends every session of `user` (a deleted user).
+    pub fn end_user(&self, user: &str) {
+        self.lock().retain(|_, s| s.user.as_deref() != Some(user));
+    }
+
     /// Ends every session of `user` but `keep` (after a password change).
     pub fn end_others(&self, user: &str, keep: &str) {
         self.lock().retain(|t, s| t == keep || s.user.as_deref() != Some(user));

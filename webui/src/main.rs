@@ -33,6 +33,12 @@ struct Args {
     /// The syslog file holding lbd's log lines (the Logs tab).
     #[arg(long, default_value = "/var/log/messages")]
     log_file: PathBuf,
+    /// netcfg's network file (the Setup tab).
+    #[arg(long, default_value = "/config/network.toml")]
+    network: PathBuf,
+    /// The netcfg program.
+    #[arg(long, default_value = "netcfg")]
+    netcfg: PathBuf,
     /// Seconds after which an unused session ends.
     #[arg(long, default_value_t = 900)]
     session_idle: u64,
@@ -61,6 +67,8 @@ fn main() -> ExitCode {
         box_name,
         log_file: args.log_file,
         session_idle: std::time::Duration::from_secs(args.session_idle.max(1)),
+        network_file: args.network,
+        netcfg: args.netcfg,
     };
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,

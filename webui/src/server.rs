@@ -31,6 +31,9 @@ pub struct Options {
     pub log_file: PathBuf,
     /// A session unused this long ends.
     pub session_idle: Duration,
+    /// netcfg's file and program.
+    pub network_file: PathBuf,
+    pub netcfg: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +71,57 @@ pub fn load_or_make_cert(dir: &Path, name: &str) -> Result<(Vec<CertificateDer<'
     Ok((certs, key))
 }
 
+/// The GUI's certificate behind the TLS listener, replaceable from the Setup
+/// page while serving: new handshakes get the new one at once.
+pub struct CertSwap {
+    current: std::sync::RwLock<(Arc<rustls::sign::CertifiedKey>, String)>,
+    dir: PathBuf,
+}
+
+impl std::fmt::Debug for CertSwap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CertSwap({})", self.dir.display())
+    }
+}
+
+fn describe(c: &lbd::tls::LoadedCert) -> String {
+    format!("{} ({}), valid until {}", c.subject, c.names.join(", "), c.not_after_text())
+}
+
+impl CertSwap {
+    /// The certificate in `dir` (made there first if missing).
+    pub fn load(dir: &Path, name: &str) -> Result<CertSwap, ServerError> {
+        load_or_make_cert(dir, name)?;
+        let c = lbd::tls::load_pair(&dir.join("webui.crt"), Some(&dir.join("webui.key"))).map_err(ServerError::Cert)?;
+        Ok(CertSwap {
+            current: std::sync::RwLock::new((c.key.clone(), describe(&c))),
+            dir: dir.to_owned(),
+        })
+    }
+
+    pub fn describe(&self) -> Option<String> {
+        self.current.read().ok().map(|c| c.1.clone())
+    }
+
+    /// Checks the pair, writes it (key 0600) and serves it from now on.
+    pub fn replace(&self, crt_pem: &[u8], key_pem: &[u8]) -> Result<String, String> {
+        let c = lbd::tls::check_pem_pair("the GUI's", crt_pem, key_pem)?;
+        crate::files::write_atomic(&self.dir.join("webui.key"), key_pem, 0o600).map_err(|e| e.to_string())?;
+        crate::files::write_atomic(&self.dir.join("webui.crt"), crt_pem, 0o644).map_err(|e| e.to_string())?;
+        let desc = describe(&c);
+        if let Ok(mut cur) = self.current.write() {
+            *cur = (c.key.clone(), desc.clone());
+        }
+        Ok(desc)
+    }
+}
+
+impl rustls::server::ResolvesServerCert for CertSwap {
+    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.current.read().ok().map(|c| c.0.clone())
+    }
+}
+
 /// Opens the state, makes the first admin if needed, finishes an interrupted
 /// apply, then serves until the process ends.
 pub async fn run(opts: Options) -> Result<(), ServerError> {
@@ -83,16 +137,23 @@ pub async fn run(opts: Options) -> Result<(), ServerError> {
     let mut state = AppState::new(store.clone(), opts.paths.clone(), opts.box_name.clone());
     state.log_file = opts.log_file.clone();
     state.sessions.idle = opts.session_idle;
+    state.network = crate::app::NetworkPaths {
+        file: opts.network_file.clone(),
+        netcfg: opts.netcfg.clone(),
+        scratch: opts.state_dir.clone(),
+    };
+    let swap = Arc::new(CertSwap::load(&opts.state_dir, &opts.box_name)?);
+    state.gui_cert = Some(swap.clone());
     let state = Arc::new(state);
     if let Some(msg) = recover(&*store, &opts.paths, crate::app::now()).await? {
         eprintln!("webui: {msg}");
         *state.notice.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(msg);
     }
-    let (certs, key) = load_or_make_cert(&opts.state_dir, &opts.box_name)?;
-    let tls = rustls::ServerConfig::builder()
+    let tls = rustls::ServerConfig::builder_with_provider(lbd::tls::provider().clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ServerError::Cert(e.to_string()))?
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| ServerError::Cert(e.to_string()))?;
+        .with_cert_resolver(swap);
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await

@@ -85,6 +85,7 @@ pub trait Store: Send + Sync {
     fn user(&self, name: &str) -> Result<Option<User>>;
     fn put_user(&self, user: &User) -> Result<()>;
     fn users(&self) -> Result<Vec<User>>;
+    fn delete_user(&self, name: &str) -> Result<()>;
     /// Records an applied revision and returns it with its id.
     fn add_revision(&self, tab: Tab, time: u64, user: &str, comment: &str, text: &str) -> Result<Revision>;
     /// A tab's revisions, newest first.
@@ -158,6 +159,11 @@ impl Store for SledStore {
 
     fn users(&self) -> Result<Vec<User>> {
         self.users.iter().map(|kv| Ok(serde_json::from_slice(&kv?.1)?)).collect()
+    }
+
+    fn delete_user(&self, name: &str) -> Result<()> {
+        self.users.remove(name.as_bytes())?;
+        self.flush()
     }
 
     fn add_revision(&self, tab: Tab, time: u64, user: &str, comment: &str, text: &str) -> Result<Revision> {

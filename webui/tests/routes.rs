@@ -399,8 +399,12 @@ fn multipart(fields: &[(&str, &str)]) -> (String, String) {
 
 impl Gui {
     async fn upload(&mut self, csrf: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
+        self.post_multipart(&format!("/ssl/certs?csrf={csrf}"), fields).await
+    }
+
+    async fn post_multipart(&mut self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
         let (ct, body) = multipart(fields);
-        let req = Request::post(format!("/ssl/certs?csrf={csrf}"))
+        let req = Request::post(path)
             .header(header::HOST, HOST)
             .header(header::ORIGIN, format!("https://{HOST}"))
             .header(header::COOKIE, self.cookie.clone())
@@ -474,4 +478,83 @@ async fn the_certificate_store_checks_pairs_lists_them_and_refuses_to_delete_one
     let (st, _, html) = g.post("/ssl/certs/delete", &[("csrf", &csrf), ("name", "mail.xlc.local")]).await;
     assert_eq!(st, StatusCode::OK, "{html}");
     assert!(!store.join("mail.xlc.local").exists());
+}
+
+/// The workspace's netcfg binary (built before the tests by scripts/test).
+fn netcfg_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap().to_owned();
+    let bin = dir.join("netcfg");
+    assert!(bin.exists(), "{} is missing: cargo build --workspace --bins first", bin.display());
+    bin
+}
+
+#[tokio::test]
+async fn setup_adds_and_deletes_users_and_shows_netcfg_verdicts() {
+    let mut g = Gui::new("10.1.0.10");
+    g.ready().await;
+    // The state needs netcfg's paths; the router reads them from the state.
+    let state = {
+        let mut s = webui::app::AppState::new(g.state.store.clone(), g.state.paths.clone(), "lb-test".into());
+        s.network = webui::app::NetworkPaths {
+            file: g.dir.path().join("network.toml"),
+            netcfg: netcfg_bin(),
+            scratch: g.dir.path().to_owned(),
+        };
+        Arc::new(s)
+    };
+    // Same sessions: log in again on the new state.
+    g.state = state.clone();
+    g.app = router(state.clone()).layer(axum::Extension(ClientAddr("10.1.0.10:50000".parse().unwrap())));
+    g.cookie.clear();
+    let (st, _, _) = g.login("a-better-one-42").await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    let csrf = g.csrf("/setup").await;
+    let (st, _, html) = g
+        .post(
+            "/setup/users",
+            &[
+                ("csrf", &csrf),
+                ("name", "ops"),
+                ("password", "ops-password-1"),
+                ("again", "ops-password-1"),
+            ],
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{html}");
+    assert!(html.contains("Added user ops"), "{html}");
+    assert!(
+        state.store.user("ops").unwrap().unwrap().must_change,
+        "chooses their own at next login"
+    );
+    let (st, _, _) = g
+        .post(
+            "/setup/users",
+            &[
+                ("csrf", &csrf),
+                ("name", "bad name"),
+                ("password", "ops-password-1"),
+                ("again", "ops-password-1"),
+            ],
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, _, html) = g.post("/setup/users/delete", &[("csrf", &csrf), ("name", "admin")]).await;
+    assert_eq!(st, StatusCode::CONFLICT, "not yourself: {html}");
+    let (st, _, _) = g.post("/setup/users/delete", &[("csrf", &csrf), ("name", "ops")]).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(state.store.user("ops").unwrap().is_none());
+    // netcfg judges the file: an interface this machine does not have is refused, nothing written.
+    let text = "[[interface]]\nname = \"nosuchif9\"\naddresses = [\"10.9.9.9/24\"]\n";
+    let (st, _, html) = g.post("/setup/network/apply", &[("csrf", &csrf), ("text", text)]).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("nosuchif9") && html.contains("nothing was changed"), "{html}");
+    assert!(!g.dir.path().join("network.toml").exists());
+    let (st, _, html) = g.post("/setup/network/plan", &[("csrf", &csrf), ("text", "hostname = [")]).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    // The GUI certificate cannot be replaced without a running server's listener.
+    let (st, html) = g
+        .post_multipart(&format!("/setup/cert?csrf={csrf}"), &[("key_text", "x"), ("crt_text", "y")])
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
 }

@@ -1,0 +1,409 @@
+//! Setup: the network (netcfg's file, as a short form for the host name and
+//! DNS and as raw TOML, with `netcfg plan` shown before Apply), the users and
+//! their passwords, and the GUI's own certificate.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Extension, Form, Multipart, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::{render, Chrome, UiError};
+use crate::app::{AppState, Current};
+use crate::auth::{hash_password, password_problem};
+use crate::files::{read_optional, write_atomic};
+use crate::store::User;
+
+#[derive(Template)]
+#[template(path = "setup.html")]
+struct SetupPage {
+    chrome: Chrome,
+    users: Vec<String>,
+    me: String,
+    network: String,
+    hostname: String,
+    dns_servers: String,
+    dns_search: String,
+    /// `netcfg plan` or `check` output for the text shown.
+    plan: String,
+    message: String,
+    ok: bool,
+    /// The GUI certificate's subject and expiry.
+    gui_cert: String,
+}
+
+/// The network file's text, its host name and DNS lists (for the form).
+fn network_fields(text: &str) -> (String, String, String) {
+    let doc: toml_edit::DocumentMut = text.parse().unwrap_or_default();
+    let hostname = doc.get("hostname").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+    let list = |key: &str| {
+        doc.get("dns")
+            .and_then(|d| d.get(key))
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    (hostname, list("servers"), list("search"))
+}
+
+fn page(state: &AppState, current: &Current, network: Option<String>, plan: String, message: String, ok: bool) -> SetupPage {
+    let network = network.unwrap_or_else(|| read_optional(&state.network.file).ok().flatten().unwrap_or_default());
+    let (hostname, dns_servers, dns_search) = network_fields(&network);
+    let users = state
+        .store
+        .users()
+        .map(|u| u.into_iter().map(|u| u.name).collect())
+        .unwrap_or_default();
+    let gui_cert = state
+        .gui_cert
+        .as_ref()
+        .and_then(|c| c.describe())
+        .unwrap_or_else(|| "self-signed at first start".into());
+    SetupPage {
+        chrome: Chrome::new(state, Some(current), "setup"),
+        users,
+        me: current.user().to_owned(),
+        network,
+        hostname,
+        dns_servers,
+        dns_search,
+        plan,
+        message,
+        ok,
+        gui_cert,
+    }
+}
+
+fn answer(status: StatusCode, p: SetupPage) -> Response {
+    (status, render(&p)).into_response()
+}
+
+pub async fn show(State(state): State<Arc<AppState>>, Extension(current): Extension<Current>) -> Response {
+    render(&page(&state, &current, None, String::new(), String::new(), false))
+}
+
+// ---- users ----------------------------------------------------------------
+
+#[derive(Deserialize)]
+pub struct UserForm {
+    name: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    again: String,
+}
+
+/// A user name: letters, digits, `.`, `-`, `_`, 1 to 32.
+fn check_user_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty() && name.len() <= 32 && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    if ok {
+        Ok(())
+    } else {
+        Err("a user name has 1 to 32 letters, digits, '.', '-' or '_'".into())
+    }
+}
+
+/// Adds a user, or sets another user's password; either way the user must
+/// choose their own password at their next login.
+pub async fn user_set(
+    State(state): State<Arc<AppState>>,
+    Extension(current): Extension<Current>,
+    Form(f): Form<UserForm>,
+) -> Result<Response, UiError> {
+    let fail = |m: String| answer(StatusCode::BAD_REQUEST, page(&state, &current, None, String::new(), m, false));
+    if let Err(e) = check_user_name(&f.name) {
+        return Ok(fail(e));
+    }
+    if f.password != f.again {
+        return Ok(fail("The two passwords differ.".into()));
+    }
+    if let Some(why) = password_problem(&f.name, &f.password) {
+        return Ok(fail(format!("Not a usable password: {why}.")));
+    }
+    let existed = state.store.user(&f.name)?.is_some();
+    state.store.put_user(&User {
+        name: f.name.clone(),
+        hash: hash_password(&f.password),
+        must_change: f.name != current.user(),
+    })?;
+    let what = if existed { "password set for" } else { "added user" };
+    state.audit(current.user(), current.source, format!("{what} {}", f.name));
+    Ok(answer(
+        StatusCode::OK,
+        page(
+            &state,
+            &current,
+            None,
+            String::new(),
+            format!("{} {}.", capital(what), f.name),
+            true,
+        ),
+    ))
+}
+
+fn capital(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+pub async fn user_delete(
+    State(state): State<Arc<AppState>>,
+    Extension(current): Extension<Current>,
+    Form(f): Form<UserForm>,
+) -> Result<Response, UiError> {
+    let fail = |m: &str| {
+        answer(
+            StatusCode::CONFLICT,
+            page(&state, &current, None, String::new(), m.to_owned(), false),
+        )
+    };
+    if f.name == current.user() {
+        return Ok(fail("You cannot delete yourself."));
+    }
+    let users = state.store.users()?;
+    if !users.iter().any(|u| u.name == f.name) {
+        return Ok(fail("No such user."));
+    }
+    if users.len() <= 1 {
+        return Ok(fail("The last user stays."));
+    }
+    state.store.delete_user(&f.name)?;
+    state.sessions.end_user(&f.name);
+    state.audit(current.user(), current.source, format!("deleted user {}", f.name));
+    Ok(answer(
+        StatusCode::OK,
+        page(&state, &current, None, String::new(), format!("Deleted user {}.", f.name), true),
+    ))
+}
+
+// ---- network --------------------------------------------------------------
+
+#[derive(Deserialize)]
+pub struct NetworkForm {
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    hostname: Option<String>,
+    #[serde(default)]
+    dns_servers: Option<String>,
+    #[serde(default)]
+    dns_search: Option<String>,
+}
+
+/// The TOML to act on: the raw text, with the form's host name and DNS
+/// fields written into it when the form sent them.
+fn network_text(f: &NetworkForm) -> Result<String, String> {
+    let text = f.text.replace("\r\n", "\n");
+    if f.hostname.is_none() && f.dns_servers.is_none() && f.dns_search.is_none() {
+        return Ok(text);
+    }
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| format!("the network file is not TOML: {e}"))?;
+    if let Some(h) = &f.hostname {
+        let h = h.trim();
+        if h.is_empty() {
+            doc.remove("hostname");
+        } else {
+            doc["hostname"] = toml_edit::value(h);
+        }
+    }
+    let words = |s: &str| {
+        let mut a = toml_edit::Array::new();
+        for w in s.split([' ', ',', '\n']).map(str::trim).filter(|w| !w.is_empty()) {
+            a.push(w);
+        }
+        a
+    };
+    for (key, val) in [("servers", &f.dns_servers), ("search", &f.dns_search)] {
+        if let Some(v) = val {
+            if !doc.contains_table("dns") {
+                doc["dns"] = toml_edit::table();
+            }
+            if v.trim().is_empty() {
+                if let Some(t) = doc["dns"].as_table_mut() {
+                    t.remove(key);
+                }
+            } else {
+                doc["dns"][key] = toml_edit::value(words(v));
+            }
+        }
+    }
+    Ok(doc.to_string())
+}
+
+/// Runs `netcfg -c FILE VERB`; its output and whether it succeeded.
+async fn netcfg(state: &AppState, file: &std::path::Path, verb: &str) -> (bool, String) {
+    let out = tokio::process::Command::new(&state.network.netcfg)
+        .arg("-c")
+        .arg(file)
+        .arg(verb)
+        .output()
+        .await;
+    match out {
+        Ok(o) => (
+            o.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+                .trim()
+                .to_owned(),
+        ),
+        Err(e) => (false, format!("cannot run {}: {e}", state.network.netcfg.display())),
+    }
+}
+
+/// The candidate text in a file of its own beside the state (netcfg reads files).
+/// The text to act on, written to a candidate file beside the state (netcfg
+/// reads files); or the page refusing a form whose text is not TOML.
+#[allow(clippy::type_complexity)]
+fn prepare(state: &AppState, current: &Current, f: NetworkForm) -> Result<Result<(String, std::path::PathBuf), Response>, UiError> {
+    let text = match network_text(&f) {
+        Ok(t) => t,
+        Err(e) => {
+            return Ok(Err(answer(
+                StatusCode::BAD_REQUEST,
+                page(state, current, Some(f.text), String::new(), e, false),
+            )))
+        }
+    };
+    let path = state.network.scratch.join("network.candidate.toml");
+    write_atomic(&path, text.as_bytes(), 0o600).map_err(|e| UiError::internal(format!("{}: {e}", path.display())))?;
+    Ok(Ok((text, path)))
+}
+
+pub async fn network_plan(
+    State(state): State<Arc<AppState>>,
+    Extension(current): Extension<Current>,
+    Form(f): Form<NetworkForm>,
+) -> Result<Response, UiError> {
+    let (text, file) = match prepare(&state, &current, f)? {
+        Ok(x) => x,
+        Err(refused) => return Ok(refused),
+    };
+    let (ok, out) = netcfg(&state, &file, "plan").await;
+    let status = if ok { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let msg = if ok {
+        "The plan: what Apply would change."
+    } else {
+        "netcfg refuses this file; nothing was changed."
+    };
+    Ok(answer(status, page(&state, &current, Some(text), out, msg.into(), ok)))
+}
+
+pub async fn network_apply(
+    State(state): State<Arc<AppState>>,
+    Extension(current): Extension<Current>,
+    Form(f): Form<NetworkForm>,
+) -> Result<Response, UiError> {
+    let _one_at_a_time = state.apply_lock.lock().await;
+    let (text, file) = match prepare(&state, &current, f)? {
+        Ok(x) => x,
+        Err(refused) => return Ok(refused),
+    };
+    let (ok, out) = netcfg(&state, &file, "check").await;
+    if !ok {
+        return Ok(answer(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            page(
+                &state,
+                &current,
+                Some(text),
+                out,
+                "netcfg refuses this file; nothing was changed.".into(),
+                false,
+            ),
+        ));
+    }
+    let live = &state.network.file;
+    let old = read_optional(live).map_err(|e| UiError::internal(format!("{}: {e}", live.display())))?;
+    write_atomic(live, text.as_bytes(), 0o644).map_err(|e| UiError::internal(format!("{}: {e}", live.display())))?;
+    let (ok, out) = netcfg(&state, live, "apply").await;
+    if ok {
+        state.audit(current.user(), current.source, "applied the network file");
+        return Ok(answer(
+            StatusCode::OK,
+            page(&state, &current, Some(text), out, "Network applied.".into(), true),
+        ));
+    }
+    // netcfg undid its own steps; the file goes back too.
+    let restored = match &old {
+        Some(t) => write_atomic(live, t.as_bytes(), 0o644),
+        None => std::fs::remove_file(live),
+    };
+    let msg = match restored {
+        Ok(()) => "netcfg could not apply the file; it undid its steps and the previous file is back.".to_owned(),
+        Err(e) => format!("netcfg could not apply the file, and putting the previous file back failed: {e}"),
+    };
+    state.audit(current.user(), current.source, format!("network apply failed: {out}"));
+    Ok(answer(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        page(&state, &current, Some(text), out, msg, false),
+    ))
+}
+
+// ---- the GUI's certificate ------------------------------------------------
+
+pub async fn gui_cert(
+    State(state): State<Arc<AppState>>,
+    Extension(current): Extension<Current>,
+    mut mp: Multipart,
+) -> Result<Response, UiError> {
+    let (mut key, mut crt) = (Vec::new(), Vec::new());
+    while let Ok(Some(field)) = mp.next_field().await {
+        let name = field.name().unwrap_or_default().to_owned();
+        let data = field.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+        match name.as_str() {
+            "key_file" | "key_text" if !data.iter().all(u8::is_ascii_whitespace) => key = data,
+            "crt_file" | "crt_text" if !data.iter().all(u8::is_ascii_whitespace) => crt = data,
+            _ => {}
+        }
+    }
+    let fail = |m: String| {
+        answer(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            page(&state, &current, None, String::new(), m, false),
+        )
+    };
+    let Some(swap) = state.gui_cert.clone() else {
+        return Ok(fail("This GUI was started without a certificate it can replace.".into()));
+    };
+    match swap.replace(&crt, &key) {
+        Ok(desc) => {
+            state.audit(current.user(), current.source, format!("replaced the GUI certificate ({desc})"));
+            Ok(answer(
+                StatusCode::OK,
+                page(&state, &current, None, String::new(), format!("The GUI now serves {desc}."), true),
+            ))
+        }
+        Err(e) => Ok(fail(format!("Not replaced: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_form_rewrites_hostname_and_dns_and_keeps_the_rest() {
+        let f = NetworkForm {
+            text: "# the box\nhostname = \"old\"\n\n[[interface]]\nname = \"eth0\" # uplink\naddresses = [\"10.0.0.2/24\"]\n".into(),
+            hostname: Some("lb1".into()),
+            dns_servers: Some("10.0.0.53, 10.0.0.54".into()),
+            dns_search: Some("".into()),
+        };
+        let t = network_text(&f).unwrap();
+        assert!(t.contains("hostname = \"lb1\""), "{t}");
+        assert!(t.contains("servers = [\"10.0.0.53\", \"10.0.0.54\"]"), "{t}");
+        assert!(
+            t.contains("# the box") && t.contains("name = \"eth0\" # uplink"),
+            "comments kept: {t}"
+        );
+        assert_eq!(network_fields(&t), ("lb1".into(), "10.0.0.53 10.0.0.54".into(), String::new()));
+        let raw = NetworkForm {
+            text: "not = [toml".into(),
+            hostname: None,
+            dns_servers: None,
+            dns_search: None,
+        };
+        assert_eq!(network_text(&raw).unwrap(), "not = [toml", "raw text goes to netcfg as it is");
+    }
+}

@@ -103,6 +103,10 @@ impl Box_ {
                 .arg(d.join("lbd.sock"))
                 .arg("--log-file")
                 .arg(d.join("lbd.log"))
+                .arg("--cert-store")
+                .arg(d.join("frontends"))
+                .arg("--network")
+                .arg(d.join("network.toml"))
                 .args(["--name", "lb-e2e"]),
             d.join(format!("webui-{port}.log")),
             "webui: serving",
@@ -268,6 +272,7 @@ fn a_restart_after_a_cut_apply_puts_files_store_and_lbd_back_in_agreement() {
                 comment: String::new(),
                 old: Some(old.clone()),
                 new: new.clone(),
+                more: Vec::new(),
             }))
             .unwrap();
         std::fs::write(&lb7_path, &new).unwrap();
@@ -287,6 +292,7 @@ fn a_restart_after_a_cut_apply_puts_files_store_and_lbd_back_in_agreement() {
                 comment: "cut".into(),
                 old: Some(old.clone()),
                 new: new.clone(),
+                more: Vec::new(),
             }))
             .unwrap();
         std::fs::write(&lb7_path, &new).unwrap();
@@ -303,6 +309,17 @@ fn a_restart_after_a_cut_apply_puts_files_store_and_lbd_back_in_agreement() {
     assert_eq!((revs[0].text.as_str(), revs[0].comment.as_str()), (new.as_str(), "cut"));
     assert!(store.pending().unwrap().is_none());
     assert_eq!(bx.ask(), "B");
+}
+
+/// Servers A and B, the box on A, its GUI, and a browser logged in to it.
+fn logged_in_box() -> (NamedServer, NamedServer, Box_, Proc, Browser) {
+    let a = NamedServer::start("A", "127.0.0.1:0");
+    let b = NamedServer::start("B", "127.0.0.1:0");
+    let bx = Box_::start(a.port());
+    let port = free_port();
+    let ui = bx.webui(port);
+    let br = logged_in(&bx, port);
+    (a, b, bx, ui, br)
 }
 
 /// Logs in with the generated password and sets a new one.
@@ -334,12 +351,7 @@ fn logged_in(bx: &Box_, port: u16) -> Browser {
 
 #[test]
 fn stats_show_the_servers_and_disabling_one_moves_its_traffic_and_logs_show_lbd() {
-    let a = NamedServer::start("A", "127.0.0.1:0");
-    let b = NamedServer::start("B", "127.0.0.1:0");
-    let bx = Box_::start(a.port());
-    let port = free_port();
-    let _ui = bx.webui(port);
-    let br = logged_in(&bx, port);
+    let (a, b, bx, _ui, br) = logged_in_box();
     let csrf = br.csrf("/lb7");
     let two = format!(
         "defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\
@@ -391,4 +403,80 @@ fn stats_show_the_servers_and_disabling_one_moves_its_traffic_and_logs_show_lbd(
     assert_eq!(code, 200);
     assert!(html.contains("lbd 0.1.0 started"), "{html}");
     assert!(!html.contains("listening on"), "filtered: {html}");
+}
+
+#[test]
+fn a_backup_restores_the_configuration_and_certificates() {
+    let (a, b, bx, _ui, br) = logged_in_box();
+    // A certificate in the store, and the configuration on A.
+    let pki = e2e::pki::Pki::new(&[e2e::pki::Leaf {
+        file: "www",
+        kind: e2e::pki::Kind::Ecdsa,
+        names: &["www.example"],
+        expired: false,
+        org: "X",
+    }]);
+    let (crt, key) = pki.pair("www");
+    let csrf = br.csrf("/ssl");
+    let (code, html) = br.curl(&[
+        "-F",
+        "name=www.example",
+        "-F",
+        &format!("key_file=@{}", key.display()),
+        "-F",
+        &format!("crt_file=@{}", crt.display()),
+        &format!("{}/ssl/certs?csrf={csrf}", br.base),
+    ]);
+    assert_eq!(code, 200, "{html}");
+    let csrf = br.csrf("/lb7");
+    let on_a = lb7(bx.front, a.port());
+    assert_eq!(br.post("/lb7/apply", &[("csrf", &csrf), ("text", &on_a)]).0, 200);
+    // The backup.
+    let archive = bx.dir.path.join("backup.tar.gz");
+    let out = Command::new("curl")
+        .args(["-sk", "--max-time", "20", "-o"])
+        .arg(&archive)
+        .arg("-b")
+        .arg(&br.jar)
+        .arg(format!("{}/setup/backup", br.base))
+        .status()
+        .unwrap();
+    assert!(out.success());
+    let listing = Command::new("tar").arg("tzf").arg(&archive).output().unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
+    for f in [
+        "lb7.cfg",
+        "ssl.cfg",
+        "frontends/www.example/crt.pem",
+        "frontends/www.example/key.pem",
+        "webui.json",
+    ] {
+        assert!(listing.lines().any(|l| l == f), "{f} in {listing}");
+    }
+    // Things change: traffic to B, the certificate deleted.
+    assert_eq!(br.post("/lb7/apply", &[("csrf", &csrf), ("text", &lb7(bx.front, b.port()))]).0, 200);
+    assert_eq!(bx.ask(), "B");
+    let csrf = br.csrf("/ssl");
+    assert_eq!(br.post("/ssl/certs/delete", &[("csrf", &csrf), ("name", "www.example")]).0, 200);
+    // Restore: back to A, the certificate back.
+    let csrf = br.csrf("/setup");
+    let (code, html) = br.curl(&[
+        "-F",
+        &format!("archive=@{}", archive.display()),
+        &format!("{}/setup/restore?csrf={csrf}", br.base),
+    ]);
+    assert_eq!(code, 200, "{html}");
+    assert!(html.contains("Restored: 1 certificate(s)"), "{html}");
+    assert_eq!(bx.ask(), "A");
+    assert_eq!(std::fs::read_to_string(bx.dir.path.join("lb7.cfg")).unwrap(), on_a);
+    assert!(bx.dir.path.join("frontends/www.example/key.pem").exists());
+    // A file that is not a backup changes nothing.
+    std::fs::write(bx.dir.path.join("junk.tar.gz"), b"junk").unwrap();
+    let (code, html) = br.curl(&[
+        "-F",
+        &format!("archive=@{}", bx.dir.path.join("junk.tar.gz").display()),
+        &format!("{}/setup/restore?csrf={csrf}", br.base),
+    ]);
+    assert_eq!(code, 422, "{html}");
+    assert_eq!(bx.ask(), "A");
 }

@@ -270,7 +270,7 @@ fn the_gui_in_chromium_configures_the_seed_deployment_end_to_end() {
     std::fs::write(d.join("lb7.cfg"), "").unwrap();
     std::fs::write(d.join("ssl.cfg"), "").unwrap();
     let launcher = format!(
-        "set -e\nmount --bind {etc} /etc/ssl\n{lbd} -f {d}/global.cfg -f {d}/lb7.cfg -s {d}/ssl.cfg 2>{d}/lbd.log &\n\
+        "set -e\nmount --bind {etc} /etc/ssl\nmount --bind {d}/resolv.conf /etc/resolv.conf\n{lbd} -f {d}/global.cfg -f {d}/lb7.cfg -s {d}/ssl.cfg 2>{d}/lbd.log &\n\
          exec {webui} --listen 127.0.0.1:4444 --state-dir {d}/state --base {d}/global.cfg --lb7 {d}/lb7.cfg \
          --ssl {d}/ssl.cfg --socket {d}/lbd.sock --cert-store /etc/ssl/frontends --log-file {d}/lbd.log \
          --session-idle {IDLE_SECS} --network {d}/network.toml --netcfg {netcfg} --name lb-demo 2>{d}/webui.log\n",
@@ -281,8 +281,13 @@ fn the_gui_in_chromium_configures_the_seed_deployment_end_to_end() {
         d = d.display(),
     );
     std::fs::write(d.join("launch.sh"), launcher).unwrap();
+    // netcfg may write the resolver and the host name: a file and a UTS
+    // namespace of the test's own, so the machine's stay as they are.
+    std::fs::write(d.join("resolv.conf"), "# the test's own\n").unwrap();
+    let host_resolv = std::fs::read("/etc/resolv.conf").ok();
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok();
     let mut boxed = Command::new("ip")
-        .args(["netns", "exec", &ns.name, "sh"])
+        .args(["netns", "exec", &ns.name, "unshare", "--uts", "sh"])
         .arg(d.join("launch.sh"))
         .stdin(Stdio::null())
         .spawn()
@@ -321,6 +326,16 @@ fn the_gui_in_chromium_configures_the_seed_deployment_end_to_end() {
         let _ = p.kill();
         let _ = p.wait();
     }
+    assert_eq!(
+        std::fs::read("/etc/resolv.conf").ok(),
+        host_resolv,
+        "the machine's resolv.conf is untouched"
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname").ok(),
+        host_name,
+        "and its host name"
+    );
     if let Err(e) = outcome {
         panic!(
             "{e}\n--- webui\n{}\n--- lbd\n{}",

@@ -126,6 +126,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/setup/network/plan", post(views::setup::network_plan))
         .route("/setup/network/apply", post(views::setup::network_apply))
         .route("/setup/cert", post(views::setup::gui_cert))
+        .route("/setup/backup", get(views::setup::backup))
+        .route("/setup/restore", post(views::setup::restore))
         .route("/stats", get(views::stats::page))
         .route("/stats/server", post(views::stats::server))
         .route("/logs", get(views::logs::page))

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::files::{read_optional, write_atomic};
-use crate::store::{Pending, Revision, Store, StoreError, Tab};
+use crate::store::{Pending, Revision, Store, StoreError, Tab, TabChange};
 
 /// Where the files live and how to reach lbd.
 #[derive(Debug, Clone)]
@@ -183,36 +183,77 @@ pub async fn apply(
     comment: &str,
     now: u64,
 ) -> Result<Revision, ApplyError> {
-    let (lb7, ssl) = match tab {
-        Tab::Lb7 => (text.to_owned(), read_optional(&paths.ssl).unwrap_or_default().unwrap_or_default()),
-        Tab::Ssl => (read_optional(&paths.lb7).unwrap_or_default().unwrap_or_default(), text.to_owned()),
+    let mut revs = apply_many(store, paths, &[(tab, text.to_owned())], user, comment, now).await?;
+    revs.pop().ok_or(ApplyError::Invalid(0))
+}
+
+/// [`apply`] for one or both tabs at once (a restore changes both): the texts
+/// are validated together, written, and confirmed by one reload; on failure
+/// every file goes back.
+pub async fn apply_many(
+    store: &dyn Store,
+    paths: &Paths,
+    changes: &[(Tab, String)],
+    user: &str,
+    comment: &str,
+    now: u64,
+) -> Result<Vec<Revision>, ApplyError> {
+    let Some(first) = changes.first() else { return Ok(Vec::new()) };
+    let text_of = |t: Tab| {
+        changes
+            .iter()
+            .find(|(c, _)| *c == t)
+            .map(|(_, x)| x.clone())
+            .unwrap_or_else(|| read_optional(paths.of(t)).unwrap_or_default().unwrap_or_default())
     };
-    let report = validate(paths, &lb7, &ssl);
+    let report = validate(paths, &text_of(Tab::Lb7), &text_of(Tab::Ssl));
     if !report.valid {
         return Err(ApplyError::Invalid(report.alerts().max(1)));
     }
-    let path = paths.of(tab);
-    let old = read_optional(path).map_err(|e| ApplyError::Write(path.display().to_string(), e))?;
+    let mut olds: Vec<(Tab, Option<String>)> = Vec::new();
+    for (t, _) in changes {
+        let path = paths.of(*t);
+        olds.push((
+            *t,
+            read_optional(path).map_err(|e| ApplyError::Write(path.display().to_string(), e))?,
+        ));
+    }
     // The marker first: an apply cut short is noticed at the next start.
     store.set_pending(Some(&Pending {
-        tab,
+        tab: first.0,
         user: user.to_owned(),
         comment: comment.to_owned(),
-        old: old.clone(),
-        new: text.to_owned(),
+        old: olds[0].1.clone(),
+        new: first.1.clone(),
+        more: changes[1..]
+            .iter()
+            .zip(&olds[1..])
+            .map(|((t, new), (_, old))| TabChange {
+                tab: *t,
+                old: old.clone(),
+                new: new.clone(),
+            })
+            .collect(),
     }))?;
-    if let Err(e) = write_atomic(path, text.as_bytes(), 0o644) {
-        store.set_pending(None)?;
-        return Err(ApplyError::Write(path.display().to_string(), e));
+    for (i, (t, text)) in changes.iter().enumerate() {
+        let path = paths.of(*t);
+        if let Err(e) = write_atomic(path, text.as_bytes(), 0o644) {
+            let _ = put_back(paths, &olds[..i]);
+            store.set_pending(None)?;
+            return Err(ApplyError::Write(path.display().to_string(), e));
+        }
     }
     match reload_and_confirm(paths).await {
         Ok(()) => {
-            let rev = store.add_revision(tab, now, user, comment, text)?;
+            let mut revs = Vec::new();
+            for (t, text) in changes {
+                revs.push(store.add_revision(*t, now, user, comment, text)?);
+            }
             store.set_pending(None)?;
-            Ok(rev)
+            Ok(revs)
         }
         Err(e) => {
-            let restored = restore(paths, tab, old.as_deref()).await;
+            let restored = restore(paths, &olds).await;
             store.set_pending(None)?;
             match restored {
                 Ok(()) => Err(e),
@@ -222,45 +263,61 @@ pub async fn apply(
     }
 }
 
-/// Puts a tab's previous text back and reloads lbd onto it.
-async fn restore(paths: &Paths, tab: Tab, old: Option<&str>) -> Result<(), String> {
-    let path = paths.of(tab);
-    let put = match old {
-        Some(t) => write_atomic(path, t.as_bytes(), 0o644),
-        None => std::fs::remove_file(path).or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) }),
-    };
-    put.map_err(|e| format!("{}: {e}", path.display()))?;
+/// Writes the tabs' previous texts back (removing a file that did not exist).
+fn put_back(paths: &Paths, olds: &[(Tab, Option<String>)]) -> Result<(), String> {
+    for (tab, old) in olds {
+        let path = paths.of(*tab);
+        let put = match old {
+            Some(t) => write_atomic(path, t.as_bytes(), 0o644),
+            None => std::fs::remove_file(path).or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) }),
+        };
+        put.map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Puts the tabs' previous texts back and reloads lbd onto them.
+async fn restore(paths: &Paths, olds: &[(Tab, Option<String>)]) -> Result<(), String> {
+    put_back(paths, olds)?;
     // lbd may still run the old configuration (a refused reload changes
     // nothing); reloading onto the restored files is harmless then.
     reload_and_confirm(paths).await.map_err(|e| e.to_string())
 }
 
 /// At start: an apply that was cut short (webui killed between writing the
-/// file and recording the revision) is finished or undone, so the store, the
+/// files and recording the revisions) is finished or undone, so the store, the
 /// files and lbd agree again. Returns what was found, for the log and the page.
 pub async fn recover(store: &dyn Store, paths: &Paths, now: u64) -> Result<Option<String>, StoreError> {
     let Some(p) = store.pending()? else { return Ok(None) };
-    let path = paths.of(p.tab);
-    let on_disk = read_optional(path).unwrap_or_default();
+    let mut changes = vec![TabChange {
+        tab: p.tab,
+        old: p.old.clone(),
+        new: p.new.clone(),
+    }];
+    changes.extend(p.more.iter().cloned());
+    let tabs = changes.iter().map(|c| c.tab.title()).collect::<Vec<_>>().join(" and ");
+    let written = changes
+        .iter()
+        .all(|c| read_optional(paths.of(c.tab)).unwrap_or_default().as_deref() == Some(c.new.as_str()));
     let live = lbd_command(&paths.socket, "show config-hash").await.unwrap_or_default();
-    let msg = if on_disk.as_deref() == Some(p.new.as_str()) && live.trim() == expected_hash(paths) {
+    let msg = if written && live.trim() == expected_hash(paths) {
         // Written and live: only the record was missing.
-        store.add_revision(p.tab, now, &p.user, &p.comment, &p.new)?;
+        for c in &changes {
+            store.add_revision(c.tab, now, &p.user, &p.comment, &c.new)?;
+        }
         format!(
-            "an apply of the {} tab by {} was interrupted after lbd took it; it is recorded now",
-            p.tab.title(),
+            "an apply of the {tabs} tab by {} was interrupted after lbd took it; it is recorded now",
             p.user
         )
     } else {
-        match restore(paths, p.tab, p.old.as_deref()).await {
+        let olds: Vec<(Tab, Option<String>)> = changes.iter().map(|c| (c.tab, c.old.clone())).collect();
+        match restore(paths, &olds).await {
             Ok(()) => format!(
-                "an apply of the {} tab by {} was interrupted; the previous configuration was put back",
-                p.tab.title(),
+                "an apply of the {tabs} tab by {} was interrupted; the previous configuration was put back",
                 p.user
             ),
             Err(e) => format!(
-                "an apply of the {} tab by {} was interrupted and the previous file could not be put back: {e}",
-                p.tab.title(),
+                "an apply of the {tabs} tab by {} was interrupted and the previous file could not be put back: {e}",
                 p.user
             ),
         }

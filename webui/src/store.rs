@@ -79,6 +79,17 @@ pub struct Pending {
     /// The file's text before the apply (None: there was no file).
     pub old: Option<String>,
     pub new: String,
+    /// The other tab, when one apply changed both (a restore).
+    #[serde(default)]
+    pub more: Vec<TabChange>,
+}
+
+/// One more tab changed by the same apply.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TabChange {
+    pub tab: Tab,
+    pub old: Option<String>,
+    pub new: String,
 }
 
 pub trait Store: Send + Sync {
@@ -273,6 +284,7 @@ mod tests {
                 comment: String::new(),
                 old: Some("two".into()),
                 new: "three".into(),
+                more: Vec::new(),
             };
             s.set_pending(Some(&p)).unwrap();
         }

@@ -76,6 +76,11 @@ fn page(state: &AppState, current: &Current, network: Option<String>, plan: Stri
     }
 }
 
+/// The page with a success line.
+fn done(state: &AppState, current: &Current, message: String) -> Response {
+    answer(StatusCode::OK, page(state, current, None, String::new(), message, true))
+}
+
 fn answer(status: StatusCode, p: SetupPage) -> Response {
     (status, render(&p)).into_response()
 }
@@ -130,17 +135,7 @@ pub async fn user_set(
     })?;
     let what = if existed { "password set for" } else { "added user" };
     state.audit(current.user(), current.source, format!("{what} {}", f.name));
-    Ok(answer(
-        StatusCode::OK,
-        page(
-            &state,
-            &current,
-            None,
-            String::new(),
-            format!("{} {}.", capital(what), f.name),
-            true,
-        ),
-    ))
+    Ok(done(&state, &current, format!("{} {}.", capital(what), f.name)))
 }
 
 fn capital(s: &str) -> String {
@@ -215,18 +210,20 @@ fn network_text(f: &NetworkForm) -> Result<String, String> {
         }
         a
     };
+    // An empty field leaves the file's DNS as it is unless the file has a
+    // [dns] table to edit: writing an empty one would make netcfg clear
+    // /etc/resolv.conf.
     for (key, val) in [("servers", &f.dns_servers), ("search", &f.dns_search)] {
-        if let Some(v) = val {
+        let Some(v) = val else { continue };
+        if v.trim().is_empty() {
+            if let Some(t) = doc.get_mut("dns").and_then(|d| d.as_table_mut()) {
+                t.remove(key);
+            }
+        } else {
             if !doc.contains_table("dns") {
                 doc["dns"] = toml_edit::table();
             }
-            if v.trim().is_empty() {
-                if let Some(t) = doc["dns"].as_table_mut() {
-                    t.remove(key);
-                }
-            } else {
-                doc["dns"][key] = toml_edit::value(words(v));
-            }
+            doc["dns"][key] = toml_edit::value(words(v));
         }
     }
     Ok(doc.to_string())
@@ -340,6 +337,116 @@ pub async fn network_apply(
     ))
 }
 
+// ---- backup and restore ---------------------------------------------------
+
+/// One `.tar.gz` of the box's configuration, to download.
+pub async fn backup(State(state): State<Arc<AppState>>, Extension(current): Extension<Current>) -> Result<Response, UiError> {
+    let p = &state.paths;
+    let archive = crate::backup::make(&*state.store, &p.lb7, &p.ssl, &state.network.file, &p.cert_store).map_err(UiError::internal)?;
+    state.audit(current.user(), current.source, "downloaded a backup");
+    let name = format!(
+        "{}-backup-{}.tar.gz",
+        state.box_name,
+        crate::views::format_time(crate::app::now()).replace([' ', ':'], "-")
+    );
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "application/gzip".to_owned()),
+            (axum::http::header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+        ],
+        archive,
+    )
+        .into_response())
+}
+
+/// Restores an archive made by Backup: certificates, then both tabs in one
+/// validated apply (everything put back if lbd refuses), then the network
+/// file through netcfg, then the users.
+pub async fn restore(
+    State(state): State<Arc<AppState>>,
+    Extension(current): Extension<Current>,
+    mut mp: Multipart,
+) -> Result<Response, UiError> {
+    let mut archive = Vec::new();
+    while let Ok(Some(field)) = mp.next_field().await {
+        if field.name() == Some("archive") {
+            archive = field.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+        }
+    }
+    let fail = |m: String| {
+        answer(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            page(&state, &current, None, String::new(), m, false),
+        )
+    };
+    let contents = match crate::backup::read(&archive) {
+        Ok(c) => c,
+        Err(e) => return Ok(fail(format!("Not restored: {e}"))),
+    };
+    let _one_at_a_time = state.apply_lock.lock().await;
+    let store_dir = &state.paths.cert_store;
+    let mut saved = Vec::new();
+    for (name, crt, key) in &contents.certs {
+        match crate::certs::save(store_dir, name, crt, key) {
+            Ok((_, previous)) => saved.push((name.clone(), previous)),
+            Err(e) => {
+                for (n, prev) in saved.iter().rev() {
+                    let _ = crate::certs::restore(store_dir, n, prev);
+                }
+                return Ok(fail(format!("Not restored: certificate {name}: {e}")));
+            }
+        }
+    }
+    let mut changes = Vec::new();
+    if let Some(t) = &contents.lb7 {
+        changes.push((crate::store::Tab::Lb7, t.clone()));
+    }
+    if let Some(t) = &contents.ssl {
+        changes.push((crate::store::Tab::Ssl, t.clone()));
+    }
+    if let Err(e) = crate::config::apply_many(
+        &*state.store,
+        &state.paths,
+        &changes,
+        current.user(),
+        "restored from a backup",
+        crate::app::now(),
+    )
+    .await
+    {
+        for (n, prev) in saved.iter().rev() {
+            let _ = crate::certs::restore(store_dir, n, prev);
+        }
+        return Ok(fail(format!("Not restored: {e}")));
+    }
+    let mut notes = vec![format!("{} certificate(s) and the configuration restored", contents.certs.len())];
+    if let Some(net) = &contents.network {
+        let file = state.network.scratch.join("network.candidate.toml");
+        write_atomic(&file, net.as_bytes(), 0o600).map_err(|e| UiError::internal(format!("{}: {e}", file.display())))?;
+        let (ok, out) = netcfg(&state, &file, "check").await;
+        if ok {
+            let live = &state.network.file;
+            write_atomic(live, net.as_bytes(), 0o644).map_err(|e| UiError::internal(format!("{}: {e}", live.display())))?;
+            let (ok, out) = netcfg(&state, live, "apply").await;
+            notes.push(if ok {
+                "the network applied".into()
+            } else {
+                format!("the network file written but not applied: {out}")
+            });
+        } else {
+            notes.push(format!("the network file not restored (netcfg refuses it here: {out})"));
+        }
+    }
+    if let Some(gui) = &contents.gui {
+        for u in gui.users.iter().filter(|u| u.name != current.user()) {
+            state.store.put_user(u)?;
+        }
+        notes.push(format!("{} user(s)", gui.users.len()));
+    }
+    state.audit(current.user(), current.source, format!("restored a backup: {}", notes.join("; ")));
+    Ok(done(&state, &current, format!("Restored: {}.", notes.join("; "))))
+}
+
 // ---- the GUI's certificate ------------------------------------------------
 
 pub async fn gui_cert(
@@ -398,6 +505,14 @@ mod tests {
             "comments kept: {t}"
         );
         assert_eq!(network_fields(&t), ("lb1".into(), "10.0.0.53 10.0.0.54".into(), String::new()));
+        let untouched = NetworkForm {
+            text: "[[interface]]\nname = \"br0\"\naddresses = [\"10.0.0.17/24\"]\n".into(),
+            hostname: Some(String::new()),
+            dns_servers: Some(String::new()),
+            dns_search: Some(String::new()),
+        };
+        let t = network_text(&untouched).unwrap();
+        assert!(!t.contains("dns") && !t.contains("hostname"), "empty fields add nothing: {t}");
         let raw = NetworkForm {
             text: "not = [toml".into(),
             hostname: None,

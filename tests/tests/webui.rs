@@ -196,9 +196,10 @@ fn apply_through_the_gui_moves_traffic_and_a_broken_config_keeps_the_old_one() {
     let password = pw_text.lines().find_map(|l| l.strip_prefix("password: ")).unwrap().to_owned();
     assert!(ui.text().contains(&password), "the console shows it too");
     let br = logged_in(&bx, port);
-    // The editor holds the live file.
+    // The editor holds the live file; the header says lbd is up.
     let (code, html) = br.get("/lb7");
     assert_eq!(code, 200);
+    assert!(html.contains("id=\"box-state\">lbd up"), "{html}");
     assert!(html.contains(&format!("server app 127.0.0.1:{}", a.port())), "{html}");
     // Apply: lbd reloads and traffic goes to B.
     let csrf = br.csrf("/lb7");

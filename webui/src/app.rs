@@ -42,6 +42,9 @@ pub struct AppState {
     pub network: NetworkPaths,
     /// The GUI's own certificate, replaceable while serving (None in handler tests).
     pub gui_cert: Option<Arc<crate::server::CertSwap>>,
+    /// lbd's state for the header (`lbd up 3h · 12 sessions · config 1a2b3c4d`),
+    /// refreshed every few seconds by the server; empty until known.
+    pub lbd_state: std::sync::Mutex<String>,
 }
 
 /// Where the network file is and how it is applied.
@@ -72,6 +75,7 @@ impl AppState {
                 scratch: std::env::temp_dir(),
             },
             gui_cert: None,
+            lbd_state: std::sync::Mutex::new(String::new()),
         }
     }
 

@@ -122,6 +122,36 @@ impl rustls::server::ResolvesServerCert for CertSwap {
     }
 }
 
+/// Keeps the header's line about lbd current: uptime, sessions and the live
+/// configuration's hash, or that its runtime socket does not answer.
+async fn watch_lbd(state: Arc<AppState>) {
+    loop {
+        let line = match crate::config::lbd_command(&state.paths.socket, "show info").await {
+            Ok(info) => {
+                let field = |k: &str| {
+                    info.lines()
+                        .find_map(|l| l.strip_prefix(&format!("{k}: ")))
+                        .unwrap_or_default()
+                        .trim()
+                        .to_owned()
+                };
+                let up: u64 = field("Uptime_sec").parse().unwrap_or(0);
+                let uptime = match up {
+                    0..=59 => format!("{up}s"),
+                    60..=3599 => format!("{}m", up / 60),
+                    3600..=86399 => format!("{}h", up / 3600),
+                    _ => format!("{}d", up / 86400),
+                };
+                let hash: String = field("Config_hash").chars().take(8).collect();
+                format!("lbd up {uptime} · {} sessions · config {hash}", field("CurrConns"))
+            }
+            Err(_) => "lbd not reachable".to_owned(),
+        };
+        *state.lbd_state.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = line;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
 /// Opens the state, makes the first admin if needed, finishes an interrupted
 /// apply, then serves until the process ends.
 pub async fn run(opts: Options) -> Result<(), ServerError> {
@@ -159,7 +189,8 @@ pub async fn run(opts: Options) -> Result<(), ServerError> {
         .await
         .map_err(|e| ServerError::Io(opts.listen.to_string(), e))?;
     eprintln!("webui: serving https://{}", opts.listen);
-    let app = router(state);
+    tokio::spawn(watch_lbd(state.clone()));
+    let app = router(state.clone());
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(c) => c,

@@ -558,3 +558,51 @@ async fn setup_adds_and_deletes_users_and_shows_netcfg_verdicts() {
         .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
 }
+
+#[tokio::test]
+async fn stats_logs_backup_and_logout_routes() {
+    let mut g = Gui::new("10.1.0.11");
+    // The Logs tab reads this file.
+    let log = g.dir.path().join("messages");
+    std::fs::write(&log, "Nov 26 lbd[1]: first\nNov 26 other: x\nNov 26 lbd[1]: second <b>\n").unwrap();
+    let state = {
+        let mut s = webui::app::AppState::new(g.state.store.clone(), g.state.paths.clone(), "lb-test".into());
+        s.log_file = log.clone();
+        Arc::new(s)
+    };
+    g.state = state.clone();
+    g.app = router(state.clone()).layer(axum::Extension(ClientAddr("10.1.0.11:50000".parse().unwrap())));
+    g.ready().await;
+    let (st, _, html) = g.get("/logs?q=lbd").await;
+    assert_eq!(st, StatusCode::OK);
+    let second = html
+        .find("second &#60;b&#62;")
+        .or_else(|| html.find("second &lt;b&gt;"))
+        .expect("escaped, shown");
+    assert!(second < html.find("lbd[1]: first").unwrap(), "newest first: {html}");
+    assert!(!html.contains("other: x"), "filtered: {html}");
+    let (_, _, html) = g.get("/logs?live=1").await;
+    assert!(html.contains("http-equiv=\"refresh\""), "{html}");
+    // Stats without a reachable lbd says so.
+    let (st, _, html) = g.get("/stats").await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(html.contains("does not answer"), "{html}");
+    let csrf = g.csrf("/stats").await;
+    let (st, _, _) = g
+        .post(
+            "/stats/server",
+            &[("csrf", &csrf), ("backend", "bk"), ("server", "s"), ("action", "disable")],
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "a server lbd does not list");
+    // A backup is a gzip archive.
+    let (st, res, _) = g.get("/setup/backup").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(res.headers()[header::CONTENT_TYPE], "application/gzip");
+    assert!(res.headers()[header::CONTENT_DISPOSITION].to_str().unwrap().contains(".tar.gz"));
+    // Logout ends the session: the next page is the login.
+    let (st, res, _) = g.post("/logout", &[("csrf", &csrf)]).await;
+    assert_eq!((st, location(&res).as_str()), (StatusCode::SEE_OTHER, "/login"));
+    let (st, res, _) = g.get("/lb7").await;
+    assert_eq!((st, location(&res).as_str()), (StatusCode::SEE_OTHER, "/login"));
+}

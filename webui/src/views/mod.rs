@@ -26,12 +26,18 @@ pub struct Chrome {
     pub active: &'static str,
     /// A line from the start (an interrupted apply), shown once.
     pub notice: Option<String>,
+    /// lbd's state, and whether it is up.
+    pub state: String,
+    pub up: bool,
 }
 
 impl Chrome {
     pub fn new(state: &AppState, current: Option<&crate::app::Current>, active: &'static str) -> Chrome {
         let notice = state.notice.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        let lbd = state.lbd_state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         Chrome {
+            up: lbd.starts_with("lbd up"),
+            state: lbd,
             box_name: state.box_name.clone(),
             user: current.map(|c| c.user().to_owned()).unwrap_or_default(),
             csrf: current.map(|c| c.session.csrf.clone()).unwrap_or_default(),

@@ -347,6 +347,10 @@ fn logged_in(bx: &Box_, port: u16) -> Browser {
         ],
     );
     assert_eq!(code, 303, "{body}");
+    assert!(
+        !bx.dir.path.join("state/initial-admin-password").exists(),
+        "the first password's file goes once it is changed"
+    );
     br
 }
 
@@ -432,28 +436,38 @@ fn a_backup_restores_the_configuration_and_certificates() {
     let csrf = br.csrf("/lb7");
     let on_a = lb7(bx.front, a.port());
     assert_eq!(br.post("/lb7/apply", &[("csrf", &csrf), ("text", &on_a)]).0, 200);
-    // The backup.
-    let archive = bx.dir.path.join("backup.tar.gz");
+    // The backup, sealed with a passphrase: the key is not in it in clear.
+    let archive = bx.dir.path.join("backup.lbdbak");
+    let setup_csrf = br.csrf("/setup");
     let out = Command::new("curl")
         .args(["-sk", "--max-time", "20", "-o"])
         .arg(&archive)
         .arg("-b")
         .arg(&br.jar)
+        .args(["-H", &format!("Origin: {}", br.base)])
+        .args(["--data-urlencode", &format!("csrf={setup_csrf}")])
+        .args([
+            "--data-urlencode",
+            "passphrase=backup-pass-1",
+            "--data-urlencode",
+            "again=backup-pass-1",
+        ])
         .arg(format!("{}/setup/backup", br.base))
         .status()
         .unwrap();
     assert!(out.success());
-    let listing = Command::new("tar").arg("tzf").arg(&archive).output().unwrap();
-    let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
-    for f in [
-        "lb7.cfg",
-        "ssl.cfg",
-        "frontends/www.example/crt.pem",
-        "frontends/www.example/key.pem",
-        "webui.json",
-    ] {
-        assert!(listing.lines().any(|l| l == f), "{f} in {listing}");
-    }
+    let sealed = std::fs::read(&archive).unwrap();
+    assert!(sealed.starts_with(b"LBDBAK1"), "{}", String::from_utf8_lossy(&sealed));
+    let opened = webui::backup::open(&sealed, "backup-pass-1").expect("opens with its passphrase");
+    let contents = webui::backup::read(&opened).unwrap();
+    assert_eq!(contents.certs.len(), 1);
+    assert!(contents.lb7.is_some() && contents.gui.is_some());
+    let key_text = std::fs::read_to_string(&key).unwrap();
+    let key_line = key_text.lines().nth(1).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&sealed).contains(key_line),
+        "the key is not in the file in clear"
+    );
     // Things change: traffic to B, the certificate deleted.
     assert_eq!(br.post("/lb7/apply", &[("csrf", &csrf), ("text", &lb7(bx.front, b.port()))]).0, 200);
     assert_eq!(bx.ask(), "B");
@@ -461,11 +475,19 @@ fn a_backup_restores_the_configuration_and_certificates() {
     assert_eq!(br.post("/ssl/certs/delete", &[("csrf", &csrf), ("name", "www.example")]).0, 200);
     // Restore: back to A, the certificate back.
     let csrf = br.csrf("/setup");
-    let (code, html) = br.curl(&[
-        "-F",
-        &format!("archive=@{}", archive.display()),
-        &format!("{}/setup/restore?csrf={csrf}", br.base),
-    ]);
+    let restore = |passphrase: &str, file: &std::path::Path| {
+        br.curl(&[
+            "-F",
+            &format!("archive=@{}", file.display()),
+            "-F",
+            &format!("passphrase={passphrase}"),
+            &format!("{}/setup/restore?csrf={csrf}", br.base),
+        ])
+    };
+    let (code, html) = restore("wrong-passphrase", &archive);
+    assert_eq!(code, 422, "a wrong passphrase: {html}");
+    assert_eq!(bx.ask(), "B");
+    let (code, html) = restore("backup-pass-1", &archive);
     assert_eq!(code, 200, "{html}");
     assert!(html.contains("Restored: 1 certificate(s)"), "{html}");
     assert_eq!(bx.ask(), "A");
@@ -473,11 +495,7 @@ fn a_backup_restores_the_configuration_and_certificates() {
     assert!(bx.dir.path.join("frontends/www.example/key.pem").exists());
     // A file that is not a backup changes nothing.
     std::fs::write(bx.dir.path.join("junk.tar.gz"), b"junk").unwrap();
-    let (code, html) = br.curl(&[
-        "-F",
-        &format!("archive=@{}", bx.dir.path.join("junk.tar.gz").display()),
-        &format!("{}/setup/restore?csrf={csrf}", br.base),
-    ]);
+    let (code, html) = restore("backup-pass-1", &bx.dir.path.join("junk.tar.gz"));
     assert_eq!(code, 422, "{html}");
     assert_eq!(bx.ask(), "A");
 }

@@ -45,6 +45,8 @@ pub struct AppState {
     /// lbd's state for the header (`lbd up 3h · 12 sessions · config 1a2b3c4d`),
     /// refreshed every few seconds by the server; empty until known.
     pub lbd_state: std::sync::Mutex<String>,
+    /// The file holding the generated first password, removed once changed.
+    pub first_password_file: Option<std::path::PathBuf>,
 }
 
 /// Where the network file is and how it is applied.
@@ -76,6 +78,7 @@ impl AppState {
             },
             gui_cert: None,
             lbd_state: std::sync::Mutex::new(String::new()),
+            first_password_file: None,
         }
     }
 
@@ -130,7 +133,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/setup/network/plan", post(views::setup::network_plan))
         .route("/setup/network/apply", post(views::setup::network_apply))
         .route("/setup/cert", post(views::setup::gui_cert))
-        .route("/setup/backup", get(views::setup::backup))
+        .route("/setup/backup", post(views::setup::backup))
         .route("/setup/restore", post(views::setup::restore))
         .route("/stats", get(views::stats::page))
         .route("/stats/server", post(views::stats::server))
@@ -148,8 +151,21 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), csrf_layer))
         .layer(middleware::from_fn_with_state(state.clone(), session_layer))
         .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(time_limit))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+/// A request (its body read included) gets this long: a client trickling a
+/// body cannot hold a connection and its handler forever. An apply's reload
+/// waits at most 30 s on lbd, well within it.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(90);
+
+async fn time_limit(req: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => (StatusCode::REQUEST_TIMEOUT, "request took too long").into_response(),
+    }
 }
 
 /// CSP and the other headers that keep the pages from being framed, sniffed or cached.
@@ -201,7 +217,10 @@ async fn session_layer(State(state): State<Arc<AppState>>, mut req: Request, nex
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::from([0, 0, 0, 0]));
     let path = req.uri().path().to_owned();
-    let existing = cookie_token(req.headers()).and_then(|t| state.sessions.get(&t).map(|s| (t, s)));
+    // An automatic refresh (`?live=1`) is not activity: an open Stats tab
+    // must not keep a session alive forever.
+    let touch = !req.uri().query().is_some_and(|q| q.split('&').any(|kv| kv == "live=1"));
+    let existing = cookie_token(req.headers()).and_then(|t| state.sessions.get(&t, touch).map(|s| (t, s)));
     let stale = existing.is_none() && cookie_token(req.headers()).is_some();
     if req.method() == Method::POST && existing.is_none() {
         // A form from a session that ended (or never was): refuse, the page
@@ -213,20 +232,20 @@ async fn session_layer(State(state): State<Arc<AppState>>, mut req: Request, nex
         };
         return (StatusCode::FORBIDDEN, views::message_page(&state, "Session expired", msg)).into_response();
     }
+    // Sessions are made only for the login page (its form's CSRF token):
+    // requests that do not log in cost no memory.
     let (token, session, new) = match existing {
         Some((t, s)) => (t, s, false),
-        None => {
-            let (t, s) = state.sessions.start();
-            (t, s, true)
-        }
+        None if path == "/login" => match state.sessions.start() {
+            Some((t, s)) => (t, s, true),
+            None => return (StatusCode::SERVICE_UNAVAILABLE, "too many sessions; try again later").into_response(),
+        },
+        None if is_public(&path) => return next.run(req).await,
+        None => return Redirect::to("/login").into_response(),
     };
     if !is_public(&path) {
         if session.user.is_none() {
-            let mut res = Redirect::to("/login").into_response();
-            if new {
-                res.headers_mut().append(header::SET_COOKIE, session_cookie(&token));
-            }
-            return res;
+            return Redirect::to("/login").into_response();
         }
         if session.must_change && path != "/password" && path != "/logout" {
             return Redirect::to("/password").into_response();
@@ -331,7 +350,7 @@ async fn csrf_layer(State(state): State<Arc<AppState>>, req: Request, next: Next
         .is_some_and(|t| t.starts_with("multipart/form-data"));
     if multipart {
         let token = req.uri().query().and_then(|q| form_field(q.as_bytes(), "csrf"));
-        if token.as_deref() != Some(current.session.csrf.as_str()) {
+        if !token.is_some_and(|t| crate::auth::same_token(&t, &current.session.csrf)) {
             eprintln!("webui: CSRF token missing or wrong from {} on {}", current.source, req.uri().path());
             return refuse("the form's security token is missing or out of date; open the page again");
         }
@@ -343,7 +362,7 @@ async fn csrf_layer(State(state): State<Arc<AppState>>, req: Request, next: Next
         Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response(),
     };
     let token = form_field(&bytes, "csrf");
-    if token.as_deref() != Some(current.session.csrf.as_str()) {
+    if !token.is_some_and(|t| crate::auth::same_token(&t, &current.session.csrf)) {
         eprintln!("webui: CSRF token missing or wrong from {} on {}", current.source, parts.uri.path());
         return refuse("the form's security token is missing or out of date; open the page again");
     }

@@ -35,6 +35,11 @@ pub fn random_token(n: usize) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// Compares two tokens in time that does not depend on where they differ.
+pub fn same_token(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// A password for people to type: letters and digits without look-alikes.
 pub fn random_password(len: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -115,8 +120,12 @@ impl Sessions {
         self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// A new anonymous session; returns its token.
-    pub fn start(&self) -> (String, Session) {
+    /// The most sessions kept at once (anonymous ones included).
+    pub const MAX: usize = 10_000;
+
+    /// A new anonymous session; returns its token, or None when the table is
+    /// full of sessions still in use.
+    pub fn start(&self) -> Option<(String, Session)> {
         let token = random_token(32);
         let s = Session {
             user: None,
@@ -127,21 +136,29 @@ impl Sessions {
         let mut map = self.lock();
         // Expired sessions go when new ones come: the map stays bounded by the
         // sessions used within `idle`.
-        let idle = self.idle;
-        map.retain(|_, s| s.last_seen.elapsed() < idle);
+        if map.len() >= Self::MAX {
+            let idle = self.idle;
+            map.retain(|_, s| s.last_seen.elapsed() < idle);
+            if map.len() >= Self::MAX {
+                return None;
+            }
+        }
         map.insert(token.clone(), s.clone());
-        (token, s)
+        Some((token, s))
     }
 
-    /// The live session behind `token`, touched; None if unknown or idle too long.
-    pub fn get(&self, token: &str) -> Option<Session> {
+    /// The live session behind `token`; None if unknown or idle too long.
+    /// `touch`: the request counts as activity (an automatic refresh does not).
+    pub fn get(&self, token: &str, touch: bool) -> Option<Session> {
         let mut map = self.lock();
         let s = map.get_mut(token)?;
         if s.last_seen.elapsed() >= self.idle {
             map.remove(token);
             return None;
         }
-        s.last_seen = Instant::now();
+        if touch {
+            s.last_seen = Instant::now();
+        }
         Some(s.clone())
     }
 
@@ -214,8 +231,22 @@ impl RateLimit {
         self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The bucket a source counts in: an IPv4 address, or an IPv6 /64 (one
+    /// host usually holds a whole /64).
+    fn bucket(ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V4(_) => ip,
+            IpAddr::V6(v6) => {
+                let mut o = v6.octets();
+                o[8..].fill(0);
+                IpAddr::from(o)
+            }
+        }
+    }
+
     /// How long `ip` must wait before trying again (None: it may try now).
     pub fn blocked(&self, ip: IpAddr) -> Option<Duration> {
+        let ip = Self::bucket(ip);
         let mut map = self.lock();
         let window = self.window;
         let list = map.entry(ip).or_default();
@@ -228,16 +259,15 @@ impl RateLimit {
         }
     }
 
+    /// Records a failure. A success does not clear them: one good login (or a
+    /// colleague's behind the same address) must not reset a guesser's count.
     pub fn failed(&self, ip: IpAddr) {
+        let ip = Self::bucket(ip);
         let mut map = self.lock();
         // Bounded: sources with no failure in the window are forgotten.
         let window = self.window;
         map.retain(|_, v| v.iter().any(|t| t.elapsed() < window));
         map.entry(ip).or_default().push(Instant::now());
-    }
-
-    pub fn succeeded(&self, ip: IpAddr) {
-        self.lock().remove(&ip);
     }
 }
 
@@ -259,12 +289,14 @@ mod tests {
     #[test]
     fn sessions_expire_after_inactivity_and_login_changes_the_token() {
         let s = Sessions::new(Duration::from_secs(60));
-        let (anon, _) = s.start();
+        let (anon, _) = s.start().unwrap();
         let t = s.login(Some(&anon), "admin", false);
-        assert!(s.get(&anon).is_none(), "the anonymous token is gone");
-        assert_eq!(s.get(&t).and_then(|x| x.user), Some("admin".into()));
-        s.age(&t, Duration::from_secs(61));
-        assert!(s.get(&t).is_none(), "idle too long");
+        assert!(s.get(&anon, true).is_none(), "the anonymous token is gone");
+        assert_eq!(s.get(&t, true).and_then(|x| x.user), Some("admin".into()));
+        s.age(&t, Duration::from_secs(50));
+        assert!(s.get(&t, false).is_some());
+        s.age(&t, Duration::from_secs(11));
+        assert!(s.get(&t, false).is_none(), "a refresh that is not activity does not keep it alive");
     }
 
     #[test]
@@ -278,6 +310,12 @@ mod tests {
         }
         assert!(r.blocked(a).is_some_and(|d| d > Duration::from_secs(290)));
         assert!(r.blocked(b).is_none(), "per source");
+        let v6a: IpAddr = "2001:db8::1".parse().unwrap();
+        let v6b: IpAddr = "2001:db8::ffff".parse().unwrap();
+        for _ in 0..5 {
+            r.failed(v6a);
+        }
+        assert!(r.blocked(v6b).is_some(), "one IPv6 /64 is one source");
     }
 
     #[test]

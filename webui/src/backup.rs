@@ -1,8 +1,9 @@
 //! Backup and restore of the box's configuration as one `.tar.gz`: the LB
-//! Layer7 and SSL files, the network file, the certificate store (keys
-//! included: the archive is as secret as the box), and the GUI's users and
-//! revisions exported from the store (the database itself is never copied
-//! while open).
+//! Layer7 and SSL files, the network file, the certificate store with its
+//! keys, and the GUI's users exported from the store (the database itself is
+//! never copied while open). The archive is sealed with a passphrase the
+//! operator chooses (AES-256-GCM, the key derived with argon2id), so the keys
+//! it holds are never downloadable in clear.
 
 use std::io::Read;
 use std::path::Path;
@@ -10,13 +11,69 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::certs::check_name;
-use crate::store::{Revision, Store, User};
+use crate::store::{Store, User};
 
 /// The GUI's part of an archive.
 #[derive(Serialize, Deserialize, Default)]
 pub struct GuiState {
     pub users: Vec<User>,
-    pub revisions: Vec<Revision>,
+}
+
+/// The sealed file starts with this; then the salt, the nonce, the sealed tar.gz.
+const MAGIC: &[u8; 8] = b"LBDBAK1\n";
+const SALT: usize = 16;
+
+fn derive(passphrase: &str, salt: &[u8]) -> Result<aws_lc_rs::aead::LessSafeKey, BackupError> {
+    let mut key = [0u8; 32];
+    argon2::Argon2::default()
+        .hash_password_into(passphrase.as_bytes(), salt, &mut key)
+        .map_err(|e| BackupError::Bad(format!("key derivation: {e}")))?;
+    let unbound = aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, &key).map_err(|_| BackupError::Bad("key".into()))?;
+    Ok(aws_lc_rs::aead::LessSafeKey::new(unbound))
+}
+
+/// Seals `plain` with `passphrase`.
+pub fn seal(plain: Vec<u8>, passphrase: &str) -> Result<Vec<u8>, BackupError> {
+    use aws_lc_rs::rand::SecureRandom;
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let mut salt = [0u8; SALT];
+    let mut nonce = [0u8; aws_lc_rs::aead::NONCE_LEN];
+    rng.fill(&mut salt).map_err(|_| BackupError::Bad("random".into()))?;
+    rng.fill(&mut nonce).map_err(|_| BackupError::Bad("random".into()))?;
+    let key = derive(passphrase, &salt)?;
+    let mut data = plain;
+    key.seal_in_place_append_tag(
+        aws_lc_rs::aead::Nonce::assume_unique_for_key(nonce),
+        aws_lc_rs::aead::Aad::from(MAGIC),
+        &mut data,
+    )
+    .map_err(|_| BackupError::Bad("sealing failed".into()))?;
+    let mut out = MAGIC.to_vec();
+    out.extend_from_slice(&salt);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&data);
+    Ok(out)
+}
+
+/// Opens a sealed archive; a wrong passphrase or a damaged file is an error.
+pub fn open(sealed: &[u8], passphrase: &str) -> Result<Vec<u8>, BackupError> {
+    let head = MAGIC.len() + SALT + aws_lc_rs::aead::NONCE_LEN;
+    if sealed.len() < head || &sealed[..MAGIC.len()] != MAGIC {
+        return Err(BackupError::Bad("not a backup of this GUI".into()));
+    }
+    let salt = &sealed[MAGIC.len()..MAGIC.len() + SALT];
+    let mut nonce = [0u8; aws_lc_rs::aead::NONCE_LEN];
+    nonce.copy_from_slice(&sealed[MAGIC.len() + SALT..head]);
+    let key = derive(passphrase, salt)?;
+    let mut data = sealed[head..].to_vec();
+    let plain = key
+        .open_in_place(
+            aws_lc_rs::aead::Nonce::assume_unique_for_key(nonce),
+            aws_lc_rs::aead::Aad::from(MAGIC),
+            &mut data,
+        )
+        .map_err(|_| BackupError::Bad("wrong passphrase, or the file is damaged".into()))?;
+    Ok(plain.to_vec())
 }
 
 /// What an archive holds, read and checked.
@@ -69,12 +126,7 @@ pub fn make(store: &dyn Store, lb7: &Path, ssl: &Path, network: &Path, cert_stor
             }
         }
     }
-    let mut revisions = store.revisions(crate::store::Tab::Lb7)?;
-    revisions.extend(store.revisions(crate::store::Tab::Ssl)?);
-    let gui = GuiState {
-        users: store.users()?,
-        revisions,
-    };
+    let gui = GuiState { users: store.users()? };
     let json = serde_json::to_vec_pretty(&gui).map_err(|e| BackupError::Bad(e.to_string()))?;
     add(&mut tar, "webui.json", &json, 0o600)?;
     let gz = tar.into_inner()?;
@@ -84,15 +136,18 @@ pub fn make(store: &dyn Store, lb7: &Path, ssl: &Path, network: &Path, cert_stor
 /// A certificate's `crt.pem` and `key.pem` as they are found in an archive.
 type HalfPair = (Option<Vec<u8>>, Option<Vec<u8>>);
 
-/// The largest file an archive may hold, and the most entries.
+/// The largest file an archive may hold, the most entries, and the most bytes
+/// all entries may unpack to (a small gzip can hold a huge file).
 const MAX_ENTRY: u64 = 4 * 1024 * 1024;
 const MAX_ENTRIES: usize = 2000;
+const MAX_TOTAL: u64 = 32 * 1024 * 1024;
 
 /// Reads an archive made by [`make`]; anything else in it is an error (no
 /// path from the archive is ever used as a path).
 pub fn read(archive: &[u8]) -> Result<Contents, BackupError> {
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(archive));
     let mut out = Contents::default();
+    let mut total = 0u64;
     let mut pending: std::collections::BTreeMap<String, HalfPair> = Default::default();
     let entries = tar.entries().map_err(|e| BackupError::Bad(format!("not a .tar.gz backup: {e}")))?;
     for (i, entry) in entries.enumerate() {
@@ -106,13 +161,17 @@ pub fn read(archive: &[u8]) -> Result<Contents, BackupError> {
         if e.size() > MAX_ENTRY {
             return Err(BackupError::Bad("an entry is too large".into()));
         }
+        total += e.size();
+        if total > MAX_TOTAL {
+            return Err(BackupError::Bad("the archive unpacks to too much".into()));
+        }
         let name = e
             .path()
             .map_err(|e| BackupError::Bad(e.to_string()))?
             .to_string_lossy()
             .into_owned();
         let mut data = Vec::new();
-        e.read_to_end(&mut data)?;
+        (&mut e).take(MAX_ENTRY).read_to_end(&mut data)?;
         let text = || String::from_utf8(data.clone()).map_err(|_| BackupError::Bad(format!("{name} is not text")));
         match name.as_str() {
             "lb7.cfg" => out.lb7 = Some(text()?),
@@ -147,7 +206,7 @@ pub fn read(archive: &[u8]) -> Result<Contents, BackupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{SledStore, Tab};
+    use crate::store::SledStore;
 
     #[test]
     fn an_archive_round_trips_and_foreign_entries_are_refused() {
@@ -166,7 +225,6 @@ mod tests {
                 must_change: false,
             })
             .unwrap();
-        store.add_revision(Tab::Lb7, 1, "admin", "c", "frontend f\n").unwrap();
         let a = make(
             &store,
             &d.join("lb7.cfg"),
@@ -179,8 +237,13 @@ mod tests {
         assert_eq!(c.lb7.as_deref(), Some("frontend f\n"));
         assert_eq!(c.network, None);
         assert_eq!(c.certs, vec![("www".to_owned(), b"C".to_vec(), b"K".to_vec())]);
-        let gui = c.gui.unwrap();
-        assert_eq!((gui.users.len(), gui.revisions.len()), (1, 1));
+        assert_eq!(c.gui.unwrap().users.len(), 1);
+        // Sealed with a passphrase: only that passphrase opens it.
+        let sealed = seal(a.clone(), "correct horse battery").unwrap();
+        assert!(!sealed.windows(2).any(|w| w == b"K\0"), "not in clear");
+        assert_eq!(open(&sealed, "correct horse battery").unwrap(), a);
+        assert!(open(&sealed, "wrong passphrase").is_err());
+        assert!(open(b"LBDBAK1\nshort", "x").is_err());
         // An entry outside the layout (a path to write elsewhere) is refused.
         let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         let mut t = tar::Builder::new(gz);

@@ -5,8 +5,6 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::files::write_atomic;
-
 /// What the store's page shows of a certificate.
 #[derive(Debug, Clone)]
 pub struct CertView {
@@ -130,9 +128,8 @@ pub fn save(store: &Path, name: &str, crt_pem: &[u8], key_pem: &[u8]) -> Result<
         crt: std::fs::read(f.join("crt.pem")).ok(),
         key: std::fs::read(f.join("key.pem")).ok(),
     };
-    std::fs::create_dir_all(&f).map_err(|e| format!("{}: {e}", f.display()))?;
-    write_atomic(&f.join("key.pem"), key_pem, 0o600).map_err(|e| format!("{}: {e}", f.join("key.pem").display()))?;
-    write_atomic(&f.join("crt.pem"), crt_pem, 0o644).map_err(|e| format!("{}: {e}", f.join("crt.pem").display()))?;
+    crate::files::replace_dir(&f, &[("crt.pem", crt_pem, 0o644), ("key.pem", key_pem, 0o600)])
+        .map_err(|e| format!("{}: {e}", f.display()))?;
     Ok((loaded, previous))
 }
 
@@ -140,10 +137,7 @@ pub fn save(store: &Path, name: &str, crt_pem: &[u8], key_pem: &[u8]) -> Result<
 pub fn restore(store: &Path, name: &str, previous: &Previous) -> std::io::Result<()> {
     let f = folder(store, name);
     match (&previous.crt, &previous.key) {
-        (Some(c), Some(k)) => {
-            write_atomic(&f.join("key.pem"), k, 0o600)?;
-            write_atomic(&f.join("crt.pem"), c, 0o644)
-        }
+        (Some(c), Some(k)) => crate::files::replace_dir(&f, &[("crt.pem", c, 0o644), ("key.pem", k, 0o600)]),
         _ => remove(store, name),
     }
 }

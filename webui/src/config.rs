@@ -252,14 +252,14 @@ pub async fn apply_many(
             store.set_pending(None)?;
             Ok(revs)
         }
-        Err(e) => {
-            let restored = restore(paths, &olds).await;
-            store.set_pending(None)?;
-            match restored {
-                Ok(()) => Err(e),
-                Err(why) => Err(ApplyError::RestoreFailed(Box::new(e), why)),
+        Err(e) => match restore(paths, &olds).await {
+            Ok(()) => {
+                store.set_pending(None)?;
+                Err(e)
             }
-        }
+            // The record stays: the next start settles files and lbd again.
+            Err(why) => Err(ApplyError::RestoreFailed(Box::new(e), why)),
+        },
     }
 }
 
@@ -299,7 +299,22 @@ pub async fn recover(store: &dyn Store, paths: &Paths, now: u64) -> Result<Optio
     let written = changes
         .iter()
         .all(|c| read_optional(paths.of(c.tab)).unwrap_or_default().as_deref() == Some(c.new.as_str()));
-    let live = lbd_command(&paths.socket, "show config-hash").await.unwrap_or_default();
+    // lbd may be starting too (at boot): wait for it before judging what it runs.
+    let mut live = None;
+    for _ in 0..60 {
+        if let Ok(h) = lbd_command(&paths.socket, "show config-hash").await {
+            live = Some(h);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let Some(live) = live else {
+        return Ok(Some(format!(
+            "an apply of the {tabs} tab by {} was interrupted, and lbd does not answer on {}: nothing was changed; it is settled at the next start",
+            p.user,
+            paths.socket.display()
+        )));
+    };
     let msg = if written && live.trim() == expected_hash(paths) {
         // Written and live: only the record was missing.
         for c in &changes {
@@ -316,10 +331,13 @@ pub async fn recover(store: &dyn Store, paths: &Paths, now: u64) -> Result<Optio
                 "an apply of the {tabs} tab by {} was interrupted; the previous configuration was put back",
                 p.user
             ),
-            Err(e) => format!(
-                "an apply of the {tabs} tab by {} was interrupted and the previous file could not be put back: {e}",
-                p.user
-            ),
+            Err(e) => {
+                // The record stays for the next start.
+                return Ok(Some(format!(
+                    "an apply of the {tabs} tab by {} was interrupted; putting the previous configuration back failed: {e}",
+                    p.user
+                )));
+            }
         }
     };
     store.set_pending(None)?;
@@ -409,7 +427,8 @@ mod tests {
         );
         assert_eq!(std::fs::read_to_string(&p.lb7).unwrap(), "# good\n");
         assert!(store.revisions(Tab::Lb7).unwrap().is_empty());
-        assert!(store.pending().unwrap().is_none());
+        // lbd could not be reloaded onto the old file: the record stays for the next start.
+        assert!(store.pending().unwrap().is_some());
     }
 
     #[test]

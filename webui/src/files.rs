@@ -10,14 +10,10 @@ use std::path::Path;
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    // A fresh name each time, never an existing file (nor a link planted there).
+    let tmp = dir.join(format!(".{name}.tmp-{}", crate::auth::random_token(8)));
     let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
         drop(f);
@@ -28,6 +24,79 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> 
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Writes two files that belong together (a key and its certificate): both
+/// written whole under temporary names first, then renamed, key last, so the
+/// window where they disagree is two renames long.
+pub fn write_pair(dir: &Path, crt: &str, crt_data: &[u8], key: &str, key_data: &[u8]) -> std::io::Result<()> {
+    let staged = |name: &str, data: &[u8], mode: u32| -> std::io::Result<std::path::PathBuf> {
+        let tmp = dir.join(format!(".{name}.tmp-{}", crate::auth::random_token(8)));
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        Ok(tmp)
+    };
+    let c = staged(crt, crt_data, 0o644)?;
+    let k = match staged(key, key_data, 0o600) {
+        Ok(k) => k,
+        Err(e) => {
+            let _ = std::fs::remove_file(&c);
+            return Err(e);
+        }
+    };
+    let done = std::fs::rename(&c, dir.join(crt)).and_then(|()| std::fs::rename(&k, dir.join(key)));
+    let _ = std::fs::remove_file(&c);
+    let _ = std::fs::remove_file(&k);
+    done?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Replaces the folder `dir` with one holding `files` (name, data, mode) in
+/// one step: the new folder is built beside it, then the two are exchanged
+/// (`renameat2(RENAME_EXCHANGE)`), so readers see the old folder or the new
+/// one, never a mix.
+pub fn replace_dir(dir: &Path, files: &[(&str, &[u8], u32)]) -> std::io::Result<()> {
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    std::fs::create_dir_all(parent)?;
+    let new = parent.join(format!(".{name}.new-{}", crate::auth::random_token(8)));
+    std::fs::create_dir(&new)?;
+    let built = (|| {
+        for (f, data, mode) in files {
+            let mut out = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(*mode)
+                .open(new.join(f))?;
+            out.write_all(data)?;
+            out.sync_all()?;
+        }
+        std::fs::File::open(&new)?.sync_all()
+    })();
+    if let Err(e) = built {
+        let _ = std::fs::remove_dir_all(&new);
+        return Err(e);
+    }
+    if dir.exists() {
+        use std::os::unix::ffi::OsStrExt;
+        let (a, b) = (
+            std::ffi::CString::new(new.as_os_str().as_bytes())?,
+            std::ffi::CString::new(dir.as_os_str().as_bytes())?,
+        );
+        // SAFETY: two valid NUL-terminated paths; AT_FDCWD resolves them as given.
+        let rc = unsafe { libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE) };
+        if rc != 0 {
+            let e = std::io::Error::last_os_error();
+            let _ = std::fs::remove_dir_all(&new);
+            return Err(e);
+        }
+        // `new` now holds the old folder.
+        let _ = std::fs::remove_dir_all(&new);
+    } else {
+        std::fs::rename(&new, dir)?;
+    }
+    std::fs::File::open(parent)?.sync_all()
 }
 
 /// The file's text, or None when it does not exist.
@@ -54,6 +123,20 @@ mod tests {
         assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         assert_eq!(read_optional(&dir.path().join("none")).unwrap(), None);
+    }
+
+    #[test]
+    fn folders_and_pairs_are_replaced_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("www");
+        replace_dir(&d, &[("crt.pem", b"c1", 0o644), ("key.pem", b"k1", 0o600)]).unwrap();
+        replace_dir(&d, &[("crt.pem", b"c2", 0o644), ("key.pem", b"k2", 0o600)]).unwrap();
+        assert_eq!(std::fs::read(d.join("key.pem")).unwrap(), b"k2");
+        assert_eq!(std::fs::metadata(d.join("key.pem")).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no folder left behind");
+        write_pair(dir.path(), "a.crt", b"C", "a.key", b"K").unwrap();
+        assert_eq!(std::fs::read(dir.path().join("a.key")).unwrap(), b"K");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
     }
 
     #[test]

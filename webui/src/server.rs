@@ -19,6 +19,8 @@ use crate::store::SledStore;
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// And this long for the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once (an administration GUI has few users).
+pub const MAX_CONNECTIONS: usize = 256;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -99,6 +101,18 @@ impl CertSwap {
         })
     }
 
+    /// A self-signed certificate in memory only.
+    pub fn temporary(dir: &Path, name: &str) -> Result<CertSwap, ServerError> {
+        let made = rcgen::generate_simple_self_signed(vec![name.to_owned(), "localhost".to_owned()])
+            .map_err(|e| ServerError::Cert(e.to_string()))?;
+        let c = lbd::tls::check_pem_pair("temporary", made.cert.pem().as_bytes(), made.key_pair.serialize_pem().as_bytes())
+            .map_err(ServerError::Cert)?;
+        Ok(CertSwap {
+            current: std::sync::RwLock::new((c.key.clone(), format!("a temporary self-signed certificate ({})", describe(&c)))),
+            dir: dir.to_owned(),
+        })
+    }
+
     pub fn describe(&self) -> Option<String> {
         self.current.read().ok().map(|c| c.1.clone())
     }
@@ -106,8 +120,7 @@ impl CertSwap {
     /// Checks the pair, writes it (key 0600) and serves it from now on.
     pub fn replace(&self, crt_pem: &[u8], key_pem: &[u8]) -> Result<String, String> {
         let c = lbd::tls::check_pem_pair("the GUI's", crt_pem, key_pem)?;
-        crate::files::write_atomic(&self.dir.join("webui.key"), key_pem, 0o600).map_err(|e| e.to_string())?;
-        crate::files::write_atomic(&self.dir.join("webui.crt"), crt_pem, 0o644).map_err(|e| e.to_string())?;
+        crate::files::write_pair(&self.dir, "webui.crt", crt_pem, "webui.key", key_pem).map_err(|e| e.to_string())?;
         let desc = describe(&c);
         if let Ok(mut cur) = self.current.write() {
             *cur = (c.key.clone(), desc.clone());
@@ -156,6 +169,12 @@ async fn watch_lbd(state: Arc<AppState>) {
 /// apply, then serves until the process ends.
 pub async fn run(opts: Options) -> Result<(), ServerError> {
     std::fs::create_dir_all(&opts.state_dir).map_err(|e| ServerError::Io(opts.state_dir.display().to_string(), e))?;
+    // The database holds password hashes and the audit log: for root only.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&opts.state_dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| ServerError::Io(opts.state_dir.display().to_string(), e))?;
+    }
     let store = Arc::new(SledStore::open(&opts.state_dir.join("webui.db"))?);
     let pw_file = opts.state_dir.join("initial-admin-password");
     if let Some(pw) = bootstrap_admin(&*store, &pw_file)? {
@@ -167,12 +186,21 @@ pub async fn run(opts: Options) -> Result<(), ServerError> {
     let mut state = AppState::new(store.clone(), opts.paths.clone(), opts.box_name.clone());
     state.log_file = opts.log_file.clone();
     state.sessions.idle = opts.session_idle;
+    state.first_password_file = Some(pw_file.clone());
     state.network = crate::app::NetworkPaths {
         file: opts.network_file.clone(),
         netcfg: opts.netcfg.clone(),
         scratch: opts.state_dir.clone(),
     };
-    let swap = Arc::new(CertSwap::load(&opts.state_dir, &opts.box_name)?);
+    let swap = Arc::new(match CertSwap::load(&opts.state_dir, &opts.box_name) {
+        Ok(s) => s,
+        Err(e) => {
+            // A damaged certificate must not lock the operator out: serve a
+            // fresh self-signed one (not written) and say so.
+            eprintln!("webui: {e}; serving a temporary self-signed certificate");
+            CertSwap::temporary(&opts.state_dir, &opts.box_name)?
+        }
+    });
     state.gui_cert = Some(swap.clone());
     let state = Arc::new(state);
     if let Some(msg) = recover(&*store, &opts.paths, crate::app::now()).await? {
@@ -191,7 +219,12 @@ pub async fn run(opts: Options) -> Result<(), ServerError> {
     eprintln!("webui: serving https://{}", opts.listen);
     tokio::spawn(watch_lbd(state.clone()));
     let app = router(state.clone());
+    // At most this many connections at once: the rest wait in the backlog.
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return Ok(());
+        };
         let (tcp, peer) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
@@ -204,6 +237,7 @@ pub async fn run(opts: Options) -> Result<(), ServerError> {
         let acceptor = acceptor.clone();
         let app = app.clone().layer(axum::Extension(ClientAddr(peer)));
         tokio::spawn(async move {
+            let _slot = slot;
             let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await else {
                 return;
             };

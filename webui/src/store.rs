@@ -1,6 +1,6 @@
 //! The GUI's persistent state: users, applied revisions of each tab, the
 //! audit log, and the marker of an apply in progress. A small trait, so the
-//! views never see sled; [`SledStore`] keeps it in `/config/webui.db`.
+//! views never see sled; [`SledStore`] keeps it in `/config/webui/webui.db`.
 
 use serde::{Deserialize, Serialize};
 

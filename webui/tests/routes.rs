@@ -159,9 +159,10 @@ async fn pages_need_a_login_and_carry_the_security_headers() {
     let (st, res, _) = g.get("/lb7").await;
     assert_eq!(st, StatusCode::SEE_OTHER);
     assert_eq!(location(&res), "/login");
-    assert!(g.cookie.starts_with("webui_session="));
+    assert!(g.cookie.is_empty(), "no session for a request that does not log in");
     let (st, res, html) = g.get("/login").await;
     assert_eq!(st, StatusCode::OK);
+    assert!(g.cookie.starts_with("webui_session="), "the login page's form needs one");
     assert!(html.contains("<form method=\"post\" action=\"/login\">"), "{html}");
     let h = res.headers();
     assert!(h["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
@@ -335,7 +336,7 @@ async fn apply_refuses_a_broken_config_and_puts_the_old_file_back_without_lbd() 
     assert!(html.contains("put back"), "{html}");
     assert_eq!(std::fs::read_to_string(&lb7).unwrap(), GOOD);
     assert!(g.state.store.revisions(Tab::Lb7).unwrap().is_empty());
-    assert!(g.state.store.pending().unwrap().is_none());
+    assert!(g.state.store.pending().unwrap().is_some(), "without lbd, settled at the next start");
 }
 
 #[tokio::test]
@@ -595,11 +596,34 @@ async fn stats_logs_backup_and_logout_routes() {
         )
         .await;
     assert_eq!(st, StatusCode::NOT_FOUND, "a server lbd does not list");
-    // A backup is a gzip archive.
-    let (st, res, _) = g.get("/setup/backup").await;
+    // A backup needs a passphrase of some length; then it is a sealed file.
+    let (st, _, _) = g
+        .post("/setup/backup", &[("csrf", &csrf), ("passphrase", "short"), ("again", "short")])
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, res, body) = g
+        .post(
+            "/setup/backup",
+            &[("csrf", &csrf), ("passphrase", "a long passphrase"), ("again", "a long passphrase")],
+        )
+        .await;
     assert_eq!(st, StatusCode::OK);
-    assert_eq!(res.headers()[header::CONTENT_TYPE], "application/gzip");
-    assert!(res.headers()[header::CONTENT_DISPOSITION].to_str().unwrap().contains(".tar.gz"));
+    assert!(res.headers()[header::CONTENT_DISPOSITION].to_str().unwrap().contains(".lbdbak"));
+    assert!(body.starts_with("LBDBAK1") && !body.contains("frontend f"), "sealed");
+    // A restore of something that is not a backup changes nothing.
+    let (st, html) = g
+        .post_multipart(
+            &format!("/setup/restore?csrf={csrf}"),
+            &[("archive", "junk"), ("passphrase", "whatever-pass")],
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("not a backup"), "{html}");
+    let (st, res, _) = g.get("/").await;
+    assert_eq!((st, location(&res).as_str()), (StatusCode::SEE_OTHER, "/lb7"));
+    let (st, _, js) = g.get("/static/app.js").await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(js.contains("gutter"));
     // Logout ends the session: the next page is the login.
     let (st, res, _) = g.post("/logout", &[("csrf", &csrf)]).await;
     assert_eq!((st, location(&res).as_str()), (StatusCode::SEE_OTHER, "/login"));

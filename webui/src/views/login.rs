@@ -56,26 +56,29 @@ pub async fn submit(State(state): State<Arc<AppState>>, Extension(current): Exte
             format!("Too many failed logins from your address. Try again in {} s.", wait.as_secs() + 1),
         );
     }
-    let user = match state.store.user(&form.user) {
+    // Names go into logs: keep them short.
+    let name: String = form.user.chars().take(64).collect();
+    let user = match state.store.user(&name) {
         Ok(u) => u,
         Err(e) => return super::UiError::from(e).into_response(),
     };
-    // The same work whether the user exists or not: no timing tells them apart.
-    let ok = match &user {
-        Some(u) => verify_password(&form.password, &u.hash),
-        None => {
-            static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-            let _ = verify_password(&form.password, DUMMY.get_or_init(|| hash_password("no such user")));
-            false
-        }
-    };
+    // The same work whether the user exists or not: no timing tells them
+    // apart. argon2 runs off the async workers.
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let hash = user
+        .as_ref()
+        .map_or_else(|| DUMMY.get_or_init(|| hash_password("no such user")).clone(), |u| u.hash.clone());
+    let password = form.password.clone();
+    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .unwrap_or(false)
+        && user.is_some();
     let Some(user) = user.filter(|_| ok) else {
         state.limiter.failed(current.source);
-        eprintln!("webui: failed login for {:?} from {}", form.user, current.source);
-        state.audit(&form.user, current.source, "failed login");
+        eprintln!("webui: failed login for {name:?} from {}", current.source);
+        state.audit(&name, current.source, "failed login");
         return again(StatusCode::UNAUTHORIZED, "Wrong user name or password.".into());
     };
-    state.limiter.succeeded(current.source);
     let token = state.sessions.login(Some(&current.token), &user.name, user.must_change);
     state.audit(&user.name, current.source, "login");
     let to = if user.must_change { "/password" } else { "/lb7" };
@@ -159,5 +162,9 @@ pub async fn password_submit(
     state.sessions.set_must_change(&current.token, false);
     state.sessions.end_others(&name, &current.token);
     state.audit(&name, current.source, "password changed");
+    // The generated first password is of no use any more.
+    if let Some(f) = &state.first_password_file {
+        let _ = std::fs::remove_file(f);
+    }
     Redirect::to("/lb7").into_response()
 }

@@ -33,7 +33,14 @@ pub struct Chrome {
 
 impl Chrome {
     pub fn new(state: &AppState, current: Option<&crate::app::Current>, active: &'static str) -> Chrome {
-        let notice = state.notice.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        // The start's notice waits for someone logged in (a restart logs
+        // everyone out, so the first page after it is often the login).
+        let logged_in = current.is_some_and(|c| c.session.user.is_some());
+        let notice = if logged_in {
+            state.notice.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+        } else {
+            None
+        };
         let lbd = state.lbd_state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         Chrome {
             up: lbd.starts_with("lbd up"),

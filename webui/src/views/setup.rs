@@ -32,6 +32,8 @@ struct SetupPage {
     ok: bool,
     /// The GUI certificate's subject and expiry.
     gui_cert: String,
+    /// The newest audit entries: time, user, source, action.
+    audit: Vec<(String, String, String, String)>,
 }
 
 /// The network file's text, its host name and DNS lists (for the form).
@@ -61,7 +63,15 @@ fn page(state: &AppState, current: &Current, network: Option<String>, plan: Stri
         .as_ref()
         .and_then(|c| c.describe())
         .unwrap_or_else(|| "self-signed at first start".into());
+    let audit = state
+        .store
+        .audit_log(50)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|a| (crate::views::format_time(a.time), a.user, a.source, a.action))
+        .collect();
     SetupPage {
+        audit,
         chrome: Chrome::new(state, Some(current), "setup"),
         users,
         me: current.user().to_owned(),
@@ -121,6 +131,11 @@ pub async fn user_set(
     if let Err(e) = check_user_name(&f.name) {
         return Ok(fail(e));
     }
+    if f.name == current.user() {
+        return Ok(fail(
+            "Change your own password on the password page (it asks for the current one).".into(),
+        ));
+    }
     if f.password != f.again {
         return Ok(fail("The two passwords differ.".into()));
     }
@@ -131,8 +146,10 @@ pub async fn user_set(
     state.store.put_user(&User {
         name: f.name.clone(),
         hash: hash_password(&f.password),
-        must_change: f.name != current.user(),
+        must_change: true,
     })?;
+    // Whoever was logged in as that user logs in again, with the new password.
+    state.sessions.end_user(&f.name);
     let what = if existed { "password set for" } else { "added user" };
     state.audit(current.user(), current.source, format!("{what} {}", f.name));
     Ok(done(&state, &current, format!("{} {}.", capital(what), f.name)))
@@ -249,6 +266,14 @@ async fn netcfg(state: &AppState, file: &std::path::Path, verb: &str) -> (bool, 
 }
 
 /// The candidate text in a file of its own beside the state (netcfg reads files).
+/// A candidate file of this request's own (removed once netcfg has read it).
+fn candidate_path(state: &AppState) -> std::path::PathBuf {
+    state
+        .network
+        .scratch
+        .join(format!("network.candidate-{}.toml", crate::auth::random_token(6)))
+}
+
 /// The text to act on, written to a candidate file beside the state (netcfg
 /// reads files); or the page refusing a form whose text is not TOML.
 #[allow(clippy::type_complexity)]
@@ -262,7 +287,7 @@ fn prepare(state: &AppState, current: &Current, f: NetworkForm) -> Result<Result
             )))
         }
     };
-    let path = state.network.scratch.join("network.candidate.toml");
+    let path = candidate_path(state);
     write_atomic(&path, text.as_bytes(), 0o600).map_err(|e| UiError::internal(format!("{}: {e}", path.display())))?;
     Ok(Ok((text, path)))
 }
@@ -277,6 +302,7 @@ pub async fn network_plan(
         Err(refused) => return Ok(refused),
     };
     let (ok, out) = netcfg(&state, &file, "plan").await;
+    let _ = std::fs::remove_file(&file);
     let status = if ok { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let msg = if ok {
         "The plan: what Apply would change."
@@ -297,6 +323,7 @@ pub async fn network_apply(
         Err(refused) => return Ok(refused),
     };
     let (ok, out) = netcfg(&state, &file, "check").await;
+    let _ = std::fs::remove_file(&file);
     if !ok {
         return Ok(answer(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -339,22 +366,52 @@ pub async fn network_apply(
 
 // ---- backup and restore ---------------------------------------------------
 
-/// One `.tar.gz` of the box's configuration, to download.
-pub async fn backup(State(state): State<Arc<AppState>>, Extension(current): Extension<Current>) -> Result<Response, UiError> {
+#[derive(Deserialize)]
+pub struct BackupForm {
+    passphrase: String,
+    again: String,
+}
+
+/// One sealed `.tar.gz` of the box's configuration, to download.
+pub async fn backup(
+    State(state): State<Arc<AppState>>,
+    Extension(current): Extension<Current>,
+    Form(f): Form<BackupForm>,
+) -> Result<Response, UiError> {
+    let fail = |m: &str| {
+        answer(
+            StatusCode::BAD_REQUEST,
+            page(&state, &current, None, String::new(), m.to_owned(), false),
+        )
+    };
+    if f.passphrase != f.again {
+        return Ok(fail("The two passphrases differ."));
+    }
+    if f.passphrase.chars().count() < 10 {
+        return Ok(fail("A backup passphrase has at least 10 characters."));
+    }
     let p = &state.paths;
     let archive = crate::backup::make(&*state.store, &p.lb7, &p.ssl, &state.network.file, &p.cert_store).map_err(UiError::internal)?;
+    let passphrase = f.passphrase.clone();
+    let sealed = tokio::task::spawn_blocking(move || crate::backup::seal(archive, &passphrase))
+        .await
+        .map_err(UiError::internal)?
+        .map_err(UiError::internal)?;
     state.audit(current.user(), current.source, "downloaded a backup");
-    let name = format!(
-        "{}-backup-{}.tar.gz",
-        state.box_name,
-        crate::views::format_time(crate::app::now()).replace([' ', ':'], "-")
-    );
+    // The box's name goes into a header: letters, digits, '-', '_' only.
+    let safe: String = state
+        .box_name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    let stamp = crate::views::format_time(crate::app::now()).replace([' ', ':'], "-");
+    let name = format!("{}-backup-{stamp}.lbdbak", if safe.is_empty() { "lbd" } else { &safe });
     Ok((
         [
-            (axum::http::header::CONTENT_TYPE, "application/gzip".to_owned()),
+            (axum::http::header::CONTENT_TYPE, "application/octet-stream".to_owned()),
             (axum::http::header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
         ],
-        archive,
+        sealed,
     )
         .into_response())
 }
@@ -367,10 +424,12 @@ pub async fn restore(
     Extension(current): Extension<Current>,
     mut mp: Multipart,
 ) -> Result<Response, UiError> {
-    let mut archive = Vec::new();
+    let (mut archive, mut passphrase) = (Vec::new(), String::new());
     while let Ok(Some(field)) = mp.next_field().await {
-        if field.name() == Some("archive") {
-            archive = field.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+        match field.name() {
+            Some("archive") => archive = field.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
+            Some("passphrase") => passphrase = field.text().await.unwrap_or_default(),
+            _ => {}
         }
     }
     let fail = |m: String| {
@@ -379,7 +438,14 @@ pub async fn restore(
             page(&state, &current, None, String::new(), m, false),
         )
     };
-    let contents = match crate::backup::read(&archive) {
+    let opened = tokio::task::spawn_blocking(move || crate::backup::open(&archive, &passphrase))
+        .await
+        .map_err(UiError::internal)?;
+    let plain = match opened {
+        Ok(p) => p,
+        Err(e) => return Ok(fail(format!("Not restored: {e}"))),
+    };
+    let contents = match crate::backup::read(&plain) {
         Ok(c) => c,
         Err(e) => return Ok(fail(format!("Not restored: {e}"))),
     };
@@ -404,44 +470,61 @@ pub async fn restore(
     if let Some(t) = &contents.ssl {
         changes.push((crate::store::Tab::Ssl, t.clone()));
     }
-    if let Err(e) = crate::config::apply_many(
-        &*state.store,
-        &state.paths,
-        &changes,
-        current.user(),
-        "restored from a backup",
-        crate::app::now(),
-    )
-    .await
-    {
+    let applied = if changes.is_empty() {
+        // No tab in the archive: the certificates alone changed; lbd re-reads them.
+        crate::config::reload_and_confirm(&state.paths).await.map(|()| Vec::new())
+    } else {
+        let now = crate::app::now();
+        crate::config::apply_many(&*state.store, &state.paths, &changes, current.user(), "restored from a backup", now).await
+    };
+    if let Err(e) = applied {
         for (n, prev) in saved.iter().rev() {
             let _ = crate::certs::restore(store_dir, n, prev);
+        }
+        if changes.is_empty() {
+            let _ = crate::config::reload_and_confirm(&state.paths).await;
         }
         return Ok(fail(format!("Not restored: {e}")));
     }
     let mut notes = vec![format!("{} certificate(s) and the configuration restored", contents.certs.len())];
     if let Some(net) = &contents.network {
-        let file = state.network.scratch.join("network.candidate.toml");
+        let file = candidate_path(&state);
         write_atomic(&file, net.as_bytes(), 0o600).map_err(|e| UiError::internal(format!("{}: {e}", file.display())))?;
         let (ok, out) = netcfg(&state, &file, "check").await;
+        let _ = std::fs::remove_file(&file);
         if ok {
             let live = &state.network.file;
+            let old = read_optional(live).ok().flatten();
             write_atomic(live, net.as_bytes(), 0o644).map_err(|e| UiError::internal(format!("{}: {e}", live.display())))?;
             let (ok, out) = netcfg(&state, live, "apply").await;
-            notes.push(if ok {
-                "the network applied".into()
+            if ok {
+                notes.push("the network applied".into());
             } else {
-                format!("the network file written but not applied: {out}")
-            });
+                // netcfg undid its steps; the previous file goes back too.
+                let _ = match &old {
+                    Some(t) => write_atomic(live, t.as_bytes(), 0o644),
+                    None => std::fs::remove_file(live),
+                };
+                notes.push(format!(
+                    "the network file not restored (netcfg could not apply it; the previous one is back): {out}"
+                ));
+            }
         } else {
             notes.push(format!("the network file not restored (netcfg refuses it here: {out})"));
         }
     }
     if let Some(gui) = &contents.gui {
-        for u in gui.users.iter().filter(|u| u.name != current.user()) {
+        let mut n = 0;
+        for u in gui
+            .users
+            .iter()
+            .filter(|u| u.name != current.user() && check_user_name(&u.name).is_ok())
+        {
             state.store.put_user(u)?;
+            state.sessions.end_user(&u.name);
+            n += 1;
         }
-        notes.push(format!("{} user(s)", gui.users.len()));
+        notes.push(format!("{n} user(s)"));
     }
     state.audit(current.user(), current.source, format!("restored a backup: {}", notes.join("; ")));
     Ok(done(&state, &current, format!("Restored: {}.", notes.join("; "))))

@@ -537,6 +537,17 @@ async fn steps(c: &Client, a: &FlowArgs) -> Result<(), String> {
     let r = p.wait_text("result").await;
     check(r.contains("Network applied"), || format!("network apply: {r}"))?;
     check(has_addr(&a.ns, "10.0.0.18/24"), || "the address is not on br0".into())?;
+    // The same through the form's rows: a VIP added on the blank row.
+    p.type_in("vip-address-0", "10.0.0.19/24").await;
+    p.type_in("vip-interface-0", "br0").await;
+    p.click("apply-form").await;
+    let r = p.wait_text("result").await;
+    check(r.contains("Network applied"), || format!("form apply: {r}"))?;
+    check(has_addr(&a.ns, "10.0.0.19/24"), || "the VIP from the form is not on br0".into())?;
+    let toml = p.text("network-text").await;
+    check(toml.contains("[[vip]]") && toml.contains("10.0.0.19/24"), || {
+        format!("the file: {toml}")
+    })?;
     p.fill("gui-key-text", &std::fs::read_to_string(&a.mail_key).unwrap_or_default())
         .await;
     p.fill("gui-crt-text", &std::fs::read_to_string(&a.mail_crt).unwrap_or_default())

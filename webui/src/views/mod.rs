@@ -5,6 +5,7 @@ pub mod certs;
 pub mod editor;
 pub mod login;
 pub mod logs;
+pub mod netform;
 pub mod setup;
 pub mod stats;
 

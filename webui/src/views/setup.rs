@@ -34,6 +34,8 @@ struct SetupPage {
     gui_cert: String,
     /// The newest audit entries: time, user, source, action.
     audit: Vec<(String, String, String, String)>,
+    /// The network file's lists as form rows.
+    sets: Vec<super::netform::RowSet>,
 }
 
 /// The network file's text, its host name and DNS lists (for the form).
@@ -71,6 +73,7 @@ fn page(state: &AppState, current: &Current, network: Option<String>, plan: Stri
         .map(|a| (crate::views::format_time(a.time), a.user, a.source, a.action))
         .collect();
     SetupPage {
+        sets: super::netform::rows(&network),
         audit,
         chrome: Chrome::new(state, Some(current), "setup"),
         users,
@@ -196,6 +199,13 @@ pub async fn user_delete(
 pub struct NetworkForm {
     #[serde(default)]
     text: String,
+    /// Which part was submitted: `form` (the fields and rows, written into
+    /// the text) or `toml` (the text as it is).
+    #[serde(default)]
+    from: Option<String>,
+    /// The rows of the interfaces, VIPs and VRRP instances (`vrrp_priority_0`...).
+    #[serde(flatten)]
+    rows: std::collections::HashMap<String, String>,
     #[serde(default)]
     hostname: Option<String>,
     #[serde(default)]
@@ -208,7 +218,8 @@ pub struct NetworkForm {
 /// fields written into it when the form sent them.
 fn network_text(f: &NetworkForm) -> Result<String, String> {
     let text = f.text.replace("\r\n", "\n");
-    if f.hostname.is_none() && f.dns_servers.is_none() && f.dns_search.is_none() {
+    let form = f.from.as_deref() == Some("form");
+    if !form || (f.hostname.is_none() && f.dns_servers.is_none() && f.dns_search.is_none() && f.rows.is_empty()) {
         return Ok(text);
     }
     let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| format!("the network file is not TOML: {e}"))?;
@@ -243,6 +254,7 @@ fn network_text(f: &NetworkForm) -> Result<String, String> {
             doc["dns"][key] = toml_edit::value(words(v));
         }
     }
+    super::netform::apply(&mut doc, &f.rows)?;
     Ok(doc.to_string())
 }
 
@@ -579,6 +591,8 @@ mod tests {
             hostname: Some("lb1".into()),
             dns_servers: Some("10.0.0.53, 10.0.0.54".into()),
             dns_search: Some("".into()),
+            from: Some("form".into()),
+            rows: Default::default(),
         };
         let t = network_text(&f).unwrap();
         assert!(t.contains("hostname = \"lb1\""), "{t}");
@@ -593,6 +607,8 @@ mod tests {
             hostname: Some(String::new()),
             dns_servers: Some(String::new()),
             dns_search: Some(String::new()),
+            from: Some("form".into()),
+            rows: Default::default(),
         };
         let t = network_text(&untouched).unwrap();
         assert!(!t.contains("dns") && !t.contains("hostname"), "empty fields add nothing: {t}");
@@ -601,6 +617,8 @@ mod tests {
             hostname: None,
             dns_servers: None,
             dns_search: None,
+            from: Some("form".into()),
+            rows: Default::default(),
         };
         assert_eq!(network_text(&raw).unwrap(), "not = [toml", "raw text goes to netcfg as it is");
     }

@@ -38,6 +38,8 @@ pub struct AppState {
     pub apply_lock: tokio::sync::Mutex<()>,
     /// The syslog file holding lbd's log lines (default `/var/log/messages`).
     pub log_file: std::path::PathBuf,
+    /// The Logs tab shows only lines holding this (lbd's syslog tag, `lbd`; empty: all).
+    pub log_match: String,
     /// netcfg's file and program.
     pub network: NetworkPaths,
     /// The GUI's own certificate, replaceable while serving (None in handler tests).
@@ -71,6 +73,7 @@ impl AppState {
             notice: std::sync::Mutex::new(None),
             apply_lock: tokio::sync::Mutex::new(()),
             log_file: "/var/log/messages".into(),
+            log_match: String::new(),
             network: NetworkPaths {
                 file: "/config/network.toml".into(),
                 netcfg: "netcfg".into(),

@@ -62,12 +62,23 @@ pub fn in_use(store: &Path, name: &str, lb7: &str, ssl: &str) -> bool {
     names_path(lb7) || names_path(ssl) || crt_name
 }
 
+/// Whether the configuration uses the certificate `name`: by what lbd's
+/// parser resolves (a `crt` naming the folder, a file in it, or a folder
+/// holding it, `crt-base` applied), or else by the text (`in_use`).
+pub fn used(paths: &crate::config::Paths, name: &str, lb7: &str, ssl: &str) -> bool {
+    let f = folder(&paths.cert_store, name);
+    let by_model =
+        crate::config::cert_paths(paths, lb7, ssl).is_some_and(|ps| ps.iter().any(|p| *p == f || p.starts_with(&f) || f.starts_with(p)));
+    by_model || in_use(&paths.cert_store, name, lb7, ssl)
+}
+
 fn folder(store: &Path, name: &str) -> PathBuf {
     store.join(name)
 }
 
 /// Every certificate in the store, sorted by name.
-pub fn list(store: &Path, lb7: &str, ssl: &str, now: i64) -> Vec<CertView> {
+pub fn list(paths: &crate::config::Paths, lb7: &str, ssl: &str, now: i64) -> Vec<CertView> {
+    let store = &paths.cert_store;
     let Ok(dir) = std::fs::read_dir(store) else { return Vec::new() };
     let mut out: Vec<CertView> = dir
         .flatten()
@@ -76,7 +87,7 @@ pub fn list(store: &Path, lb7: &str, ssl: &str, now: i64) -> Vec<CertView> {
         .filter(|n| check_name(n).is_ok())
         .map(|name| {
             let f = folder(store, &name);
-            let used = in_use(store, &name, lb7, ssl);
+            let used = used(paths, &name, lb7, ssl);
             match lbd::tls::load_pair(&f.join("crt.pem"), Some(&f.join("key.pem"))) {
                 Ok(c) => {
                     let days_left = (c.not_after - now).div_euclid(86_400);
@@ -163,6 +174,34 @@ mod tests {
         for bad in ["", ".", "..", "../etc", "a/b", ".hidden", "a b", "é", &"x".repeat(254)] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn use_is_found_through_crt_base_and_whole_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("frontends");
+        let paths = crate::config::Paths {
+            base: Vec::new(),
+            lb7: dir.path().join("lb7.cfg"),
+            ssl: dir.path().join("ssl.cfg"),
+            socket: dir.path().join("sock"),
+            cert_store: store.clone(),
+        };
+        let c = rcgen::generate_simple_self_signed(vec!["www.example".to_owned()]).unwrap();
+        save(&store, "www", c.cert.pem().as_bytes(), c.key_pair.serialize_pem().as_bytes()).unwrap();
+        let fe = |crt: &str| {
+            format!(
+                "global\n  crt-base {}\nfrontend f\n  mode tcp\n  bind 127.0.0.1:18443 ssl crt {crt}\n  default_backend b\nbackend b\n  mode tcp\n  server s 127.0.0.1:1\n",
+                store.display()
+            )
+        };
+        assert!(used(&paths, "www", &fe("www/crt.pem"), ""), "relative to crt-base");
+        assert!(
+            used(&paths, "www", &fe(&format!("{}/www", store.display())), ""),
+            "the folder by its path"
+        );
+        assert!(used(&paths, "www", &fe("www/"), ""), "the folder under crt-base");
+        assert!(!used(&paths, "other", &fe("www/crt.pem"), ""));
     }
 
     #[test]

@@ -71,9 +71,10 @@ impl Report {
     }
 }
 
-/// Checks an LB Layer7 text with an SSL tab text, as lbd would load them. The
-/// names are the files' paths, so messages match what lbd itself prints.
-pub fn validate(paths: &Paths, lb7: &str, ssl: &str) -> Report {
+/// lbd's parser on an LB Layer7 text with an SSL tab text (after the box's
+/// base files), as lbd would load them. The names are the files' paths, so
+/// messages match what lbd itself prints.
+fn check(paths: &Paths, lb7: &str, ssl: &str) -> lbd::config::Checked {
     let lb7_name = paths.lb7.display().to_string();
     let ssl_name = paths.ssl.display().to_string();
     let mut sources: Vec<lbd::config::Source> = paths
@@ -85,11 +86,40 @@ pub fn validate(paths: &Paths, lb7: &str, ssl: &str) -> Report {
         })
         .collect();
     sources.push(lbd::config::Source {
-        name: lb7_name.clone(),
+        name: lb7_name,
         text: lb7.to_owned(),
     });
     let checked = lbd::config::check_sources(&sources, &lbd::config::lexer::ProcessEnv);
-    let checked = lbd::config::ssl_tab_text(checked, sources, &ssl_name, ssl);
+    lbd::config::ssl_tab_text(checked, sources, &ssl_name, ssl)
+}
+
+/// The certificate files and folders a valid configuration reads (its binds'
+/// `crt` and `key`, resolved under `crt-base` as lbd does); None when the texts
+/// are not valid.
+pub fn cert_paths(paths: &Paths, lb7: &str, ssl: &str) -> Option<Vec<PathBuf>> {
+    let config = check(paths, lb7, ssl).config?;
+    let base = PathBuf::from(config.global.crt_base.clone().unwrap_or_else(|| lbd::tls::CERT_STORE.to_owned()));
+    let resolve = |s: &str| if s.starts_with('/') { PathBuf::from(s) } else { base.join(s) };
+    Some(
+        config
+            .proxies
+            .iter()
+            .flat_map(|p| p.binds.iter())
+            .flat_map(|b| {
+                b.params
+                    .crt
+                    .iter()
+                    .map(|c| resolve(c))
+                    .chain(b.params.keys.iter().map(|(_, k)| resolve(k)))
+            })
+            .collect(),
+    )
+}
+
+/// Checks an LB Layer7 text with an SSL tab text, as lbd would load them.
+pub fn validate(paths: &Paths, lb7: &str, ssl: &str) -> Report {
+    let ssl_name = paths.ssl.display().to_string();
+    let checked = check(paths, lb7, ssl);
     let findings = checked
         .diags
         .items

@@ -33,6 +33,9 @@ struct Args {
     /// The syslog file holding lbd's log lines (the Logs tab).
     #[arg(long, default_value = "/var/log/messages")]
     log_file: PathBuf,
+    /// The Logs tab shows only the lines holding this: lbd's syslog tag (empty: every line).
+    #[arg(long, default_value = "lbd")]
+    log_match: String,
     /// netcfg's network file (the Setup tab).
     #[arg(long, default_value = "/config/network.toml")]
     network: PathBuf,
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         },
         box_name,
         log_file: args.log_file,
+        log_match: args.log_match,
         session_idle: std::time::Duration::from_secs(args.session_idle.max(1)),
         network_file: args.network,
         netcfg: args.netcfg,

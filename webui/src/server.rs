@@ -29,8 +29,9 @@ pub struct Options {
     pub state_dir: PathBuf,
     pub paths: Paths,
     pub box_name: String,
-    /// The syslog file the Logs tab shows.
+    /// The syslog file the Logs tab shows, and the text its lines must hold.
     pub log_file: PathBuf,
+    pub log_match: String,
     /// A session unused this long ends.
     pub session_idle: Duration,
     /// netcfg's file and program.
@@ -185,6 +186,7 @@ pub async fn run(opts: Options) -> Result<(), ServerError> {
     }
     let mut state = AppState::new(store.clone(), opts.paths.clone(), opts.box_name.clone());
     state.log_file = opts.log_file.clone();
+    state.log_match = opts.log_match.clone();
     state.sessions.idle = opts.session_idle;
     state.first_password_file = Some(pw_file.clone());
     state.network = crate::app::NetworkPaths {

@@ -85,7 +85,7 @@ pub async fn upload(State(state): State<Arc<AppState>>, Extension(current): Exte
     let (lb7, ssl) = texts(&state);
     // A certificate in use is live only once lbd reloads; if lbd refuses it,
     // the previous pair goes back.
-    if replaced && certs::in_use(&state.paths.cert_store, &name, &lb7, &ssl) {
+    if replaced && certs::used(&state.paths, &name, &lb7, &ssl) {
         if let Err(e) = crate::config::reload_and_confirm(&state.paths).await {
             let undo = certs::restore(&state.paths.cert_store, &name, &previous);
             let _ = crate::config::reload_and_confirm(&state.paths).await;
@@ -117,7 +117,7 @@ pub async fn delete(State(state): State<Arc<AppState>>, Extension(current): Exte
     }
     let _one_at_a_time = state.apply_lock.lock().await;
     let (lb7, ssl) = texts(&state);
-    if certs::in_use(&state.paths.cert_store, &form.name, &lb7, &ssl) {
+    if certs::used(&state.paths, &form.name, &lb7, &ssl) {
         return page(
             &state,
             &current,

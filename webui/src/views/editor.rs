@@ -66,7 +66,7 @@ impl EditorPage {
     pub(super) fn new(state: &AppState, current: &Current, tab: Tab, text: String) -> EditorPage {
         let certs = if tab == Tab::Ssl {
             let read = |t: Tab| read_optional(state.paths.of(t)).ok().flatten().unwrap_or_default();
-            crate::certs::list(&state.paths.cert_store, &read(Tab::Lb7), &read(Tab::Ssl), now() as i64)
+            crate::certs::list(&state.paths, &read(Tab::Lb7), &read(Tab::Ssl), now() as i64)
         } else {
             Vec::new()
         };

@@ -17,8 +17,9 @@ const TAIL_BYTES: u64 = 1024 * 1024;
 /// The most lines shown.
 const MAX_LINES: usize = 1000;
 
-/// The last lines of `path` holding `filter` (case-insensitive), newest first.
-pub fn tail(path: &std::path::Path, filter: &str) -> std::io::Result<Vec<String>> {
+/// The last lines of `path` that hold `only` (lbd's syslog tag; empty: every
+/// line) and `filter` (case-insensitive), newest first.
+pub fn tail(path: &std::path::Path, only: &str, filter: &str) -> std::io::Result<Vec<String>> {
     let mut f = std::fs::File::open(path)?;
     let len = f.metadata()?.len();
     let start = len.saturating_sub(TAIL_BYTES);
@@ -35,6 +36,7 @@ pub fn tail(path: &std::path::Path, filter: &str) -> std::io::Result<Vec<String>
     Ok(lines
         .iter()
         .rev()
+        .filter(|l| only.is_empty() || l.contains(only))
         .filter(|l| needle.is_empty() || l.to_lowercase().contains(&needle))
         .take(MAX_LINES)
         .map(|l| (*l).to_owned())
@@ -62,7 +64,7 @@ pub struct LogsQuery {
 
 pub async fn page(State(state): State<Arc<AppState>>, Extension(current): Extension<Current>, Query(q): Query<LogsQuery>) -> Response {
     let filter: String = q.q.chars().take(200).collect();
-    let (lines, error) = match tail(&state.log_file, &filter) {
+    let (lines, error) = match tail(&state.log_file, &state.log_match, &filter) {
         Ok(l) => (l, String::new()),
         Err(e) => (Vec::new(), format!("{}: {e}", state.log_file.display())),
     };
@@ -83,7 +85,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("messages");
         std::fs::write(&f, "one lbd a\ntwo other\nthree LBD b\n").unwrap();
-        assert_eq!(super::tail(&f, "").unwrap(), ["three LBD b", "two other", "one lbd a"]);
-        assert_eq!(super::tail(&f, "lbd").unwrap(), ["three LBD b", "one lbd a"]);
+        assert_eq!(super::tail(&f, "", "").unwrap(), ["three LBD b", "two other", "one lbd a"]);
+        assert_eq!(super::tail(&f, "", "lbd").unwrap(), ["three LBD b", "one lbd a"]);
+        assert_eq!(
+            super::tail(&f, "lbd", "").unwrap(),
+            ["one lbd a"],
+            "only lbd's lines (its tag, as written)"
+        );
     }
 }

@@ -35,6 +35,20 @@ impl Paths {
             Tab::Ssl => &self.ssl,
         }
     }
+
+    /// A tab's text on disk (empty when the file is missing or unreadable).
+    pub fn text(&self, tab: Tab) -> String {
+        read_optional(self.of(tab)).ok().flatten().unwrap_or_default()
+    }
+
+    /// Both tabs' texts (LB Layer7, SSL) as on disk, `tab`'s replaced by `text` when given.
+    pub fn texts_with(&self, edit: Option<(Tab, &str)>) -> (String, String) {
+        let pick = |t: Tab| match edit {
+            Some((e, text)) if e == t => text.to_owned(),
+            _ => self.text(t),
+        };
+        (pick(Tab::Lb7), pick(Tab::Ssl))
+    }
 }
 
 /// One finding of the parser, for the page.
@@ -233,8 +247,7 @@ pub async fn apply_many(
         changes
             .iter()
             .find(|(c, _)| *c == t)
-            .map(|(_, x)| x.clone())
-            .unwrap_or_else(|| read_optional(paths.of(t)).unwrap_or_default().unwrap_or_default())
+            .map_or_else(|| paths.text(t), |(_, x)| x.clone())
     };
     let report = validate(paths, &text_of(Tab::Lb7), &text_of(Tab::Ssl));
     if !report.valid {

@@ -13,21 +13,14 @@ use super::editor::EditorPage;
 use super::render;
 use crate::app::{AppState, Current};
 use crate::certs;
-use crate::files::read_optional;
 use crate::store::Tab;
 
 /// The SSL tab's page with a line about the store.
 fn page(state: &AppState, current: &Current, status: StatusCode, ok: bool, message: String) -> Response {
-    let text = read_optional(&state.paths.ssl).ok().flatten().unwrap_or_default();
-    let mut p = EditorPage::new(state, current, Tab::Ssl, text);
+    let mut p = EditorPage::new(state, current, Tab::Ssl, state.paths.text(Tab::Ssl));
     p.cert_result = message;
     p.cert_ok = ok;
     (status, render(&p)).into_response()
-}
-
-fn texts(state: &AppState) -> (String, String) {
-    let read = |t: Tab| read_optional(state.paths.of(t)).ok().flatten().unwrap_or_default();
-    (read(Tab::Lb7), read(Tab::Ssl))
 }
 
 /// Reads the upload form: `name`, and `key`/`crt` each as a file or pasted text.
@@ -82,7 +75,7 @@ pub async fn upload(State(state): State<Arc<AppState>>, Extension(current): Exte
         }
     };
     let replaced = previous.crt.is_some();
-    let (lb7, ssl) = texts(&state);
+    let (lb7, ssl) = state.paths.texts_with(None);
     // A certificate in use is live only once lbd reloads; if lbd refuses it,
     // the previous pair goes back.
     if replaced && certs::used(&state.paths, &name, &lb7, &ssl) {
@@ -116,7 +109,7 @@ pub async fn delete(State(state): State<Arc<AppState>>, Extension(current): Exte
         return page(&state, &current, StatusCode::BAD_REQUEST, false, e);
     }
     let _one_at_a_time = state.apply_lock.lock().await;
-    let (lb7, ssl) = texts(&state);
+    let (lb7, ssl) = state.paths.texts_with(None);
     if certs::used(&state.paths, &form.name, &lb7, &ssl) {
         return page(
             &state,

@@ -65,8 +65,8 @@ pub(super) struct EditorPage {
 impl EditorPage {
     pub(super) fn new(state: &AppState, current: &Current, tab: Tab, text: String) -> EditorPage {
         let certs = if tab == Tab::Ssl {
-            let read = |t: Tab| read_optional(state.paths.of(t)).ok().flatten().unwrap_or_default();
-            crate::certs::list(&state.paths, &read(Tab::Lb7), &read(Tab::Ssl), now() as i64)
+            let (lb7, ssl) = state.paths.texts_with(None);
+            crate::certs::list(&state.paths, &lb7, &ssl, now() as i64)
         } else {
             Vec::new()
         };
@@ -123,13 +123,13 @@ impl EditorPage {
     }
 }
 
-/// The text of both tabs as they are on disk, with `tab`'s replaced by `text`.
-fn both(state: &AppState, tab: Tab, text: &str) -> (String, String) {
-    let read = |t: Tab| read_optional(state.paths.of(t)).ok().flatten().unwrap_or_default();
-    match tab {
-        Tab::Lb7 => (text.to_owned(), read(Tab::Ssl)),
-        Tab::Ssl => (read(Tab::Lb7), text.to_owned()),
-    }
+/// The editor showing `text` as lbd's parser judges it with the other tab on disk.
+fn checked_page(state: &AppState, current: &Current, tab: Tab, text: String, comment: String) -> (EditorPage, bool) {
+    let (lb7, ssl) = state.paths.texts_with(Some((tab, &text)));
+    let report = config::validate(&state.paths, &lb7, &ssl);
+    let mut page = EditorPage::new(state, current, tab, text).with_report(tab, &report);
+    page.comment = comment;
+    (page, report.valid)
 }
 
 pub async fn page(
@@ -167,16 +167,8 @@ pub async fn validate(
     Form(form): Form<TextForm>,
 ) -> Result<Response, UiError> {
     let tab = tab_of(&tab)?;
-    let text = normalise(&form.text);
-    let (lb7, ssl) = both(&state, tab, &text);
-    let report = config::validate(&state.paths, &lb7, &ssl);
-    let mut page = EditorPage::new(&state, &current, tab, text).with_report(tab, &report);
-    page.comment = form.comment;
-    let status = if report.valid {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
+    let (page, valid) = checked_page(&state, &current, tab, normalise(&form.text), form.comment);
+    let status = if valid { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     Ok((status, render(&page)).into_response())
 }
 
@@ -184,10 +176,7 @@ pub async fn validate(
 async fn apply_text(state: &AppState, current: &Current, tab: Tab, text: String, comment: String) -> Response {
     let _one_at_a_time = state.apply_lock.lock().await;
     let outcome = config::apply(&*state.store, &state.paths, tab, &text, current.user(), &comment, now()).await;
-    let (lb7, ssl) = both(state, tab, &text);
-    let report = config::validate(&state.paths, &lb7, &ssl);
-    let mut page = EditorPage::new(state, current, tab, text).with_report(tab, &report);
-    page.comment = comment;
+    let (mut page, _) = checked_page(state, current, tab, text, comment);
     let status = match outcome {
         Ok(rev) => {
             state.audit(

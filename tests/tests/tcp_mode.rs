@@ -89,6 +89,36 @@ fn leastconn_spreads_over_equally_loaded_servers() {
     }
 }
 
+/// A client that resets its connection (it closes with the server's greeting
+/// unread) ends the session at once, both sides, as HAProxy does: the server
+/// sees its connection close and the session leaves the counts.
+#[test]
+fn a_client_reset_ends_the_session_at_once() {
+    let srvs = start_servers(&["a"]);
+    let port = free_port();
+    let dir = Scratch::new("reset");
+    let sock = dir.path.join("lbd.sock");
+    let cfg = format!(
+        "global\n  stats socket {}\n{DEFAULTS}listen l\n  bind 127.0.0.1:{port}\n{}",
+        sock.display(),
+        servers(&[("a", 1)], &srvs, "")
+    );
+    let _lbd = Lbd::start(&cfg);
+    assert!(wait_until(Duration::from_secs(5), || sock.exists()).is_some());
+    let s = connect(&format!("127.0.0.1:{port}"));
+    assert!(
+        wait_until(Duration::from_secs(2), || srvs[0].open.load(std::sync::atomic::Ordering::Relaxed)
+            == 1)
+        .is_some()
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    drop(s);
+    let gone = wait_until(Duration::from_secs(1), || {
+        server_sessions(&sock, "l").iter().all(|n| *n == 0) && srvs[0].open.load(std::sync::atomic::Ordering::Relaxed) == 0
+    });
+    assert!(gone.is_some(), "the session outlived the client's reset");
+}
+
 #[test]
 fn source_hash_keeps_a_client_on_one_server_and_spreads_clients() {
     let srvs = start_servers(&["a", "b", "c"]);

@@ -478,11 +478,15 @@ where
             tokio::time::sleep(limit - idle).await;
         }
     };
+    // Both directions run to their EOF (half-closes pass through); an error on
+    // either side (a reset) ends the whole session at once, as HAProxy does,
+    // rather than leaving the other direction waiting on a peer that will
+    // never hear an EOF.
+    let both = async { tokio::try_join!(async { up.await.map_err(|_| 'C') }, async { down.await.map_err(|_| 'S') }) };
     tokio::select! {
-        (a, b) = async { tokio::join!(up, down) } => match (a, b) {
-            (Ok(()), Ok(())) => ['-', '-'],
-            (Err(_), _) => ['C', 'D'],
-            (_, Err(_)) => ['S', 'D'],
+        r = both => match r {
+            Ok(_) => ['-', '-'],
+            Err(side) => [side, 'D'],
         },
         who = watchdog => [who, 'D'],
         // `shutdown-sessions`, or a reload replaced the snapshot and `hard-stop-after` ran out.

@@ -509,16 +509,24 @@ fn scur(c: &Ctx, backend: &str) -> BTreeMap<String, u64> {
         .collect()
 }
 
-/// A new client whose RPC endpoint-mapper session went to `cas` (which stores
-/// it in `sourceaddr`).
-fn client_on(c: &Ctx, cas: &str) -> Result<String, String> {
-    for _ in 0..8 {
-        let src = c.w.fresh_client();
-        if cas_of(&tcp_name(&src, 135)?) == cas {
-            return Ok(src);
+/// A session held on `cas` in `backend` (through `port`) and none elsewhere:
+/// new clients' sessions that land elsewhere are kept while trying (so
+/// leastconn sends the next one to `cas`), then closed.
+fn hold_on(c: &Ctx, port: u16, backend: &str, cas: &str) -> Result<TcpStream, String> {
+    let mut elsewhere = Vec::new();
+    for _ in 0..4 {
+        let (s, on) = tcp_ballast(c, port, backend)?;
+        if on == cas {
+            drop(elsewhere);
+            // The closed ones leave the backend before the case goes on.
+            wait_for(Duration::from_secs(3), || {
+                scur(c, backend).iter().all(|(sv, n)| sv == cas || *n == 0)
+            });
+            return Ok(s);
         }
+        elsewhere.push(s);
     }
-    Err(format!("no new client landed on {cas}"))
+    Err(format!("no session of {backend} landed on {cas}"))
 }
 
 fn shared_stickiness(c: &Ctx) -> Result<String, String> {
@@ -528,33 +536,32 @@ fn shared_stickiness(c: &Ctx) -> Result<String, String> {
     };
     let mut seen = Vec::new();
     for round in 0..4 {
-        // A session held on CAS B in the Address Book backend: leastconn alone
-        // would send a new client to the other CAS.
-        let (_ab, b) = tcp_ballast(c, 60001, "bk_exchange_ab")?;
-        let src = client_on(c, &b)?;
+        // The client first: its endpoint-mapper session puts it on CAS B in `sourceaddr`.
+        let src = c.w.fresh_client();
+        let b = cas_of(&tcp_name(&src, 135)?);
+        // Then a session held on B in the Address Book backend, none on the
+        // other: leastconn alone would send a new client to the other CAS.
+        let _ab = hold_on(c, 60001, "bk_exchange_ab", &b)?;
         for port in [60000, 60001, 135] {
             let got = cas_of(&tcp_name(&src, port)?);
             ensure(got == b, || {
                 format!("round {round}: {src} on {b} by 135, on {got} by {port} (Address Book held on {b})")
             })?;
         }
-        // The same in the HTTPS backend: held TCP session (TCP forward), or with
+        // The same in the HTTPS backend: a held TCP session (TCP forward), or with
         // SSL offloading, a request from another new client on B just before
         // (leastconn hands the next new client to the other CAS).
-        let mut _hold = None;
-        for _ in 0..4 {
-            let on = match c.w.variant {
-                Variant::NoSsl => {
-                    let (s, on) = tcp_ballast(c, 443, https_backend)?;
-                    _hold = Some(s);
-                    on
+        let _https = match c.w.variant {
+            Variant::NoSsl => Some(hold_on(c, 443, https_backend, &b)?),
+            Variant::Ssl => {
+                for _ in 0..4 {
+                    if https_cas(c, &c.w.fresh_client())? == b {
+                        break;
+                    }
                 }
-                Variant::Ssl => https_cas(c, &c.w.fresh_client())?,
-            };
-            if on == b {
-                break;
+                None
             }
-        }
+        };
         let h = https_cas(c, &src)?;
         ensure(h == b, || {
             format!("round {round}: {src} on {b} for RPC, on {h} for {https_backend}")

@@ -488,6 +488,7 @@ pub fn raise_fd_limit(want: u64) {
     }
 }
 
+pub mod gui;
 pub mod mail;
 pub mod pki;
 pub mod web;

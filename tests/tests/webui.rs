@@ -4,10 +4,11 @@
 //! one keeps serving, history and rollback, and the start after an apply that
 //! was cut short (webui killed between writing the file and recording it).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use e2e::gui::Browser;
 use e2e::harness::*;
 use webui::store::{Pending, SledStore, Store, Tab};
 
@@ -128,58 +129,6 @@ fn lb7(front: u16, server: u16) -> String {
 
 /// curl as the browser: a cookie jar, the GUI's own Origin, the self-signed
 /// certificate accepted. Returns the status and the body.
-struct Browser {
-    base: String,
-    jar: PathBuf,
-}
-
-impl Browser {
-    fn new(port: u16, dir: &Path) -> Browser {
-        Browser {
-            base: format!("https://127.0.0.1:{port}"),
-            jar: dir.join(format!("jar-{port}")),
-        }
-    }
-
-    fn curl(&self, args: &[&str]) -> (u16, String) {
-        let out = Command::new("curl")
-            .args(["-sk", "--max-time", "30", "-o", "-", "-w", "\n%{http_code}"])
-            .arg("-c")
-            .arg(&self.jar)
-            .arg("-b")
-            .arg(&self.jar)
-            .args(["-H", &format!("Origin: {}", self.base)])
-            .args(args)
-            .output()
-            .expect("curl");
-        curl_output(&out.stdout)
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        self.curl(&[&format!("{}{path}", self.base)])
-    }
-
-    fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
-        let mut args: Vec<String> = Vec::new();
-        for (k, v) in form {
-            args.push("--data-urlencode".into());
-            args.push(format!("{k}={v}"));
-        }
-        args.push(format!("{}{path}", self.base));
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.curl(&refs)
-    }
-
-    fn csrf(&self, path: &str) -> String {
-        let (_, html) = self.get(path);
-        let at = html
-            .find("name=\"csrf\" value=\"")
-            .unwrap_or_else(|| panic!("no CSRF token on {path}: {html}"))
-            + 19;
-        html[at..].split('"').next().unwrap_or_default().to_owned()
-    }
-}
-
 #[test]
 fn apply_through_the_gui_moves_traffic_and_a_broken_config_keeps_the_old_one() {
     let a = NamedServer::start("A", "127.0.0.1:0");
@@ -330,23 +279,9 @@ fn logged_in(bx: &Box_, port: u16) -> Browser {
         .lines()
         .find_map(|l| l.strip_prefix("password: ").map(str::to_owned))
         .unwrap();
-    let br = Browser::new(port, &bx.dir.path);
-    let csrf = br.csrf("/login");
-    assert_eq!(
-        br.post("/login", &[("csrf", &csrf), ("user", "admin"), ("password", &password)]).0,
-        303
-    );
-    let csrf = br.csrf("/password");
-    let (code, body) = br.post(
-        "/password",
-        &[
-            ("csrf", &csrf),
-            ("current", &password),
-            ("new", "operator-pass-1"),
-            ("again", "operator-pass-1"),
-        ],
-    );
-    assert_eq!(code, 303, "{body}");
+    let br = Browser::new(&format!("https://127.0.0.1:{port}"), &bx.dir.path.join(format!("jar-{port}")));
+    assert!(br.login("admin", &password));
+    br.change_password(&password, "operator-pass-1");
     assert!(
         !bx.dir.path.join("state/initial-admin-password").exists(),
         "the first password's file goes once it is changed"

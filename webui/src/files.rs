@@ -26,6 +26,14 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> 
     result
 }
 
+/// Removes the file `path` and makes the removal durable (the folder synced),
+/// so a power cut right after cannot bring the file back.
+pub fn remove_durably(path: &Path) -> std::io::Result<()> {
+    std::fs::remove_file(path)?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::File::open(dir)?.sync_all()
+}
+
 /// Writes two files that belong together (a key and its certificate): both
 /// written whole under temporary names first, then renamed, key last, so the
 /// window where they disagree is two renames long.

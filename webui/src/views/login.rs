@@ -164,7 +164,7 @@ pub async fn password_submit(
     state.audit(&name, current.source, "password changed");
     // The generated first password is of no use any more.
     if let Some(f) = &state.first_password_file {
-        let _ = std::fs::remove_file(f);
+        let _ = crate::files::remove_durably(f);
     }
     Redirect::to("/lb7").into_response()
 }

@@ -363,7 +363,7 @@ pub async fn network_apply(
     // netcfg undid its own steps; the file goes back too.
     let restored = match &old {
         Some(t) => write_atomic(live, t.as_bytes(), 0o644),
-        None => std::fs::remove_file(live),
+        None => crate::files::remove_durably(live),
     };
     let msg = match restored {
         Ok(()) => "netcfg could not apply the file; it undid its steps and the previous file is back.".to_owned(),
@@ -515,7 +515,7 @@ pub async fn restore(
                 // netcfg undid its steps; the previous file goes back too.
                 let _ = match &old {
                     Some(t) => write_atomic(live, t.as_bytes(), 0o644),
-                    None => std::fs::remove_file(live),
+                    None => crate::files::remove_durably(live),
                 };
                 notes.push(format!(
                     "the network file not restored (netcfg could not apply it; the previous one is back): {out}"

@@ -9,8 +9,9 @@
 //! log into the GUI through qemu's forwarded port and set a new password,
 //! apply a configuration whose server is a test server on this machine
 //! (10.0.2.2 in qemu's user network is this machine's loopback), get a reply
-//! through lbd, then cut the power (a hard reset), and check that the box
-//! comes back with the applied configuration and the new password, serving.
+//! through lbd and see its log line in the Logs tab, then cut the power (a
+//! hard reset), and check that the box comes back with the applied
+//! configuration and the new password, serving.
 //! Also checks the OVA's structure and the raw image's size.
 //!
 //! `boottest [--images DIR] [--only NAME] [--jobs N] [--out FILE]`
@@ -22,7 +23,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e::gui::Browser;
-use e2e::harness::{connect, free_port, NamedServer};
+use e2e::harness::{connect, free_port, wait_until, NamedServer};
 
 /// The raw image must stay under this size (the issue's target).
 const MAX_IMAGE_BYTES: u64 = 120_000_000;
@@ -440,7 +441,7 @@ fn boot(v: &Variant, images: &Path) -> Result<Timings, String> {
     br.change_password(&password, &new_password);
     // A configuration whose server is this machine, through qemu's user network.
     let config = format!(
-        "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\n\
+        "defaults\n  mode tcp\n  log global\n  option tcplog\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\n\
          frontend ft_boot\n  bind :8080\n  default_backend bk_host\n\n\
          backend bk_host\n  server host 10.0.2.2:{} check inter 1s\n",
         server.port()
@@ -452,6 +453,22 @@ fn boot(v: &Variant, images: &Path) -> Result<Timings, String> {
     }
     let front = format!("127.0.0.1:{lb_port}");
     expect_reply(&front, &server.name)?;
+    // lbd's traffic log reaches the box's syslog, which the Logs tab shows.
+    let logged = wait_until(Duration::from_secs(20), || br.get("/logs").1.contains("ft_boot bk_host/host"));
+    if logged.is_none() {
+        return Err(format!(
+            "the Logs tab shows no log line of the connection: {}",
+            tail(&br.get("/logs").1)
+        ));
+    }
+    // The first boot's network file (DHCP on the first card) is the Setup tab's.
+    let (_, setup) = br.get("/setup");
+    if !setup.contains("dhcp = true") {
+        return Err(format!(
+            "the Setup tab does not show the first boot's network file: {}",
+            tail(&setup)
+        ));
+    }
 
     // Power cut: a hard reset, then everything must come back from /config.
     let from = vm.console().len();
@@ -474,7 +491,14 @@ fn boot(v: &Variant, images: &Path) -> Result<Timings, String> {
         ));
     }
     expect_reply(&front, &server.name)?;
-    let _ = vm.monitor("quit");
+    // The power button (a hypervisor's guest shutdown): a clean power-off.
+    let from = vm.console().len();
+    vm.monitor("system_powerdown")?;
+    vm.wait_console("lbd: /config is clean", from, Duration::from_secs(60))?;
+    let off = wait_until(Duration::from_secs(60), || matches!(vm.child.try_wait(), Ok(Some(_))));
+    if off.is_none() {
+        return Err("the box did not power off after the power button".into());
+    }
     Ok(Timings { banner, gui, reboot_gui })
 }
 

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod backup;
 pub mod certs;
 pub mod config;
+pub mod deploy;
 pub mod files;
 pub mod server;
 pub mod store;

@@ -49,6 +49,9 @@ pub struct AppState {
     pub lbd_state: std::sync::Mutex<String>,
     /// The file holding the generated first password, removed once changed.
     pub first_password_file: Option<std::path::PathBuf>,
+    /// The Templates page's templates, and the files that did not load.
+    pub templates: Vec<crate::deploy::Template>,
+    pub template_errors: Vec<String>,
 }
 
 /// Where the network file is and how it is applied.
@@ -82,6 +85,8 @@ impl AppState {
             gui_cert: None,
             lbd_state: std::sync::Mutex::new(String::new()),
             first_password_file: None,
+            templates: crate::deploy::load(None).0,
+            template_errors: Vec::new(),
         }
     }
 
@@ -141,6 +146,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/stats", get(views::stats::page))
         .route("/stats/server", post(views::stats::server))
         .route("/logs", get(views::logs::page))
+        .route("/templates", get(views::wizard::list))
+        .route("/templates/{name}", get(views::wizard::show))
+        .route("/templates/{name}/preview", post(views::wizard::preview))
+        .route("/templates/{name}/apply", post(views::wizard::apply))
         .route("/ssl/certs", post(views::certs::upload))
         .route("/ssl/certs/delete", post(views::certs::delete))
         .route("/{tab}", get(views::editor::page))

@@ -79,6 +79,14 @@ pub struct Input {
     pub when: Option<String>,
 }
 
+impl Template {
+    /// Whether the template writes the SSL tab (some of its variants may
+    /// leave it without a service).
+    pub fn writes_ssl(&self) -> bool {
+        self.ssl.is_some()
+    }
+}
+
 impl Input {
     /// Whether the input counts with these form values (see `when`).
     pub fn applies(&self, form: &BTreeMap<String, String>) -> bool {

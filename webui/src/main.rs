@@ -48,6 +48,10 @@ struct Args {
     /// The box's name in the page header (default: the host name).
     #[arg(long)]
     name: Option<String>,
+    /// A folder of extra deployment templates (one `*.toml` each) for the
+    /// Templates page, beside the built-in ones.
+    #[arg(long, default_value = "/usr/share/lbd/templates")]
+    templates: PathBuf,
 }
 
 fn main() -> ExitCode {
@@ -73,6 +77,7 @@ fn main() -> ExitCode {
         session_idle: std::time::Duration::from_secs(args.session_idle.max(1)),
         network_file: args.network,
         netcfg: args.netcfg,
+        templates_dir: Some(args.templates),
     };
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,

@@ -37,6 +37,8 @@ pub struct Options {
     /// netcfg's file and program.
     pub network_file: PathBuf,
     pub netcfg: PathBuf,
+    /// A folder of extra templates for the Templates page (`*.toml`), beside the built-in ones.
+    pub templates_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -189,6 +191,12 @@ pub async fn run(opts: Options) -> Result<(), ServerError> {
     state.log_match = opts.log_match.clone();
     state.sessions.idle = opts.session_idle;
     state.first_password_file = Some(pw_file.clone());
+    let (templates, template_errors) = crate::deploy::load(opts.templates_dir.as_deref());
+    for e in &template_errors {
+        eprintln!("webui: template not loaded: {e}");
+    }
+    state.templates = templates;
+    state.template_errors = template_errors;
     state.network = crate::app::NetworkPaths {
         file: opts.network_file.clone(),
         netcfg: opts.netcfg.clone(),

@@ -630,3 +630,54 @@ async fn stats_logs_backup_and_logout_routes() {
     let (st, res, _) = g.get("/lb7").await;
     assert_eq!((st, location(&res).as_str()), (StatusCode::SEE_OTHER, "/login"));
 }
+
+#[tokio::test]
+async fn templates_list_check_values_preview_with_a_diff_and_apply_through_the_normal_apply() {
+    let mut g = Gui::new("10.1.0.30");
+    g.ready().await;
+    let (st, _, html) = g.get("/templates").await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(html.contains("/templates/exchange-2010") && html.contains("/templates/http-website"), "{html}");
+    let (st, _, html) = g.get("/templates/exchange-2010").await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(html.contains("name=\"rpc_port\" id=\"rpc_port\" value=\"60000\""), "{html}");
+    assert!(html.contains("CAS1 10.0.0.15\nCAS2 10.0.0.16"), "{html}");
+    let (st, _, _) = g.get("/templates/nothing-such").await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let csrf = g.csrf("/templates/exchange-2010").await;
+    let base = [
+        ("csrf", csrf.as_str()),
+        ("variant", "nossl"),
+        ("vip", "10.0.0.17"),
+        ("servers", "CAS1 10.0.0.15\r\nCAS2 10.0.0.16\r\nCAS3 10.0.0.19"),
+        ("fqdn", "mail.xlc.local"),
+        ("ab_port", "60001"),
+        ("services", "owa"),
+        ("services", "rpc"),
+        ("services", "imap"),
+        ("cert", ""),
+    ];
+    // A port outside Microsoft's range: refused at its field, nothing written.
+    let mut bad = base.to_vec();
+    bad.push(("rpc_port", "1234"));
+    let (st, _, html) = g.post("/templates/exchange-2010/preview", &bad).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("id=\"error-rpc_port\"") && html.contains("59531"), "{html}");
+    // Good values: the texts, lbd's verdict, the diff with the live tab, the checklist.
+    let mut good = base.to_vec();
+    good.push(("rpc_port", "60100"));
+    let (st, _, html) = g.post("/templates/exchange-2010/preview", &good).await;
+    assert_eq!(st, StatusCode::OK, "{html}");
+    assert!(html.contains("lbd&#x27;s check: valid") || html.contains("lbd's check: valid"), "{html}");
+    assert!(html.contains("listen chk_CAS3"), "{html}");
+    assert!(html.contains("id=\"diff-lb7\"") && html.contains("class=\"add\""), "{html}");
+    assert!(html.contains("the decimal value 60100"), "{html}");
+    assert!(html.contains("id=\"apply-form\""), "{html}");
+    // Apply goes through the editor's apply: no lbd here, so the reload fails
+    // and both tabs are put back as they were.
+    let before = std::fs::read_to_string(g.dir.path().join("lb7.cfg")).unwrap();
+    let (st, _, html) = g.post("/templates/exchange-2010/apply", &good).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("Not applied"), "{html}");
+    assert_eq!(std::fs::read_to_string(g.dir.path().join("lb7.cfg")).unwrap(), before);
+}

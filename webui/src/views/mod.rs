@@ -8,6 +8,7 @@ pub mod logs;
 pub mod netform;
 pub mod setup;
 pub mod stats;
+pub mod wizard;
 
 use std::sync::Arc;
 

@@ -637,7 +637,10 @@ async fn templates_list_check_values_preview_with_a_diff_and_apply_through_the_n
     g.ready().await;
     let (st, _, html) = g.get("/templates").await;
     assert_eq!(st, StatusCode::OK);
-    assert!(html.contains("/templates/exchange-2010") && html.contains("/templates/http-website"), "{html}");
+    assert!(
+        html.contains("/templates/exchange-2010") && html.contains("/templates/http-website"),
+        "{html}"
+    );
     let (st, _, html) = g.get("/templates/exchange-2010").await;
     assert_eq!(st, StatusCode::OK);
     assert!(html.contains("name=\"rpc_port\" id=\"rpc_port\" value=\"60000\""), "{html}");
@@ -668,7 +671,10 @@ async fn templates_list_check_values_preview_with_a_diff_and_apply_through_the_n
     good.push(("rpc_port", "60100"));
     let (st, _, html) = g.post("/templates/exchange-2010/preview", &good).await;
     assert_eq!(st, StatusCode::OK, "{html}");
-    assert!(html.contains("lbd&#x27;s check: valid") || html.contains("lbd's check: valid"), "{html}");
+    assert!(
+        html.contains("lbd&#x27;s check: valid") || html.contains("lbd's check: valid"),
+        "{html}"
+    );
     assert!(html.contains("listen chk_CAS3"), "{html}");
     assert!(html.contains("id=\"diff-lb7\"") && html.contains("class=\"add\""), "{html}");
     assert!(html.contains("the decimal value 60100"), "{html}");

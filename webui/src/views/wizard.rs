@@ -108,7 +108,9 @@ fn cert_names(state: &AppState) -> Vec<String> {
 fn form_values(t: &Template, body: &[u8]) -> BTreeMap<String, String> {
     let mut out: BTreeMap<String, String> = BTreeMap::new();
     for (k, v) in form_urlencoded::parse(body) {
-        let Some(input) = t.inputs.iter().find(|i| i.key == k) else { continue };
+        let Some(input) = t.inputs.iter().find(|i| i.key == k) else {
+            continue;
+        };
         let v = v.replace("\r\n", "\n");
         match input.kind {
             Kind::Services => {
@@ -225,7 +227,10 @@ pub async fn show(
 /// What the template writes for these values: the tabs it changes, with the
 /// texts. A template with an SSL text writes the SSL tab even when this
 /// variant has no TLS service (so an earlier variant's services go).
-fn outputs(state: &AppState, t: &Template, values: &BTreeMap<String, String>) -> Result<(Vec<(Tab, String)>, Vec<String>), Vec<Problem>> {
+/// The tabs a template changes, with their texts, and its checklist.
+type Planned = (Vec<(Tab, String)>, Vec<String>);
+
+fn outputs(state: &AppState, t: &Template, values: &BTreeMap<String, String>) -> Result<Planned, Vec<Problem>> {
     let vars = deploy::values(t, values, &cert_names(state))?;
     let r = deploy::render(t, &vars, &state.paths.cert_store).map_err(|e| {
         vec![Problem {
@@ -357,13 +362,21 @@ pub async fn apply(
     let status = match outcome {
         Ok(revs) => {
             let what: Vec<String> = revs.iter().map(|r| format!("{} revision {}", r.tab.title(), r.id)).collect();
-            state.audit(current.user(), current.source, format!("applied the template {} ({})", t.name, what.join(", ")));
+            state.audit(
+                current.user(),
+                current.source,
+                format!("applied the template {} ({})", t.name, what.join(", ")),
+            );
             p.result = format!("Applied: {}. lbd runs it now.", what.join(", "));
             p.result_ok = true;
             StatusCode::OK
         }
         Err(e) => {
-            state.audit(current.user(), current.source, format!("apply of the template {} failed: {e}", t.name));
+            state.audit(
+                current.user(),
+                current.source,
+                format!("apply of the template {} failed: {e}", t.name),
+            );
             p.result = format!("Not applied: {e}");
             StatusCode::UNPROCESSABLE_ENTITY
         }

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::clients::*;
-use crate::world::{lock, lowered, Cas, Variant, World, NS_APP};
+use crate::world::{lock, lowered, Cas, Source, Variant, World, NS_APP};
 
 pub struct Outcome {
     pub name: &'static str,
@@ -35,19 +35,32 @@ struct Case {
     name: &'static str,
     /// Only for this variant (None: both).
     only: Option<Variant>,
+    /// Only for this configuration's source (None: both): the guide's traps
+    /// as the fixtures keep them, and as the Templates page's wizard fixes them.
+    source: Option<Source>,
     run: CaseFn,
 }
 
 const fn case(name: &'static str, run: CaseFn) -> Case {
-    Case { name, only: None, run }
+    Case {
+        name,
+        only: None,
+        source: None,
+        run,
+    }
 }
 
 const fn ssl_case(name: &'static str, run: CaseFn) -> Case {
     Case {
         name,
         only: Some(Variant::Ssl),
+        source: None,
         run,
     }
+}
+
+const fn from(source: Source, c: Case) -> Case {
+    Case { source: Some(source), ..c }
 }
 
 const CASES: &[Case] = &[
@@ -127,10 +140,37 @@ const CASES: &[Case] = &[
     ),
     case("new IMAP and POP3 logins land on the other CAS", dovecot_others),
     case("dovecot back: its CAS returns to IMAP and POP3", dovecot_returns),
-    ssl_case("quirk: rstatus (2|3|401) keeps a CAS answering 503 in rotation", rstatus_quirk),
-    case(
-        "quirk: the IMAP backend's `option httpchk` against 143 marks both down",
-        imap_httpchk_quirk,
+    from(
+        Source::Fixtures,
+        ssl_case("quirk: rstatus (2|3|401) keeps a CAS answering 503 in rotation", rstatus_quirk),
+    ),
+    from(
+        Source::Fixtures,
+        case(
+            "quirk: the IMAP backend's `option httpchk` against 143 marks both down",
+            imap_httpchk_quirk,
+        ),
+    ),
+    from(
+        Source::Wizard,
+        ssl_case(
+            "fixed: the anchored status check takes a CAS answering 503 out of rotation",
+            rstatus_fixed,
+        ),
+    ),
+    from(
+        Source::Wizard,
+        case(
+            "fixed: the IMAP backend checks 143 with a plain connection: both CAS stay up",
+            imap_fixed,
+        ),
+    ),
+    from(
+        Source::Wizard,
+        ssl_case(
+            "fixed: Authorization values alike in their first 32 bytes are told apart (len 512)",
+            authorization_len_fixed,
+        ),
     ),
     case("an incomplete request gets 408 after timeout http-request", |c| probe(c, "408")),
     case("a client that sends nothing is closed at timeout http-request", |c| {
@@ -152,6 +192,7 @@ pub fn run_all(w: &World, only: Option<&str>) -> Vec<Outcome> {
     let selected: Vec<&Case> = CASES
         .iter()
         .filter(|c| c.only.is_none_or(|v| v == w.variant))
+        .filter(|c| c.source.is_none_or(|s| s == w.source))
         .filter(|c| only.is_none_or(|o| c.name.contains(o)))
         .collect();
     let mut out = Vec::new();
@@ -951,6 +992,71 @@ fn rstatus_quirk(c: &Ctx) -> Result<String, String> {
     ensure(statuses.iter().all(|s| s == "UP"), || format!("CAS1: {statuses:?}"))?;
     ensure(per.contains_key(&("CAS1".to_owned(), 503)), || format!("answers: {per:?}"))?;
     Ok(format!("CAS1 answering 503 stays UP in every HTTP backend; /oab/ answers {per:?}"))
+}
+
+/// The wizard's anchored check: a CAS answering 503 goes DOWN in every HTTP
+/// backend, and clients get only the other CAS's answers.
+fn rstatus_fixed(c: &Ctx) -> Result<String, String> {
+    let cas1 = c.w.cas("CAS1");
+    lock(&cas1.nginx).set_failing(true);
+    let restore = Failing(cas1);
+    let backends = http_backends(c);
+    let statuses = || backends.iter().map(|b| c.w.status(b, "CAS1")).collect::<Vec<String>>();
+    let t = wait_for(Duration::from_secs(10), || statuses().iter().all(|s| s.starts_with("DOWN")))
+        .ok_or_else(|| format!("CAS1 answering 503: {:?}", statuses()))?;
+    let mut per: BTreeMap<(String, u16), usize> = BTreeMap::new();
+    for _ in 0..6 {
+        let r = curl(&c.w.fresh_client(), &c.w.ca(), &url("/oab/"), &[])?;
+        *per.entry((r.cas(), r.status)).or_insert(0) += 1;
+    }
+    ensure(per.keys().all(|(cas, st)| cas == "CAS2" && *st == 200), || {
+        format!("answers: {per:?}")
+    })?;
+    drop(restore);
+    wait_for(Duration::from_secs(10), || statuses().iter().all(|s| s == "UP"))
+        .ok_or_else(|| format!("CAS1 healthy again but not back: {:?}", statuses()))?;
+    Ok(format!(
+        "CAS1 answering 503 is DOWN in every HTTP backend after {t:.1} s; /oab/ answers {per:?}; back once healthy"
+    ))
+}
+
+/// The wizard's IMAP backend has no HTTP check: a plain connection check on 143.
+fn imap_fixed(c: &Ctx) -> Result<String, String> {
+    let block =
+        c.w.cfg
+            .split("\nbackend bk_exchange_imap\n")
+            .nth(1)
+            .and_then(|b| b.split("\n\n").next())
+            .ok_or("no bk_exchange_imap in the configuration")?;
+    ensure(!block.contains("httpchk") && block.contains("check port 143"), || block.to_owned())?;
+    let st: Vec<String> = ["CAS1", "CAS2"].iter().map(|s| c.w.status("bk_exchange_imap", s)).collect();
+    ensure(st.iter().all(|s| s == "UP"), || format!("{st:?}"))?;
+    Ok("bk_exchange_imap checks port 143 by connecting: CAS1 and CAS2 UP".into())
+}
+
+/// Two users whose Basic Authorization values share their first 50 bytes:
+/// with the wizard's `len 512` they are two entries of the table (a 32-byte
+/// key would have made them one, and pinned both users together).
+fn authorization_len_fixed(c: &Ctx) -> Result<String, String> {
+    let sock = lock(&c.w.proxy).sock.clone();
+    let entries = || {
+        e2e::harness::runtime_cmd(&sock, "show table authorization")
+            .lines()
+            .filter(|l| l.contains("key="))
+            .count()
+    };
+    let before = entries();
+    let p = url("/Microsoft-Server-ActiveSync?Cmd=Ping");
+    for user in ["user-one", "user-two"] {
+        let cred = format!("a-long-windows-domain-name.example\\{user}:secret");
+        let r = curl(&c.w.fresh_client(), &c.w.ca(), &p, &["-X", "POST", "-u", &cred])?;
+        ensure(r.status == 200, || format!("{user}: {} {}", r.status, r.body))?;
+    }
+    let after = entries();
+    ensure(after == before + 2, || {
+        format!("the authorization table went from {before} to {after} entries")
+    })?;
+    Ok(format!("two users alike for 50 bytes: two table entries ({before} → {after})"))
 }
 
 /// The seed's `defaults` and `bk_exchange_imap` blocks, with the

@@ -12,7 +12,7 @@ mod world;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use world::{Flavor, Variant};
+use world::{Flavor, Source, Variant};
 
 /// SIGINT, SIGTERM and SIGHUP (Ctrl-C, `timeout`, a closed terminal) end the
 /// run after removing what it made: the namespaces with every process left in
@@ -51,7 +51,7 @@ fn on_signal_clean_up() {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: scenario exchange [--ssl] [--proxy lbd|haproxy|PATH] [--out FILE] [--only SUBSTRING]");
+    eprintln!("usage: scenario exchange [--ssl] [--proxy lbd|haproxy|PATH] [--config fixtures|wizard] [--out FILE] [--only SUBSTRING]");
     ExitCode::from(2)
 }
 
@@ -65,8 +65,14 @@ fn main() -> ExitCode {
     let mut flavor = Flavor::Lbd(None);
     let mut out = None;
     let mut only = None;
+    let mut source = Source::Fixtures;
     while let Some(a) = it.next() {
         match a.as_str() {
+            "--config" => match it.next().map(String::as_str) {
+                Some("fixtures") => source = Source::Fixtures,
+                Some("wizard") => source = Source::Wizard,
+                _ => return usage(),
+            },
             "--ssl" => variant = Variant::Ssl,
             "--proxy" => match it.next().map(String::as_str) {
                 Some("lbd") => flavor = Flavor::Lbd(None),
@@ -104,10 +110,17 @@ fn main() -> ExitCode {
     e2e::raise_fd_limit(4096);
     on_signal_clean_up();
     let started = Instant::now();
-    let title = format!("exchange {} with {}", variant.word(), flavor.word());
+    let title = match source {
+        Source::Fixtures => format!("exchange {} with {}", variant.word(), flavor.word()),
+        Source::Wizard => format!(
+            "exchange {} with {}, configured by the Templates page's wizard",
+            variant.word_wizard(),
+            flavor.word()
+        ),
+    };
     println!("== scenario {title}: setting up");
     let results = match std::panic::catch_unwind(|| {
-        let world = world::World::start(variant, flavor.clone());
+        let world = world::World::start(variant, flavor.clone(), source);
         println!("== setup took {:.1} s", started.elapsed().as_secs_f64());
         cases::run_all(&world, only.as_deref())
     }) {

@@ -31,6 +31,28 @@ const SSL_TAB: &str = include_str!("../../../fixtures/exchange-ssl-tab.conf");
 /// The RPC endpoint mapper, RPC Client Access and Address Book ports.
 pub const RPC_PORTS: [u16; 3] = [135, 60000, 60001];
 
+/// Where the pasted configuration comes from: the reconstructed fixture
+/// files, or the Templates page's Exchange 2010 wizard for the seed's values.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Source {
+    Fixtures,
+    Wizard,
+}
+
+/// The wizard's LB Layer7 text and SSL tab for the seed's values (its
+/// defaults: VIP 10.0.0.17, CAS1 and CAS2, mail.xlc.local, ports 60000 and
+/// 60001, every service but SMTP), with the certificate in `/etc/ssl/frontends`.
+pub fn wizard_config(variant: Variant) -> (String, Option<String>) {
+    let (all, errors) = webui::deploy::load(None);
+    assert!(errors.is_empty(), "{errors:?}");
+    let t = all.iter().find(|t| t.name == "exchange-2010").expect("the exchange-2010 template");
+    let mut form = webui::deploy::defaults(t);
+    form.insert("variant".into(), if variant == Variant::Ssl { "ssl" } else { "nossl" }.into());
+    let vars = webui::deploy::values(t, &form, &[FQDN.to_owned()]).unwrap_or_else(|p| panic!("{p:?}"));
+    let r = webui::deploy::render(t, &vars, Path::new("/etc/ssl/frontends")).expect("render");
+    (r.lb7, r.ssl)
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Variant {
     NoSsl,
@@ -42,6 +64,13 @@ impl Variant {
         match self {
             Variant::NoSsl => "without SSL offloading (exchange-nossl.cfg)",
             Variant::Ssl => "with SSL offloading (exchange-ssl.cfg + exchange-ssl-tab.conf)",
+        }
+    }
+
+    pub fn word_wizard(self) -> &'static str {
+        match self {
+            Variant::NoSsl => "without SSL offloading",
+            Variant::Ssl => "with SSL offloading",
         }
     }
 }
@@ -354,6 +383,7 @@ impl Stat {
 
 pub struct World {
     pub variant: Variant,
+    pub source: Source,
     pub flavor: Flavor,
     pub dir: Scratch,
     pub pki: Pki,
@@ -372,7 +402,7 @@ pub fn lowered(cfg: &str) -> String {
 }
 
 impl World {
-    pub fn start(variant: Variant, flavor: Flavor) -> World {
+    pub fn start(variant: Variant, flavor: Flavor, source: Source) -> World {
         cleanup_leftovers();
         let dir = Scratch::new("scenario");
         let pki = Pki::new(&[Leaf {
@@ -393,13 +423,18 @@ impl World {
             Cas::start("CAS1", "10.0.0.15", "xch-cas1", &crt, &key),
             Cas::start("CAS2", "10.0.0.16", "xch-cas2", &crt, &key),
         ];
-        let (cfg, tab) = match variant {
-            Variant::NoSsl => (lowered(NOSSL_CFG), None),
-            Variant::Ssl => (lowered(SSL_CFG), Some(SSL_TAB)),
+        let (cfg, tab) = match (source, variant) {
+            (Source::Fixtures, Variant::NoSsl) => (lowered(NOSSL_CFG), None),
+            (Source::Fixtures, Variant::Ssl) => (lowered(SSL_CFG), Some(SSL_TAB.to_owned())),
+            (Source::Wizard, v) => {
+                let (lb7, ssl) = wizard_config(v);
+                (lowered(&lb7), ssl)
+            }
         };
-        let proxy = Proxy::start(&flavor, &dir.path, &etc_ssl, "proxy", &cfg, tab);
+        let proxy = Proxy::start(&flavor, &dir.path, &etc_ssl, "proxy", &cfg, tab.as_deref());
         let w = World {
             variant,
+            source,
             flavor,
             dir,
             pki,

@@ -91,7 +91,7 @@ impl Input {
     /// Whether the input counts with these form values (see `when`).
     pub fn applies(&self, form: &BTreeMap<String, String>) -> bool {
         match self.when.as_deref().and_then(|w| w.split_once('=')) {
-            Some((other, value)) => form.get(other).map(String::as_str) == Some(value),
+            Some((other, value)) => form.get(other).map(|v| v.trim()) == Some(value),
             None => true,
         }
     }
@@ -159,12 +159,57 @@ pub fn parse(text: &str) -> Result<Template, String> {
             env.template_from_str(src).map_err(|e| format!("{what}: {e}"))?;
         }
     }
+    check_inputs(&t)?;
+    Ok(t)
+}
+
+/// The template's own inputs make sense: unique keys that the texts can use,
+/// choices with their defaults among them, `when` naming another input's
+/// choice, `distinct` naming inputs.
+fn check_inputs(t: &Template) -> Result<(), String> {
+    const RESERVED: [&str; 3] = ["csrf", "comment", "cert_dir"];
+    let mut seen = std::collections::BTreeSet::new();
     for i in &t.inputs {
+        if !is_identifier(&i.key) || i.key.contains('-') || i.key.ends_with("_dir") || RESERVED.contains(&i.key.as_str()) {
+            return Err(format!(
+                "input {:?}: a key of letters, digits and '_', not ending in _dir nor {RESERVED:?}",
+                i.key
+            ));
+        }
+        if !seen.insert(i.key.as_str()) {
+            return Err(format!("input {}: the key comes twice", i.key));
+        }
         if matches!(i.kind, Kind::Choice | Kind::Services) && i.choices.is_empty() {
             return Err(format!("input {}: no choices", i.key));
         }
+        if i.kind == Kind::Choice && !i.choices.iter().any(|(k, _)| *k == i.default) {
+            return Err(format!("input {}: the default {:?} is not one of the choices", i.key, i.default));
+        }
+        if i.min.unwrap_or(0) > i.max.unwrap_or(u32::MAX) {
+            return Err(format!("input {}: min is above max", i.key));
+        }
     }
-    Ok(t)
+    for i in &t.inputs {
+        if let Some(w) = &i.when {
+            let ok = w.split_once('=').is_some_and(|(other, value)| {
+                t.inputs
+                    .iter()
+                    .any(|o| o.key == other && o.kind == Kind::Choice && o.choices.iter().any(|(k, _)| k == value))
+            });
+            if !ok {
+                return Err(format!(
+                    "input {}: when = {w:?} must be OTHER=VALUE, a choice of another input",
+                    i.key
+                ));
+            }
+        }
+    }
+    for group in &t.distinct {
+        if let Some(k) = group.iter().find(|k| !seen.contains(k.as_str())) {
+            return Err(format!("distinct: no input {k}"));
+        }
+    }
+    Ok(())
 }
 
 fn environment() -> minijinja::Environment<'static> {
@@ -254,10 +299,16 @@ pub fn values(t: &Template, form: &BTreeMap<String, String>, certs: &[String]) -
                 }
             }
             Kind::Path => {
-                if raw.starts_with('/') && raw.len() < 256 && raw.chars().all(|c| c.is_ascii_graphic()) {
+                // RFC 3986's path and query characters, less what the
+                // configuration language reads as a comment, quote or escape.
+                let allowed = |c: char| c.is_ascii_alphanumeric() || "-._~!$&()*+,;=:@/%?".contains(c);
+                if raw.starts_with('/') && raw.len() < 256 && raw.chars().all(allowed) && !raw.contains("${") {
                     minijinja::Value::from(raw)
                 } else {
-                    bad(&i.key, format!("{raw:?} is not a URL path (it starts with '/', no spaces)"));
+                    bad(
+                        &i.key,
+                        format!("{raw:?} is not a URL path (it starts with '/'; no spaces, '#', quotes or '\\')"),
+                    );
                     continue;
                 }
             }
@@ -271,7 +322,7 @@ pub fn values(t: &Template, form: &BTreeMap<String, String>, certs: &[String]) -
                     }
                 }
             }
-            Kind::Servers => match servers(raw, i.min.unwrap_or(1) as usize) {
+            Kind::Servers => match servers(raw, i.min.unwrap_or(1) as usize, &own_addresses(t, form)) {
                 Ok(list) => minijinja::Value::from_serialize(&list),
                 Err(e) => {
                     bad(&i.key, e);
@@ -306,14 +357,16 @@ pub fn values(t: &Template, form: &BTreeMap<String, String>, certs: &[String]) -
         vars.insert(i.key.clone(), value);
     }
     for group in &t.distinct {
-        let vals: Vec<String> = group.iter().filter_map(|k| vars.get(k).map(|v| v.to_string())).collect();
+        let applying = |k: &&String| t.inputs.iter().any(|i| &i.key == *k && i.applies(form));
+        let group: Vec<&String> = group.iter().filter(applying).collect();
+        let vals: Vec<String> = group.iter().filter_map(|k| vars.get(*k).map(|v| v.to_string())).collect();
         let mut seen = std::collections::BTreeSet::new();
         if vals.len() == group.len() && !vals.iter().all(|v| seen.insert(v.clone())) {
             let labels: Vec<&str> = group
                 .iter()
-                .filter_map(|k| t.inputs.iter().find(|i| &i.key == k).map(|i| i.label.as_str()))
+                .filter_map(|k| t.inputs.iter().find(|i| &i.key == *k).map(|i| i.label.as_str()))
                 .collect();
-            bad(&group[group.len() - 1], format!("{} must differ", labels.join(" and ")));
+            bad(group[group.len() - 1], format!("{} must differ", labels.join(" and ")));
         }
     }
     if problems.is_empty() {
@@ -323,12 +376,22 @@ pub fn values(t: &Template, form: &BTreeMap<String, String>, certs: &[String]) -
     }
 }
 
+/// The values of the template's IPv4 inputs (a VIP): no server may have one.
+fn own_addresses(t: &Template, form: &BTreeMap<String, String>) -> Vec<String> {
+    t.inputs
+        .iter()
+        .filter(|i| i.kind == Kind::Ipv4)
+        .filter_map(|i| form.get(&i.key).map(|v| v.trim().to_owned()))
+        .collect()
+}
+
 fn keys(choices: &[(String, String)]) -> String {
     choices.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", ")
 }
 
-/// `NAME ADDRESS` lines: names are identifiers, both unique.
-fn servers(text: &str, min: usize) -> Result<Vec<Server>, String> {
+/// `NAME ADDRESS` lines: names are identifiers, both unique, no address
+/// loopback, multicast or one of `own` (the appliance's VIP).
+fn servers(text: &str, min: usize, own: &[String]) -> Result<Vec<Server>, String> {
     let mut out: Vec<Server> = Vec::new();
     for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let mut words = line.split_whitespace();
@@ -338,8 +401,13 @@ fn servers(text: &str, min: usize) -> Result<Vec<Server>, String> {
         if !is_identifier(name) {
             return Err(format!("line {}: the name {name:?}: letters, digits, '_' and '-' only", n + 1));
         }
-        if addr.parse::<Ipv4Addr>().map_or(true, |a| a.is_unspecified() || a.is_broadcast()) {
+        if addr.parse::<Ipv4Addr>().map_or(true, |a| {
+            a.is_unspecified() || a.is_broadcast() || a.is_loopback() || a.is_multicast()
+        }) {
             return Err(format!("line {}: {addr:?} is not a usable IPv4 address", n + 1));
+        }
+        if own.iter().any(|o| o == addr) {
+            return Err(format!("line {}: {addr} is the appliance's own address", n + 1));
         }
         if out.iter().any(|s| s.name.eq_ignore_ascii_case(name)) {
             return Err(format!("line {}: the name {name} comes twice", n + 1));
@@ -361,12 +429,15 @@ fn servers(text: &str, min: usize) -> Result<Vec<Server>, String> {
 /// Writes the template's texts for checked values; `cert_store` is where the
 /// store keeps certificate NAME (as `NAME/crt.pem` and `NAME/key.pem`).
 pub fn render(t: &Template, vars: &BTreeMap<String, minijinja::Value>, cert_store: &Path) -> Result<Rendered, String> {
+    // Each certificate input KEY also gives KEY_dir: its folder in the store.
     let mut ctx = vars.clone();
-    let cert = vars.get("cert").map(|c| c.to_string()).unwrap_or_default();
-    ctx.insert(
-        "cert_dir".into(),
-        minijinja::Value::from(cert_store.join(&cert).display().to_string()),
-    );
+    for i in t.inputs.iter().filter(|i| i.kind == Kind::Cert) {
+        let name = vars.get(&i.key).map(|c| c.to_string()).unwrap_or_default();
+        ctx.insert(
+            format!("{}_dir", i.key),
+            minijinja::Value::from(cert_store.join(&name).display().to_string()),
+        );
+    }
     let env = environment();
     let run = |src: &str| -> Result<String, String> {
         let text = env.render_str(src, &ctx).map_err(|e| format!("the template {}: {e}", t.name))?;

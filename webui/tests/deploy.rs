@@ -37,8 +37,13 @@ fn scratch(cert: &str) -> (tempfile::TempDir, Paths) {
     (dir, paths)
 }
 
+/// CAS1 and CAS2 where the seed has them, the others past the VIP (10.0.0.17).
+fn cas_addr(i: usize) -> String {
+    format!("10.0.0.{}", if i <= 2 { 14 + i } else { 20 + i })
+}
+
 fn cas_list(n: usize) -> String {
-    (1..=n).map(|i| format!("CAS{i} 10.0.0.{}\n", 14 + i)).collect()
+    (1..=n).map(|i| format!("CAS{i} {}\n", cas_addr(i))).collect()
 }
 
 fn form(t: &Template, set: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -106,7 +111,7 @@ fn exchange_for_2_3_and_5_cas_with_and_without_ssl_passes_lbd_and_haproxy() {
             let per_cas_backends = if variant == "ssl" { 10 } else { 5 };
             for i in 1..=n {
                 let name = format!("CAS{i}");
-                let addr = format!("10.0.0.{}", 14 + i);
+                let addr = cas_addr(i);
                 assert_eq!(count(&r.lb7, &format!("\nlisten chk_{name}\n")), 1, "{n} {variant}");
                 assert_eq!(count(&r.lb7, &format!("  bind 127.0.0.1:{}\n", 1000 + i)), 1);
                 for svc in ["epm", "ca", "ab"] {
@@ -223,6 +228,15 @@ fn exchange_publishes_only_the_chosen_services() {
     let steps = r.checklist.join("\n");
     assert!(steps.contains("\"TCP/IP Port\" with the decimal value 59531"), "{steps}");
     assert!(steps.contains("RpcTcpPort with the value 60554"), "{steps}");
+    // Without offloading, a part of the HTTP services cannot be published alone: the checklist says so.
+    let f = form(&t, &[("services", "ews imap"), ("variant", "nossl")]);
+    let r = render(&t, &f, &paths, &[]);
+    lbd_check(&paths, &r);
+    assert!(
+        r.checklist.iter().any(|l| l.contains("port 443 is forwarded whole")),
+        "{:?}",
+        r.checklist
+    );
 }
 
 #[test]
@@ -245,6 +259,8 @@ fn exchange_refuses_bad_inputs_by_name() {
     assert_eq!(key_of(&[("servers", "CAS1 10.0.0.15\nCAS2 10.0.0.300")]), ["servers"]);
     assert_eq!(key_of(&[("servers", "CAS1 10.0.0.15\nCAS1 10.0.0.16")]), ["servers"]);
     assert_eq!(key_of(&[("servers", "CAS1 10.0.0.15\nCAS 2 10.0.0.16")]), ["servers"]);
+    assert_eq!(key_of(&[("servers", "CAS1 10.0.0.15\nCAS2 10.0.0.17")]), ["servers"], "the VIP");
+    assert_eq!(key_of(&[("servers", "CAS1 10.0.0.15\nCAS2 127.0.0.1")]), ["servers"], "loopback");
     assert_eq!(key_of(&[("vip", "10.0.0")]), ["vip"]);
     assert_eq!(key_of(&[("fqdn", "mail..local")]), ["fqdn"]);
     assert_eq!(key_of(&[("services", "")]), ["services"]);
@@ -279,6 +295,51 @@ fn the_web_site_template_passes_lbd_in_both_variants_and_haproxy_for_plain_http(
     haproxy_check(dir.path(), &r.lb7);
     assert_eq!(count(&r.lb7, "\n  server "), 3);
     assert!(!r.lb7.contains("ssl"), "{}", r.lb7);
+}
+
+#[test]
+fn a_template_file_whose_inputs_make_no_sense_is_refused() {
+    let base = "name = \"x\"\ntitle = \"X\"\nlb7 = \"# {{ a }}\\n\"\n";
+    let input = |extra: &str| {
+        format!("{base}{extra}\n[[input]]\nkey = \"a\"\nlabel = \"A\"\nkind = \"choice\"\nchoices = [[\"p\", \"P\"]]\ndefault = \"p\"\n")
+    };
+    assert!(deploy::parse(&input("")).is_ok());
+    let bad = [
+        (
+            format!("{base}[[input]]\nkey = \"a\"\nlabel = \"A\"\nkind = \"choice\"\nchoices = [[\"p\", \"P\"]]\ndefault = \"q\"\n"),
+            "default",
+        ),
+        (input("distinct = [[\"a\", \"b\"]]"), "distinct"),
+        (
+            format!("{}[[input]]\nkey = \"a\"\nlabel = \"A2\"\nkind = \"ipv4\"\n", input("")),
+            "twice",
+        ),
+        (
+            format!(
+                "{}[[input]]\nkey = \"b\"\nlabel = \"B\"\nkind = \"cert\"\nwhen = \"a=z\"\n",
+                input("")
+            ),
+            "when",
+        ),
+        (
+            format!("{}[[input]]\nkey = \"csrf\"\nlabel = \"C\"\nkind = \"name\"\n", input("")),
+            "csrf",
+        ),
+    ];
+    for (text, why) in bad {
+        let e = deploy::parse(&text).expect_err(why);
+        assert!(e.contains(why), "{why}: {e}");
+    }
+}
+
+#[test]
+fn a_url_path_cannot_carry_a_comment_or_a_quote() {
+    let t = template("http-website");
+    for path in ["/health#x", "/a b", "/\"q", "/x\\y", "health", "/${HOME}"] {
+        let p = deploy::values(&t, &form(&t, &[("variant", "http"), ("check_uri", path)]), &[]).expect_err(path);
+        assert_eq!(p[0].key, "check_uri", "{path}");
+    }
+    assert!(deploy::values(&t, &form(&t, &[("variant", "http"), ("check_uri", "/status?full=1&x=%20")]), &[]).is_ok());
 }
 
 #[test]

@@ -224,12 +224,12 @@ pub async fn show(
     Ok(render(&page(&state, &current, t, values, &[])))
 }
 
-/// What the template writes for these values: the tabs it changes, with the
-/// texts. A template with an SSL text writes the SSL tab even when this
-/// variant has no TLS service (so an earlier variant's services go).
 /// The tabs a template changes, with their texts, and its checklist.
 type Planned = (Vec<(Tab, String)>, Vec<String>);
 
+/// What the template writes for these values: the tabs it changes, with the
+/// texts. A template with an SSL text writes the SSL tab even when this
+/// variant has no TLS service (so an earlier variant's services go).
 fn outputs(state: &AppState, t: &Template, values: &BTreeMap<String, String>) -> Result<Planned, Vec<Problem>> {
     let vars = deploy::values(t, values, &cert_names(state))?;
     let r = deploy::render(t, &vars, &state.paths.cert_store).map_err(|e| {

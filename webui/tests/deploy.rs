@@ -363,15 +363,3 @@ fn a_template_file_that_does_not_parse_is_reported_and_the_others_load() {
     let vars = deploy::values(tiny, &deploy::defaults(tiny), &[]).unwrap();
     assert_eq!(deploy::render(tiny, &vars, Path::new("/x")).unwrap().lb7, "# 10.1.1.1\n");
 }
-
-/// `SHOW_TEMPLATE=1 cargo test -p webui --test deploy show -- --nocapture` prints the defaults' output.
-#[test]
-fn show() {
-    if std::env::var_os("SHOW_TEMPLATE").is_none() {
-        return;
-    }
-    let t = template("exchange-2010");
-    let (_dir, paths) = scratch("mail.xlc.local");
-    let r = render(&t, &deploy::defaults(&t), &paths, &["mail.xlc.local"]);
-    println!("{}\n----\n{}\n----\n{}", r.lb7, r.ssl.unwrap_or_default(), r.checklist.join("\n"));
-}

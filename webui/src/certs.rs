@@ -76,15 +76,24 @@ fn folder(store: &Path, name: &str) -> PathBuf {
     store.join(name)
 }
 
-/// Every certificate in the store, sorted by name.
-pub fn list(paths: &crate::config::Paths, lb7: &str, ssl: &str, now: i64) -> Vec<CertView> {
-    let store = &paths.cert_store;
+/// The names of the certificates in the store, sorted (no file is parsed).
+pub fn names(store: &Path) -> Vec<String> {
     let Ok(dir) = std::fs::read_dir(store) else { return Vec::new() };
-    let mut out: Vec<CertView> = dir
+    let mut out: Vec<String> = dir
         .flatten()
         .filter(|e| e.path().join("crt.pem").is_file())
         .filter_map(|e| e.file_name().to_str().map(str::to_owned))
         .filter(|n| check_name(n).is_ok())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Every certificate in the store, sorted by name.
+pub fn list(paths: &crate::config::Paths, lb7: &str, ssl: &str, now: i64) -> Vec<CertView> {
+    let store = &paths.cert_store;
+    names(store)
+        .into_iter()
         .map(|name| {
             let f = folder(store, &name);
             let used = used(paths, &name, lb7, ssl);
@@ -118,9 +127,7 @@ pub fn list(paths: &crate::config::Paths, lb7: &str, ssl: &str, now: i64) -> Vec
                 },
             }
         })
-        .collect();
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    out
+        .collect()
 }
 
 /// The files a name had before a replacement, to put back if lbd refuses.

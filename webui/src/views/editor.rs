@@ -262,9 +262,9 @@ pub struct DiffQuery {
     b: u64,
 }
 
-struct DiffLine {
-    tag: char,
-    text: String,
+pub(super) struct DiffLine {
+    pub(super) tag: char,
+    pub(super) text: String,
 }
 
 #[derive(Template)]

@@ -12,6 +12,7 @@ use axum::extract::{Extension, Path, RawForm, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use super::editor::DiffLine;
 use super::{render, Chrome, UiError};
 use crate::app::{now, AppState, Current};
 use crate::config;
@@ -39,11 +40,6 @@ struct Field {
     error: String,
     /// "only when …", for inputs that count only with another's value.
     when: String,
-}
-
-struct DiffLine {
-    tag: char,
-    text: String,
 }
 
 struct Output {
@@ -92,15 +88,6 @@ fn find<'a>(state: &'a AppState, name: &str) -> Result<&'a Template, UiError> {
         .iter()
         .find(|t| t.name == name)
         .ok_or_else(|| UiError::new(StatusCode::NOT_FOUND, format!("No template {name:?}.")))
-}
-
-/// The names of the certificates in the store.
-fn cert_names(state: &AppState) -> Vec<String> {
-    let (lb7, ssl) = state.paths.texts_with(None);
-    crate::certs::list(&state.paths, &lb7, &ssl, now() as i64)
-        .into_iter()
-        .map(|c| c.name)
-        .collect()
 }
 
 /// The posted form: every input's value; the services' ticked boxes (one
@@ -187,14 +174,20 @@ fn fields(t: &Template, values: &BTreeMap<String, String>, problems: &[Problem],
         .collect()
 }
 
-fn page(state: &AppState, current: &Current, t: &Template, values: BTreeMap<String, String>, problems: &[Problem]) -> WizardPage {
-    let certs = cert_names(state);
+fn page(
+    state: &AppState,
+    current: &Current,
+    t: &Template,
+    values: BTreeMap<String, String>,
+    problems: &[Problem],
+    certs: &[String],
+) -> WizardPage {
     WizardPage {
         chrome: Chrome::new(state, Some(current), "templates"),
         name: t.name.clone(),
         title: t.title.clone(),
         description: t.description.clone(),
-        fields: fields(t, &values, problems, &certs),
+        fields: fields(t, &values, problems, certs),
         hidden: values.into_iter().collect(),
         previewed: false,
         outputs: Vec::new(),
@@ -215,13 +208,13 @@ pub async fn show(
     let mut values = deploy::defaults(t);
     // A certificate input starts on the store's first certificate when its
     // default is not there.
-    let certs = cert_names(&state);
+    let certs = crate::certs::names(&state.paths.cert_store);
     for i in t.inputs.iter().filter(|i| i.kind == Kind::Cert) {
         if !certs.contains(&i.default) {
             values.insert(i.key.clone(), certs.first().cloned().unwrap_or_default());
         }
     }
-    Ok(render(&page(&state, &current, t, values, &[])))
+    Ok(render(&page(&state, &current, t, values, &[], &certs)))
 }
 
 /// The tabs a template changes, with their texts, and its checklist.
@@ -230,8 +223,8 @@ type Planned = (Vec<(Tab, String)>, Vec<String>);
 /// What the template writes for these values: the tabs it changes, with the
 /// texts. A template with an SSL text writes the SSL tab even when this
 /// variant has no TLS service (so an earlier variant's services go).
-fn outputs(state: &AppState, t: &Template, values: &BTreeMap<String, String>) -> Result<Planned, Vec<Problem>> {
-    let vars = deploy::values(t, values, &cert_names(state))?;
+fn outputs(state: &AppState, t: &Template, values: &BTreeMap<String, String>, certs: &[String]) -> Result<Planned, Vec<Problem>> {
+    let vars = deploy::values(t, values, certs)?;
     let r = deploy::render(t, &vars, &state.paths.cert_store).map_err(|e| {
         vec![Problem {
             key: String::new(),
@@ -256,9 +249,10 @@ pub async fn preview(
 ) -> Result<Response, UiError> {
     let t = find(&state, &name)?;
     let values = form_values(t, &body);
-    Ok(match outputs(&state, t, &values) {
+    let certs = crate::certs::names(&state.paths.cert_store);
+    Ok(match outputs(&state, t, &values, &certs) {
         Err(problems) => {
-            let mut p = page(&state, &current, t, values, &problems);
+            let mut p = page(&state, &current, t, values, &problems, &certs);
             p.result = problems
                 .iter()
                 .filter(|p| p.key.is_empty())
@@ -271,7 +265,7 @@ pub async fn preview(
             (StatusCode::UNPROCESSABLE_ENTITY, render(&p)).into_response()
         }
         Ok((changes, checklist)) => {
-            let mut p = page(&state, &current, t, values, &[]);
+            let mut p = page(&state, &current, t, values, &[], &certs);
             fill_preview(&state, &mut p, &changes, checklist);
             render(&p)
         }
@@ -279,13 +273,10 @@ pub async fn preview(
 }
 
 fn fill_preview(state: &AppState, p: &mut WizardPage, changes: &[(Tab, String)], checklist: Vec<String>) {
-    let text_of = |tab: Tab| {
-        changes
-            .iter()
-            .find(|(t, _)| *t == tab)
-            .map_or_else(|| state.paths.text(tab), |(_, x)| x.clone())
-    };
-    let report = config::validate(&state.paths, &text_of(Tab::Lb7), &text_of(Tab::Ssl));
+    let (live_lb7, live_ssl) = state.paths.texts_with(None);
+    let live = |tab: Tab| if tab == Tab::Lb7 { &live_lb7 } else { &live_ssl };
+    let text_of = |tab: Tab| changes.iter().find(|(t, _)| *t == tab).map_or(live(tab), |(_, x)| x);
+    let report = config::validate(&state.paths, text_of(Tab::Lb7), text_of(Tab::Ssl));
     p.previewed = true;
     p.valid = report.valid;
     p.findings = report
@@ -304,15 +295,15 @@ fn fill_preview(state: &AppState, p: &mut WizardPage, changes: &[(Tab, String)],
     p.outputs = changes
         .iter()
         .map(|(tab, text)| {
-            let live = state.paths.text(*tab);
-            let diff: Vec<DiffLine> = config::diff(&live, text)
+            let live = live(*tab);
+            let diff: Vec<DiffLine> = config::diff(live, text)
                 .into_iter()
                 .map(|(tag, text)| DiffLine { tag, text })
                 .collect();
             Output {
                 title: tab.title(),
                 id: tab.key(),
-                changed: live != *text,
+                changed: live != text,
                 text: text.clone(),
                 diff,
             }
@@ -339,10 +330,11 @@ pub async fn apply(
         .find(|(k, _)| k == "comment")
         .map(|(_, v)| v.chars().take(160).collect())
         .unwrap_or_default();
-    let (changes, checklist) = match outputs(&state, t, &values) {
+    let certs = crate::certs::names(&state.paths.cert_store);
+    let (changes, checklist) = match outputs(&state, t, &values, &certs) {
         Ok(x) => x,
         Err(problems) => {
-            let mut p = page(&state, &current, t, values, &problems);
+            let mut p = page(&state, &current, t, values, &problems, &certs);
             p.result = "Not applied: some values need correcting.".into();
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&p)).into_response());
         }
@@ -357,7 +349,7 @@ pub async fn apply(
         config::apply_many(&*state.store, &state.paths, &changes, current.user(), &comment, now()).await
     };
     // The page after the apply compares with the files as they are now.
-    let mut p = page(&state, &current, t, values, &[]);
+    let mut p = page(&state, &current, t, values, &[], &certs);
     fill_preview(&state, &mut p, &changes, checklist);
     let status = match outcome {
         Ok(revs) => {

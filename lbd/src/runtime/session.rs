@@ -184,7 +184,8 @@ pub(crate) async fn choose_server(
         .queue
         .or(be.conf.timeouts.connect)
         .unwrap_or(Duration::from_secs(5));
-    let deadline = tokio::time::Instant::now() + queue_timeout;
+    // Read the clock only when the request has to queue.
+    let mut deadline = None;
     loop {
         let notified = be.slot_freed.notified();
         match be.balancer.pick(&be.servers, client, be.conf.options.allbackups, exclude, hash) {
@@ -200,6 +201,7 @@ pub(crate) async fn choose_server(
             Pick::NoServer => return Chosen::NoServer,
             Pick::Full => {}
         }
+        let deadline = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + queue_timeout);
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
             return Chosen::QueueTimeout;
         }

@@ -34,6 +34,7 @@ use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Versio
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use smallvec::SmallVec;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 pub use body::LbBody;
@@ -686,26 +687,31 @@ const HOP_BY_HOP: [header::HeaderName; 5] = [
 ];
 
 fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
-    // One pass over the names present (usually a handful) instead of a lookup per
-    // hop-by-hop name; the headers the Connection header names are hop-by-hop too.
-    let named = |n: &header::HeaderName| {
-        h.get_all(header::CONNECTION)
+    // The names the Connection header lists are hop-by-hop too. Its tokens are
+    // split once (usually just "keep-alive" or "close"), then one pass over the
+    // names present (usually a handful) instead of a lookup per hop-by-hop name.
+    let doomed: SmallVec<[header::HeaderName; 4]> = {
+        let listed: SmallVec<[&str; 4]> = h
+            .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .any(|t| n.as_str().eq_ignore_ascii_case(t.trim()))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .collect();
+        h.keys()
+            .filter(|n| {
+                if *n == header::UPGRADE {
+                    return !keep_upgrade;
+                }
+                // Names are stored in lower case: plain comparisons suffice for ours.
+                HOP_BY_HOP.contains(n)
+                    || matches!(n.as_str(), "keep-alive" | "proxy-connection")
+                    || listed.iter().any(|t| n.as_str().eq_ignore_ascii_case(t))
+            })
+            .cloned()
+            .collect()
     };
-    let has_connection = h.contains_key(header::CONNECTION);
-    let doomed: Vec<header::HeaderName> = h
-        .keys()
-        .filter(|n| {
-            if *n == header::UPGRADE {
-                return !keep_upgrade;
-            }
-            HOP_BY_HOP.contains(n) || *n == "keep-alive" || *n == "proxy-connection" || (has_connection && named(n))
-        })
-        .cloned()
-        .collect();
     for n in doomed {
         h.remove(n);
     }

@@ -377,6 +377,71 @@ backend bk
     assert_eq!(r.text(), "maintenance page\n");
 }
 
+/// What HAProxy 2.6 does with a request it cannot parse, checked by hand: a 400
+/// with its page (or the frontend's `errorfile 400`) and `connection: close`,
+/// whether a header line is malformed or the header block is larger than
+/// `tune.bufsize`; the log says `400 0 - - PR--` and `"<BADREQ>"`.
+#[test]
+fn a_request_that_cannot_be_parsed_gets_the_400_page_or_the_errorfile_and_a_badreq_line() {
+    let ip = private_loopback();
+    let rig = Rig::start(
+        &ip,
+        "frontend fe
+  bind @IP@:@FE1@
+  default_backend bk
+
+frontend fe_custom
+  bind @IP@:@FE2@
+  errorfile 400 @DIR@/400.http
+  default_backend bk
+
+backend bk
+  server ngx @IP@:@N1@
+",
+        1,
+        2,
+        &[(
+            "400.http",
+            "HTTP/1.1 400 Bad request\r\nContent-Type: text/plain\r\n\r\nrefused here\n",
+        )],
+        &[],
+    );
+    let _ = rig.log_messages(Duration::from_millis(100));
+    let malformed = b"GET / HTTP/1.1\r\nHost: a\r\nBad Header: x\r\n\r\n".to_vec();
+    let oversized = format!("GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n", "a".repeat(20_000)).into_bytes();
+    let refused = |fe: usize, good_first: bool, raw: &[u8]| -> Resp {
+        let mut c = rig.conn(fe);
+        if good_first {
+            assert_eq!(c.get("/").status, 200, "a good request first, on the same connection");
+        }
+        c.send_raw(raw).expect("send the request");
+        let r = c.read_response(false).expect("an answer");
+        assert_eq!(r.header("connection"), Some("close"), "{r:?}");
+        let mut buf = [0u8; 16];
+        assert_eq!(c.read_some(&mut buf).ok(), Some(0), "closed after the 400");
+        r
+    };
+    for raw in [&malformed, &oversized] {
+        let r = refused(1, false, raw);
+        assert_eq!(r.status, 400, "not hyper's empty 400 or 431: {r:?}");
+        assert_eq!(r.header("content-type"), Some("text/html"), "{r:?}");
+        assert!(r.text().contains("<h1>400 Bad Request</h1>"), "{r:?}");
+    }
+    for (good_first, raw) in [(false, &oversized), (true, &malformed)] {
+        let r = refused(2, good_first, raw);
+        assert_eq!(r.status, 400, "{r:?}");
+        assert_eq!(r.header("content-type"), Some("text/plain"), "{r:?}");
+        assert_eq!(r.text(), "refused here\n");
+    }
+    let msgs = rig.log_messages(Duration::from_millis(1000));
+    let bad: Vec<&String> = msgs.iter().filter(|m| m.ends_with("\"<BADREQ>\"")).collect();
+    assert_eq!(bad.len(), 4, "{msgs:#?}");
+    for m in bad {
+        let f = log_fields(m);
+        assert_eq!((f[5], f[6], f[9]), ("400", "0", "PR--"), "{m}");
+    }
+}
+
 /// A server that answers every request `503` with the body `busy\n` (keep-alive,
 /// request bodies read and discarded).
 const BUSY_SERVER: &str = r#"

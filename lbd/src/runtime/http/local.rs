@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use http::{HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use super::body::LbBody;
 use crate::config::model::{Redirect, RedirectKind};
@@ -61,10 +61,41 @@ pub fn simple(code: u16, content_type: &str, body: impl Into<bytes::Bytes>) -> R
 
 /// An error response: the proxy's `errorfile` for the code if it has one, else lbd's page.
 pub fn error(code: u16, errorfiles: &BTreeMap<u16, PathBuf>) -> Response<LbBody> {
-    if let Some(r) = errorfiles.get(&code).and_then(|p| from_errorfile(p)) {
-        return r;
+    let (status, headers, body) = error_parts(code, errorfiles);
+    let mut r = Response::new(LbBody::full(body));
+    *r.status_mut() = status;
+    *r.headers_mut() = headers;
+    r
+}
+
+/// The same answer as bytes for the wire, saying the connection closes: for
+/// answers written outside hyper's framing (a request hyper could not parse,
+/// a request head that did not arrive in time).
+pub fn error_raw(code: u16, errorfiles: &BTreeMap<u16, PathBuf>) -> Vec<u8> {
+    let (status, headers, body) = error_parts(code, errorfiles);
+    let mut out = format!("HTTP/1.1 {} {}\r\n", status.as_u16(), reason(status.as_u16())).into_bytes();
+    for (name, value) in &headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
-    simple(code, "text/html", page(code))
+    out.extend_from_slice(b"connection: close\r\n\r\n");
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Status, headers (with the length) and body of an error answer.
+fn error_parts(code: u16, errorfiles: &BTreeMap<u16, PathBuf>) -> (StatusCode, HeaderMap, bytes::Bytes) {
+    if let Some(parts) = errorfiles.get(&code).and_then(|p| from_errorfile(p)) {
+        return parts;
+    }
+    let body = bytes::Bytes::from(page(code));
+    let mut h = HeaderMap::new();
+    h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    (StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), h, body)
 }
 
 /// Most headers an errorfile may hold.
@@ -72,7 +103,7 @@ const ERRORFILE_HEADERS: usize = 64;
 
 /// An errorfile is a whole HTTP response as it goes on the wire; it is parsed,
 /// so hyper frames it like any other answer. A broken file falls back to lbd's page.
-fn from_errorfile(path: &std::path::Path) -> Option<Response<LbBody>> {
+fn from_errorfile(path: &std::path::Path) -> Option<(StatusCode, HeaderMap, bytes::Bytes)> {
     let raw = std::fs::read(path).ok()?;
     let mut headers = [httparse::EMPTY_HEADER; ERRORFILE_HEADERS];
     let mut parsed = httparse::Response::new(&mut headers);
@@ -81,17 +112,17 @@ fn from_errorfile(path: &std::path::Path) -> Option<Response<LbBody>> {
         _ => return None,
     };
     let body = bytes::Bytes::copy_from_slice(&raw[head_len..]);
-    let mut r = Response::new(LbBody::full(body.clone()));
-    *r.status_mut() = StatusCode::from_u16(parsed.code?).ok()?;
-    for h in parsed.headers.iter() {
-        let name = http::HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+    let status = StatusCode::from_u16(parsed.code?).ok()?;
+    let mut h = HeaderMap::new();
+    for line in parsed.headers.iter() {
+        let name = http::HeaderName::from_bytes(line.name.as_bytes()).ok()?;
         if name == http::header::CONTENT_LENGTH || name == http::header::CONNECTION {
             continue;
         }
-        r.headers_mut().append(name, HeaderValue::from_bytes(h.value).ok()?);
+        h.append(name, HeaderValue::from_bytes(line.value).ok()?);
     }
-    r.headers_mut().insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-    Some(r)
+    h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    Some((status, h, body))
 }
 
 /// A redirect as `redirect` and `http-request redirect` describe it.

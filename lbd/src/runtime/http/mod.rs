@@ -65,6 +65,8 @@ struct ConnShared {
     base_ms: u64,
     /// Requests whose response has not ended yet.
     inflight: AtomicU32,
+    /// Requests whose response head has not gone out yet (see `ClientIo::poll_refusal`).
+    owed: AtomicU32,
     /// When the last response ended (ms after `started`).
     idle_since: AtomicU64,
     /// When the first byte of the request head being read came, or `NO_HEAD`.
@@ -116,6 +118,16 @@ impl Drop for InFlight {
 struct ClientIo<C> {
     inner: super::tls_io::Prefixed<C>,
     shared: Arc<ConnShared>,
+    /// The frontend, for its `errorfile 400`.
+    fe: Arc<FrontendRt>,
+    /// lbd's answer to a request hyper could not parse, sent in place of
+    /// hyper's own, and how much of it is out.
+    refusal: Option<(Vec<u8>, usize)>,
+    /// Set once a `101` went out: what follows is a tunnel's data.
+    tunnel: bool,
+    /// The write being tried starts with a final response head of lbd's (and
+    /// whether it is a `101`): once some of it is out, one head less is owed.
+    head_out: Option<bool>,
 }
 
 impl<C: AsyncRead + Unpin> AsyncRead for ClientIo<C> {
@@ -149,18 +161,76 @@ impl<C> ClientIo<C> {
     }
 }
 
+impl<C: AsyncWrite + Unpin> ClientIo<C> {
+    /// hyper answers a request it cannot parse itself, with an empty 400 or 431.
+    /// HAProxy answers 400 with its page (or the frontend's `errorfile 400`), and
+    /// so does lbd. hyper's answer is told apart as a 4xx status line written
+    /// when every request handed to lbd already has its response head out
+    /// (`owed`), after the bytes of a new request head came (`head_started`),
+    /// and before any tunnel. It is swallowed whole once lbd's has gone out;
+    /// hyper closes the connection after it.
+    fn poll_refusal(&mut self, cx: &mut Context<'_>, first: &[u8], len: usize) -> Option<Poll<std::io::Result<usize>>> {
+        if self.refusal.is_none() {
+            if self.tunnel || !first.starts_with(b"HTTP/1.") {
+                return None;
+            }
+            let s = &self.shared;
+            let status = first.get(9..12).unwrap_or_default();
+            if s.owed.load(Ordering::Acquire) > 0 {
+                // A response head of lbd's; an interim 1xx is not the final one.
+                if status.first() != Some(&b'1') || status == b"101" {
+                    self.head_out = Some(status == b"101");
+                }
+                return None;
+            }
+            if status.first() != Some(&b'4') || s.head_started.load(Ordering::Acquire) == NO_HEAD {
+                return None;
+            }
+            self.refusal = Some((local::error_raw(400, &self.fe.conf.errorfiles), 0));
+        }
+        let (bytes, sent) = self.refusal.as_mut()?;
+        while *sent < bytes.len() {
+            match Pin::new(&mut self.inner).poll_write(cx, &bytes[*sent..]) {
+                Poll::Ready(Ok(0)) => return Some(Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()))),
+                Poll::Ready(Ok(n)) => *sent += n,
+                Poll::Ready(Err(e)) => return Some(Poll::Ready(Err(e))),
+                Poll::Pending => return Some(Poll::Pending),
+            }
+        }
+        Some(Poll::Ready(Ok(len)))
+    }
+
+    /// After a write to the client: a head that went out is no longer owed.
+    fn wrote(&mut self, r: &Poll<std::io::Result<usize>>) {
+        self.note_write(r.is_pending());
+        if matches!(r, Poll::Ready(Ok(n)) if *n > 0) {
+            if let Some(upgrade) = self.head_out.take() {
+                self.shared.owed.fetch_sub(1, Ordering::AcqRel);
+                self.tunnel |= upgrade;
+            }
+        }
+    }
+}
+
 impl<C: AsyncWrite + Unpin> AsyncWrite for ClientIo<C> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
+        if let Some(r) = this.poll_refusal(cx, buf, buf.len()) {
+            return r;
+        }
         let r = Pin::new(&mut this.inner).poll_write(cx, buf);
-        this.note_write(r.is_pending());
+        this.wrote(&r);
         r
     }
 
     fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
+        let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &b[..]);
+        if let Some(r) = this.poll_refusal(cx, first, bufs.iter().map(|b| b.len()).sum()) {
+            return r;
+        }
         let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        this.note_write(r.is_pending());
+        this.wrote(&r);
         r
     }
 
@@ -337,6 +407,7 @@ pub async fn run<C: ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, 
         started: acc.started,
         base_ms: coarse_ms(),
         inflight: AtomicU32::new(0),
+        owed: AtomicU32::new(0),
         idle_since: AtomicU64::new(0),
         head_started: AtomicU64::new(if preread.is_empty() { NO_HEAD } else { 0 }),
         served: AtomicU64::new(0),
@@ -366,6 +437,10 @@ pub async fn run<C: ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, 
     let io = ClientIo {
         inner: super::tls_io::Prefixed::new(preread, client),
         shared: Arc::clone(&shared),
+        fe: Arc::clone(&cx.fe),
+        refusal: None,
+        tunnel: false,
+        head_out: None,
     };
     let svc_cx = Arc::clone(&cx);
     let svc = hyper::service::service_fn(move |req| {
@@ -403,21 +478,16 @@ pub async fn run<C: ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, 
     match outcome {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
-            // A request hyper refused to parse: it answered 4xx itself.
+            // A request hyper refused to parse: lbd answered 400 in place of hyper
+            // (ClientIo); HAProxy logs it as blocked by the proxy while reading the request.
             if e.is_parse() || e.is_parse_too_large() {
-                let code = if e.is_parse_too_large() { 431 } else { 400 };
-                log_bad_request(&cx, code, ['C', 'R']);
+                log_bad_request(&cx, 400, ['P', 'R']);
             }
         }
         Err(Expiry::Request) => {
             let nothing_sent = shared.head_started.load(Ordering::Acquire) == NO_HEAD;
             if !(nothing_sent && ignore_probes) {
-                let page = local::page(408);
-                let raw = format!(
-                    "HTTP/1.1 408 Request Time-out\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: text/html\r\nconnection: close\r\n\r\n{page}",
-                    page.len()
-                );
-                send_raw(fd, raw.as_bytes());
+                send_raw(fd, &local::error_raw(408, &cx.fe.conf.errorfiles));
                 log_bad_request(&cx, 408, ['c', 'R']);
             }
         }
@@ -880,6 +950,7 @@ fn replayable(method: &http::Method, body: &Incoming) -> bool {
 async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> {
     let shared = &cx.shared;
     shared.inflight.fetch_add(1, Ordering::AcqRel);
+    shared.owed.fetch_add(1, Ordering::AcqRel);
     let inflight = InFlight(Arc::clone(shared));
     let now = shared.ms();
     let head_at = shared.head_started.swap(NO_HEAD, Ordering::AcqRel);

@@ -141,6 +141,40 @@ fn source_hash_keeps_a_client_on_one_server_and_spreads_clients() {
     assert_eq!(seen.len(), 3, "30 clients should reach all 3 servers: {seen:?}");
 }
 
+/// `hash-type consistent`: when a server goes down only its own clients move,
+/// and they come back to it when it returns (with `map-based`, most clients
+/// move whenever the set of servers changes).
+#[test]
+fn consistent_source_hashing_moves_only_the_clients_of_a_server_that_goes_down() {
+    let mut srvs = start_servers(&["a", "b", "c", "d"]);
+    let d_port = srvs[3].port();
+    let port = free_port();
+    let cfg = format!(
+        "{DEFAULTS}listen l\n  bind 127.0.0.1:{port}\n  balance source\n  hash-type consistent\n{}",
+        servers(&[("a", 1), ("b", 1), ("c", 1), ("d", 1)], &srvs, "check inter 100ms rise 1 fall 1")
+    );
+    let lbd = Lbd::start(&cfg);
+    let addr = format!("127.0.0.1:{port}");
+    let clients: Vec<String> = (1..=40).map(|i| format!("127.0.2.{i}")).collect();
+    let places = || -> Vec<String> { clients.iter().map(|src| read_name(&connect_from(src, &addr))).collect() };
+    let before = places();
+    for name in ["a", "b", "c", "d"] {
+        assert!(before.iter().any(|n| n == name), "40 clients should reach {name}: {before:?}");
+    }
+    srvs[3].kill();
+    lbd.wait_for_log("Server l/d is DOWN", Duration::from_secs(5));
+    for ((src, was), now) in clients.iter().zip(&before).zip(places()) {
+        if was == "d" {
+            assert_ne!(now, "d", "client {src} still on the dead server");
+        } else {
+            assert_eq!(&now, was, "client {src} moved although {was} stayed up");
+        }
+    }
+    let _revived = NamedServer::start("d", &format!("127.0.0.1:{d_port}"));
+    lbd.wait_for_log("Server l/d is UP", Duration::from_secs(5));
+    assert_eq!(places(), before, "d's clients come back to it, the others stay");
+}
+
 #[test]
 fn first_fills_servers_in_order_and_backup_waits() {
     let srvs = start_servers(&["a", "b", "bk"]);

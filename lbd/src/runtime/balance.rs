@@ -1,14 +1,18 @@
 //! Balancing algorithms. Each pick sees the backend's servers and the client,
 //! and chooses among the usable ones (up, weight above zero, a free slot); when
 //! no active server is usable, the backups take over (the first one, or all of
-//! them with `option allbackups`), as in HAProxy.
+//! them with `option allbackups`), as in HAProxy. Hash-based picks (`source`,
+//! `uri`, `url_param`, `hdr`) map the hash onto the servers' weights
+//! (`hash-type map-based`), or with `hash-type consistent` choose by
+//! rendezvous hashing, so that a server going down or coming back moves only
+//! the keys that were (or will be) its own.
 
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use super::snapshot::ServerRt;
-use crate::config::model::Balance;
+use crate::config::model::{Balance, HashType};
 
 /// Indexes of servers in a backend.
 type Indexes = smallvec::SmallVec<[usize; 16]>;
@@ -44,6 +48,8 @@ struct State {
 
 pub struct Balancer {
     algo: Algo,
+    /// `hash-type consistent`.
+    consistent: bool,
     state: Mutex<State>,
 }
 
@@ -110,6 +116,27 @@ fn by_weight(candidates: &[usize], draw: u64, weight: &dyn Fn(usize) -> i64) -> 
     candidates[0]
 }
 
+/// Rendezvous (highest random weight) hashing: each candidate draws a score
+/// from the key and its own id, scaled by its weight, and the highest wins. A
+/// candidate that leaves takes only its own keys with it; the others keep theirs.
+fn rendezvous(candidates: &[usize], key: u64, id: &dyn Fn(usize) -> u32, weight: &dyn Fn(usize) -> i64) -> usize {
+    let score = |i: usize| {
+        let draw = mix(key ^ mix(u64::from(id(i)).wrapping_mul(0x9e37_79b9_7f4a_7c15)));
+        // A uniform value in (0, 1), then weight / -ln(u): the weighted form of the method.
+        let u = ((draw >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+        weight(i).max(0) as f64 / -u.ln()
+    };
+    candidates
+        .iter()
+        .copied()
+        .map(|i| (i, score(i)))
+        .fold(None, |best: Option<(usize, f64)>, (i, s)| match best {
+            Some((_, b)) if b >= s => best,
+            _ => Some((i, s)),
+        })
+        .map_or(candidates[0], |(i, _)| i)
+}
+
 /// The chosen server with the new connection already counted on it.
 fn counted(server: &Arc<ServerRt>) -> Pick {
     let now = server.cur_conns.fetch_add(1, Ordering::AcqRel) + 1;
@@ -118,7 +145,7 @@ fn counted(server: &Arc<ServerRt>) -> Pick {
 }
 
 impl Balancer {
-    pub fn new(balance: &Balance, servers: usize) -> Self {
+    pub fn new(balance: &Balance, hash_type: HashType, servers: usize) -> Self {
         let algo = match balance {
             Balance::LeastConn => Algo::LeastConn,
             Balance::Source => Algo::Source,
@@ -130,6 +157,7 @@ impl Balancer {
         let seed = u64::from(std::process::id()) << 32 | (servers as u64 + 0x9e37_79b9);
         Balancer {
             algo,
+            consistent: hash_type == HashType::Consistent,
             state: Mutex::new(State {
                 current: vec![0; servers],
                 rotate: 0,
@@ -171,8 +199,15 @@ impl Balancer {
             (Algo::Hash, None) => Algo::RoundRobin,
             (a, _) => a,
         };
+        let hashed = |key: u64| {
+            if self.consistent {
+                rendezvous(&with_slot, key, &|i| servers[i].conf.id, &weight)
+            } else {
+                by_weight(&with_slot, key, &weight)
+            }
+        };
         let chosen = match algo {
-            Algo::Hash => by_weight(&with_slot, mix(hash.unwrap_or(0)), &weight),
+            Algo::Hash => hashed(mix(hash.unwrap_or(0))),
             Algo::RoundRobin => {
                 let total: i64 = with_slot.iter().map(|&i| weight(i)).sum();
                 let mut best = with_slot[0];
@@ -193,7 +228,7 @@ impl Balancer {
                 st.rotate = st.rotate.wrapping_add(1);
                 tied[st.rotate % tied.len()]
             }
-            Algo::Source => by_weight(&with_slot, hash_ip(client), &weight),
+            Algo::Source => hashed(hash_ip(client)),
             Algo::First => *with_slot.iter().min_by_key(|&&i| servers[i].conf.id).unwrap_or(&with_slot[0]),
             Algo::Random(draws) => {
                 let mut best: Option<usize> = None;
@@ -213,5 +248,53 @@ impl Balancer {
         let pick = counted(&servers[chosen]);
         drop(st);
         pick
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> impl Iterator<Item = u64> {
+        (0..20_000u64).map(|k| mix(k.wrapping_add(1)))
+    }
+
+    #[test]
+    fn rendezvous_moves_only_the_keys_of_a_server_that_leaves_or_comes_back() {
+        let ids = [1u32, 2, 3, 4, 5];
+        let id = |i: usize| ids[i];
+        let one = |_: usize| 1i64;
+        let all: Vec<usize> = (0..5).collect();
+        let without_c: Vec<usize> = vec![0, 1, 3, 4];
+        let mut on_c = 0;
+        for k in keys() {
+            let before = rendezvous(&all, k, &id, &one);
+            let after = rendezvous(&without_c, k, &id, &one);
+            if before == 2 {
+                on_c += 1;
+                assert_ne!(after, 2);
+            } else {
+                assert_eq!(after, before, "key {k} moved off a server that stayed");
+            }
+        }
+        // A fifth of the keys, give or take.
+        assert!((3_400..4_600).contains(&on_c), "{on_c} of 20000 keys on one of 5 servers");
+        // map-based moves most keys when a server leaves: the property is not a given.
+        let moved = keys()
+            .filter(|&k| {
+                let b = by_weight(&all, k, &one);
+                b != 2 && by_weight(&without_c, k, &one) != b
+            })
+            .count();
+        assert!(moved > 10_000, "map-based moved only {moved}");
+    }
+
+    #[test]
+    fn rendezvous_follows_the_weights() {
+        let id = |i: usize| i as u32 + 1;
+        let weight = |i: usize| [1i64, 3][i];
+        let heavy = keys().filter(|&k| rendezvous(&[0, 1], k, &id, &weight) == 1).count();
+        // Three quarters, give or take.
+        assert!((14_400..15_600).contains(&heavy), "{heavy} of 20000 keys on the weight-3 server");
     }
 }

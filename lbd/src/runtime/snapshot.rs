@@ -370,7 +370,7 @@ impl Snapshot {
                 })
                 .collect();
             let b = BackendRt {
-                balancer: Balancer::new(&p.balance, servers.len()),
+                balancer: Balancer::new(&p.balance, p.hash_type, servers.len()),
                 conf: p.clone(),
                 servers,
                 stick_rules,

@@ -86,7 +86,24 @@ struct Page<'a> {
 
 impl Page<'_> {
     async fn go(&self, path: &str) {
-        self.c.goto(&format!("{GUI}{path}")).await.expect("goto");
+        let url = format!("{GUI}{path}");
+        // An address or link coming up in the browser's namespace while the box
+        // settles makes chromium abandon a load with ERR_NETWORK_CHANGED (seen
+        // once in CI on the very first page); a user would reload, so does this.
+        for _ in 0..5 {
+            self.c.goto(&url).await.expect("goto");
+            let changed = self
+                .c
+                .execute("return document.documentElement.outerHTML.includes('ERR_NETWORK_CHANGED');", vec![])
+                .await
+                .ok()
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false);
+            if !changed {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 
     async fn fill(&self, id: &str, text: &str) {

@@ -442,6 +442,39 @@ backend bk
     }
 }
 
+/// HAProxy 2.6 answers an HTTP/1.0 request with an `HTTP/1.1` status line, the
+/// version it speaks (checked by hand); hyper would say `HTTP/1.0`.
+#[test]
+fn an_http10_request_gets_an_http11_status_line() {
+    let ip = private_loopback();
+    let rig = Rig::start(
+        &ip,
+        "frontend fe
+  bind @IP@:@FE1@
+  http-request deny if { path /deny }
+  default_backend bk
+
+backend bk
+  server ngx @IP@:@N1@
+",
+        1,
+        1,
+        &[],
+        &[],
+    );
+    let mut c = rig.conn(1);
+    // The server's answer twice on one kept-alive connection, then lbd's own.
+    for (path, status) in [("/x", 200), ("/y", 200), ("/deny", 403)] {
+        let raw = format!("GET {path} HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n");
+        c.send_raw(raw.as_bytes()).expect("send the request");
+        let r = c.read_response(false).expect("an answer");
+        assert_eq!((r.version.as_str(), r.status), ("HTTP/1.1", status), "{path}: {r:?}");
+        if status == 200 {
+            assert!(r.text().contains("NGX"), "{r:?}");
+        }
+    }
+}
+
 /// A server that answers every request `503` with the body `busy\n` (keep-alive,
 /// request bodies read and discarded).
 const BUSY_SERVER: &str = r#"

@@ -212,24 +212,46 @@ impl<C: AsyncWrite + Unpin> ClientIo<C> {
     }
 }
 
+/// hyper answers an HTTP/1.0 request with an `HTTP/1.0` status line; HAProxy
+/// (and lbd) say `HTTP/1.1`, the version they speak, whatever the client's.
+/// `Some` with the first bytes to write instead when `head` is such a line.
+fn as_http11(head: &[u8]) -> Option<Vec<u8>> {
+    if !head.starts_with(b"HTTP/1.0 ") {
+        return None;
+    }
+    let mut v = head.to_vec();
+    v[7] = b'1';
+    Some(v)
+}
+
 impl<C: AsyncWrite + Unpin> AsyncWrite for ClientIo<C> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
         if let Some(r) = this.poll_refusal(cx, buf, buf.len()) {
             return r;
         }
-        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        // Same length: what hyper is told was written maps byte for byte.
+        let fixed = this.head_out.and_then(|_| as_http11(buf));
+        let r = Pin::new(&mut this.inner).poll_write(cx, fixed.as_deref().unwrap_or(buf));
         this.wrote(&r);
         r
     }
 
     fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
-        let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &b[..]);
+        let at = bufs.iter().position(|b| !b.is_empty());
+        let first = at.map_or(&[][..], |i| &bufs[i][..]);
         if let Some(r) = this.poll_refusal(cx, first, bufs.iter().map(|b| b.len()).sum()) {
             return r;
         }
-        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        let r = match (at, this.head_out.and_then(|_| as_http11(first))) {
+            (Some(i), Some(fixed)) => {
+                let mut slices: Vec<std::io::IoSlice<'_>> = bufs.to_vec();
+                slices[i] = std::io::IoSlice::new(&fixed);
+                Pin::new(&mut this.inner).poll_write_vectored(cx, &slices)
+            }
+            _ => Pin::new(&mut this.inner).poll_write_vectored(cx, bufs),
+        };
         this.wrote(&r);
         r
     }

@@ -101,6 +101,14 @@ impl Rig {
         }
     }
 
+    /// One frontend `fe` on a loopback address of its own, with `lines` before
+    /// its `default_backend bk`; `bk` has one server, the test's nginx.
+    fn front(lines: &[&str]) -> Rig {
+        let lines: String = lines.iter().map(|l| format!("  {l}\n")).collect();
+        let proxies = format!("frontend fe\n  bind @IP@:@FE1@\n{lines}  default_backend bk\n\nbackend bk\n  server ngx @IP@:@N1@\n");
+        Rig::start(&private_loopback(), &proxies, 1, 1, &[], &[])
+    }
+
     /// A new client connection to frontend `n` (1-based, as `@FEn@`).
     fn conn(&self, n: usize) -> HttpConn {
         HttpConn::connect(&self.fe[n - 1])
@@ -222,25 +230,12 @@ backend bk
 
 #[test]
 fn deny_return_auth_and_redirect_are_answered_by_lbd() {
-    let ip = private_loopback();
-    let rig = Rig::start(
-        &ip,
-        "frontend fe
-  bind @IP@:@FE1@
-  http-request deny deny_status 429 if { path_beg /blocked }
-  http-request return status 200 content-type text/plain string pong if { path /ping }
-  http-request auth realm Private if { path_beg /private }
-  http-request redirect scheme https code 301 if { path_beg /secure }
-  default_backend bk
-
-backend bk
-  server ngx @IP@:@N1@
-",
-        1,
-        1,
-        &[],
-        &[],
-    );
+    let rig = Rig::front(&[
+        "http-request deny deny_status 429 if { path_beg /blocked }",
+        "http-request return status 200 content-type text/plain string pong if { path /ping }",
+        "http-request auth realm Private if { path_beg /private }",
+        "http-request redirect scheme https code 301 if { path_beg /secure }",
+    ]);
     let r = rig.conn(1).get("/blocked/page");
     assert_eq!(r.status, 429, "{r:?}");
     assert_eq!(r.header("content-type"), Some("text/html"), "{r:?}");
@@ -276,24 +271,11 @@ fn lbd_answers_are_logged_with_haproxy_termination_states() {
     // HAProxy: `P` when a deny rule blocked the request, `L` when the proxy
     // answered itself (return, redirect); `R` while waiting for the request;
     // no backend chosen, so the frontend's name stands for it, and `<NOSRV>`.
-    let ip = private_loopback();
-    let rig = Rig::start(
-        &ip,
-        "frontend fe
-  bind @IP@:@FE1@
-  http-request deny if { path_beg /blocked }
-  http-request return status 200 content-type text/plain string pong if { path /ping }
-  http-request redirect scheme https code 302 if { path_beg /secure }
-  default_backend bk
-
-backend bk
-  server ngx @IP@:@N1@
-",
-        1,
-        1,
-        &[],
-        &[],
-    );
+    let rig = Rig::front(&[
+        "http-request deny if { path_beg /blocked }",
+        "http-request return status 200 content-type text/plain string pong if { path /ping }",
+        "http-request redirect scheme https code 302 if { path_beg /secure }",
+    ]);
     assert_eq!(rig.conn(1).get("/blocked").status, 403);
     assert_eq!(rig.conn(1).get("/ping").status, 200);
     assert_eq!(rig.conn(1).get("/secure").status, 302);
@@ -446,22 +428,7 @@ backend bk
 /// version it speaks (checked by hand); hyper would say `HTTP/1.0`.
 #[test]
 fn an_http10_request_gets_an_http11_status_line() {
-    let ip = private_loopback();
-    let rig = Rig::start(
-        &ip,
-        "frontend fe
-  bind @IP@:@FE1@
-  http-request deny if { path /deny }
-  default_backend bk
-
-backend bk
-  server ngx @IP@:@N1@
-",
-        1,
-        1,
-        &[],
-        &[],
-    );
+    let rig = Rig::front(&["http-request deny if { path /deny }"]);
     let mut c = rig.conn(1);
     // The server's answer twice on one kept-alive connection, then lbd's own.
     for (path, status) in [("/x", 200), ("/y", 200), ("/deny", 403)] {
@@ -991,25 +958,12 @@ backend bk
 
 #[test]
 fn tarpit_holds_its_refusal_and_response_headers_are_captured() {
-    let ip = private_loopback();
-    let rig = Rig::start(
-        &ip,
-        "frontend fe
-  bind @IP@:@FE1@
-  timeout tarpit 1s
-  capture request header Host len 32
-  capture response header Server len 5
-  http-request tarpit if { path_beg /trap }
-  default_backend bk
-
-backend bk
-  server ngx @IP@:@N1@
-",
-        1,
-        1,
-        &[],
-        &[],
-    );
+    let rig = Rig::front(&[
+        "timeout tarpit 1s",
+        "capture request header Host len 32",
+        "capture response header Server len 5",
+        "http-request tarpit if { path_beg /trap }",
+    ]);
     let started = Instant::now();
     let r = rig.conn(1).get("/trap");
     let waited = started.elapsed();
@@ -1029,22 +983,7 @@ backend bk
 
 #[test]
 fn reject_closes_the_connection_without_an_answer() {
-    let ip = private_loopback();
-    let rig = Rig::start(
-        &ip,
-        "frontend fe
-  bind @IP@:@FE1@
-  http-request reject if { path_beg /rej }
-  default_backend bk
-
-backend bk
-  server ngx @IP@:@N1@
-",
-        1,
-        1,
-        &[],
-        &[],
-    );
+    let rig = Rig::front(&["http-request reject if { path_beg /rej }"]);
     let mut c = rig.conn(1);
     c.write_head("GET", "/rej", &[], None).expect("request");
     let mut buf = [0u8; 64];

@@ -994,6 +994,28 @@ fn reject_closes_the_connection_without_an_answer() {
     assert_eq!((f[5], f[9]), ("-1", "PR--"), "{f:?}");
 }
 
+/// `silent-drop`: unlike `reject`, the client is not told: no answer, no FIN,
+/// no reset; its connection just stops (HAProxy puts the socket in TCP repair
+/// mode before closing it, and so does lbd).
+#[test]
+fn silent_drop_leaves_the_client_waiting_on_a_connection_that_is_gone() {
+    use std::io::{Read, Write};
+    let rig = Rig::front(&["http-request silent-drop if { path_beg /drop }"]);
+    let mut s = std::net::TcpStream::connect(rig.fe[0].as_str()).expect("connect");
+    s.set_read_timeout(Some(Duration::from_millis(1500))).expect("timeout");
+    s.write_all(b"GET /drop HTTP/1.1\r\nHost: a\r\n\r\n").expect("request");
+    let mut buf = [0u8; 64];
+    match s.read(&mut buf) {
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+        other => panic!("the client heard from lbd: {other:?}"),
+    }
+    // lbd has let the connection go, and serves the next client.
+    assert_eq!(rig.conn(1).get("/fine").status, 200);
+    let msgs = rig.log_messages(Duration::from_millis(800));
+    let f = log_fields(log_for(&msgs, "GET /drop HTTP/1.1"));
+    assert_eq!((f[5], f[9]), ("-1", "PR--"), "{f:?}");
+}
+
 #[test]
 fn timeout_server_counts_inactivity_while_a_long_upload_streams() {
     let ip = private_loopback();

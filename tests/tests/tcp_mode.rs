@@ -175,6 +175,36 @@ fn consistent_source_hashing_moves_only_the_clients_of_a_server_that_goes_down()
     assert_eq!(places(), before, "d's clients come back to it, the others stay");
 }
 
+/// `tcp-request connection silent-drop`: the refused client hears nothing at all
+/// (no reset as with `reject`); the others are served.
+#[test]
+fn tcp_silent_drop_tells_the_client_nothing() {
+    let srvs = start_servers(&["a"]);
+    let port = free_port();
+    let cfg = format!(
+        "{DEFAULTS}listen l\n  bind 127.0.0.1:{port}\n  tcp-request connection silent-drop if {{ src 127.0.3.7 }}\n  tcp-request connection reject if {{ src 127.0.3.8 }}\n{}",
+        servers(&[("a", 1)], &srvs, "")
+    );
+    let _lbd = Lbd::start(&cfg);
+    let addr = format!("127.0.0.1:{port}");
+    let silent = connect_from("127.0.3.7", &addr);
+    silent.set_read_timeout(Some(Duration::from_millis(1500))).expect("timeout");
+    let mut buf = [0u8; 16];
+    match (&silent).read(&mut buf) {
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+        other => panic!("the silently dropped client heard from lbd: {other:?}"),
+    }
+    // `reject` resets the connection: the client knows at once.
+    let rejected = connect_from("127.0.3.8", &addr);
+    rejected.set_read_timeout(Some(Duration::from_millis(1500))).expect("timeout");
+    match (&rejected).read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("a rejected client should see the connection end: {other:?}"),
+    }
+    assert_eq!(read_name(&connect_from("127.0.3.9", &addr)), "a");
+}
+
 #[test]
 fn first_fills_servers_in_order_and_backup_waits() {
     let srvs = start_servers(&["a", "b", "bk"]);

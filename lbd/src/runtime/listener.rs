@@ -29,7 +29,7 @@ pub static TCP_REJECTED: AtomicU64 = AtomicU64::new(0);
 /// first `accept` or `reject` whose condition holds decides. Content rules see
 /// what is known at accept time (addresses, ports, server counts); rules on
 /// payload fetches wait for the HTTP path's inspection.
-fn tcp_rules_accept(snapshot: &Snapshot, fe: &FrontendRt, acc: &Accepted) -> bool {
+fn tcp_rules_accept(snapshot: &Snapshot, fe: &FrontendRt, acc: &Accepted) -> Verdict {
     use crate::config::model::TcpRuleStage;
     tcp_rules_pass(
         snapshot,
@@ -39,8 +39,35 @@ fn tcp_rules_accept(snapshot: &Snapshot, fe: &FrontendRt, acc: &Accepted) -> boo
     )
 }
 
+/// What the `tcp-request` rules decided about a connection.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Pass,
+    /// `reject`: closed at once, with a reset.
+    Reject,
+    /// `silent-drop`: closed without the client being told.
+    SilentDrop,
+}
+
+impl Verdict {
+    /// Closes a refused connection as its rule says; `false` when it passed.
+    fn refuse(self, tcp: Option<&tokio::net::TcpStream>) -> bool {
+        if self == Verdict::Pass {
+            return false;
+        }
+        TCP_REJECTED.fetch_add(1, Ordering::Relaxed);
+        if let Some(tcp) = tcp {
+            if self == Verdict::SilentDrop {
+                session::silence(std::os::fd::AsRawFd::as_raw_fd(tcp));
+            }
+            let _ = socket2::SockRef::from(tcp).set_linger(Some(Duration::ZERO));
+        }
+        true
+    }
+}
+
 /// The `tcp-request` rules of the given stages, in order.
-fn tcp_rules_pass(snapshot: &Snapshot, fe: &FrontendRt, acc: &Accepted, stages: &[crate::config::model::TcpRuleStage]) -> bool {
+fn tcp_rules_pass(snapshot: &Snapshot, fe: &FrontendRt, acc: &Accepted, stages: &[crate::config::model::TcpRuleStage]) -> Verdict {
     use crate::config::model::TcpAction;
     let ctx = super::acl_eval::SampleCtx::for_client(acc, snapshot, fe, None, None);
     for &stage in stages {
@@ -50,12 +77,13 @@ fn tcp_rules_pass(snapshot: &Snapshot, fe: &FrontendRt, acc: &Accepted, stages: 
             }
             match rule.action {
                 TcpAction::Accept => break,
-                TcpAction::Reject | TcpAction::SilentDrop => return false,
+                TcpAction::Reject => return Verdict::Reject,
+                TcpAction::SilentDrop => return Verdict::SilentDrop,
                 _ => {}
             }
         }
     }
-    true
+    Verdict::Pass
 }
 
 /// Connections reset because their PROXY header was missing or invalid.
@@ -310,9 +338,7 @@ async fn serve_tls(
     }
     // `tcp-request connection` rules come before the handshake, as in HAProxy: a
     // rejected source costs no TLS work.
-    if !tcp_rules_pass(&snapshot, &fe, &acc, &[crate::config::model::TcpRuleStage::Connection]) {
-        TCP_REJECTED.fetch_add(1, Ordering::Relaxed);
-        let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
+    if tcp_rules_pass(&snapshot, &fe, &acc, &[crate::config::model::TcpRuleStage::Connection]).refuse(Some(&client)) {
         return;
     }
     let wait = fe.conf.timeouts.client.unwrap_or(HANDSHAKE_WAIT).min(HANDSHAKE_WAIT);
@@ -441,11 +467,7 @@ async fn serve<C: session::ClientStream>(
 
 /// The `tcp-request` rules, then the frontend's mode.
 async fn dispatch<C: session::ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, client: C, acc: Accepted, preread: Vec<u8>) {
-    if !tcp_rules_accept(&snapshot, &fe, &acc) {
-        TCP_REJECTED.fetch_add(1, Ordering::Relaxed);
-        if let Some(tcp) = client.as_tcp() {
-            let _ = socket2::SockRef::from(tcp).set_linger(Some(Duration::ZERO));
-        }
+    if tcp_rules_accept(&snapshot, &fe, &acc).refuse(client.as_tcp()) {
         return;
     }
     if fe.conf.mode == Mode::Http {

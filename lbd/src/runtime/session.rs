@@ -58,6 +58,33 @@ impl ClientStream for tokio::net::UnixStream {
     }
 }
 
+/// `silent-drop`: the connection goes away without the client being told. In
+/// TCP repair mode (CAP_NET_ADMIN) the kernel sends nothing at all when the
+/// socket is closed; failing that, whatever the close sends dies at the first
+/// hop (TTL and hop limit 1), as HAProxy does.
+pub fn silence(fd: std::os::fd::RawFd) {
+    let set = |level: libc::c_int, name: libc::c_int| {
+        let one: libc::c_int = 1;
+        // SAFETY: `fd` is an open socket of the caller's; the option value is a
+        // c_int that lives for the call.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                std::ptr::addr_of!(one).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            ) == 0
+        }
+    };
+    if set(libc::IPPROTO_TCP, libc::TCP_REPAIR) {
+        return;
+    }
+    // One of the two fails on the other address family, harmlessly.
+    set(libc::IPPROTO_IP, libc::IP_TTL);
+    set(libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS);
+}
+
 /// What the listener knows about a new connection.
 pub struct Accepted {
     pub src: Option<SocketAddr>,

@@ -296,6 +296,8 @@ struct ClientCtx {
     tunnels: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Set by a transaction that ends the connection without an answer.
     abort: std::sync::atomic::AtomicBool,
+    /// The client socket (`None` over TLS or in memory), for `silent-drop`.
+    fd: Option<std::os::fd::RawFd>,
 }
 
 /// Returned to hyper to close a client connection without an answer.
@@ -304,6 +306,13 @@ struct ClientCtx {
 struct Abort;
 
 impl ClientCtx {
+    /// `silent-drop`: whatever is sent or closed from now on never reaches the client.
+    fn silence(&self) {
+        if let Some(fd) = self.fd {
+            super::session::silence(fd);
+        }
+    }
+
     fn take_private(&self) -> Option<Private> {
         if !self.has_private.load(Ordering::Acquire) {
             return None;
@@ -455,6 +464,7 @@ pub async fn run<C: ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, 
         has_private: std::sync::atomic::AtomicBool::new(false),
         tunnels: Mutex::new(Vec::new()),
         abort: std::sync::atomic::AtomicBool::new(false),
+        fd,
     });
     let io = ClientIo {
         inner: super::tls_io::Prefixed::new(preread, client),
@@ -733,6 +743,9 @@ impl Txn {
             tokio::time::sleep(d).await;
         }
         if a.drop {
+            if a.silent {
+                self.cx.silence();
+            }
             return self.drop_connection();
         }
         self.answer(a.resp, a.close)
@@ -1518,9 +1531,12 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
                         txn.term[1] = 'H';
                         return txn.answer(r, true);
                     }
-                    Some(Plan::Drop) => {
+                    Some(Plan::Drop(silent)) => {
                         txn.term[0] = 'P';
                         txn.term[1] = 'H';
+                        if silent {
+                            txn.cx.silence();
+                        }
                         return txn.drop_connection();
                     }
                     Some(Plan::Status(s)) => {
@@ -1829,6 +1845,8 @@ struct RuleAnswer {
     delay: Option<Duration>,
     /// No answer at all: the connection is closed (`reject`, `silent-drop`).
     drop: bool,
+    /// `silent-drop`: and the client is not even told (see [`super::session::silence`]).
+    silent: bool,
 }
 
 /// Runs one list of `http-request` rules; `Some` when lbd answers itself.
@@ -1865,6 +1883,7 @@ fn request_rules(
                     blocked: false,
                     delay: None,
                     drop: false,
+                    silent: false,
                 })
             }
             Some(Plan::Blocked(r)) => {
@@ -1874,15 +1893,17 @@ fn request_rules(
                     blocked: true,
                     delay: None,
                     drop: false,
+                    silent: false,
                 })
             }
-            Some(Plan::Drop) => {
+            Some(Plan::Drop(silent)) => {
                 return Some(RuleAnswer {
                     resp: Response::new(LbBody::empty()),
                     close: true,
                     blocked: true,
                     delay: None,
                     drop: true,
+                    silent,
                 })
             }
             Some(Plan::Tarpit(r)) => {
@@ -1894,6 +1915,7 @@ fn request_rules(
                     blocked: true,
                     delay: t.tarpit.or(t.connect),
                     drop: false,
+                    silent: false,
                 });
             }
             Some(Plan::Uri(u)) => *uri = u,

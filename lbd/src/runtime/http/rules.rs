@@ -21,8 +21,8 @@ pub enum Plan {
     Answer(http::Response<LbBody>, bool),
     /// A deny rule refused the message: answered, then the connection ends.
     Blocked(http::Response<LbBody>),
-    /// `reject`, `silent-drop`: the connection is closed without an answer.
-    Drop,
+    /// `reject`, `silent-drop` (`true`): the connection is closed without an answer.
+    Drop(bool),
     /// `tarpit`: the refusal is answered only after `timeout tarpit`, to slow an attacker.
     Tarpit(http::Response<LbBody>),
     Add(HeaderName, HeaderValue),
@@ -164,7 +164,8 @@ pub fn plan(rule: &HttpRule, ctx: &SampleCtx, view: &HttpView, response: bool, b
         HttpAction::Allow => Plan::Stop,
         HttpAction::Deny { status } => Plan::Blocked(local::error(*status, errorfiles)),
         HttpAction::Tarpit { status } => Plan::Tarpit(local::error(*status, errorfiles)),
-        HttpAction::Reject | HttpAction::SilentDrop => Plan::Drop,
+        HttpAction::Reject => Plan::Drop(false),
+        HttpAction::SilentDrop => Plan::Drop(true),
         HttpAction::Auth { realm } => Plan::Answer(local::auth_required(realm.as_deref().unwrap_or(be_name)), false),
         HttpAction::Redirect(r) => Plan::Answer(local::redirect(r, view), false),
         HttpAction::Return {

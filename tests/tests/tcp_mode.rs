@@ -205,6 +205,51 @@ fn tcp_silent_drop_tells_the_client_nothing() {
     assert_eq!(read_name(&connect_from("127.0.3.9", &addr)), "a");
 }
 
+/// A server that greets like an IMAP server (`GREETING`), then answers each
+/// line with `* BYE` and closes.
+fn imap_like(greeting: &'static str) -> (std::net::TcpListener, u16) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let accept = l.try_clone().expect("clone");
+    std::thread::spawn(move || {
+        for mut s in accept.incoming().flatten() {
+            let _ = s.write_all(greeting.as_bytes());
+            let mut buf = [0u8; 256];
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            if matches!(s.read(&mut buf), Ok(n) if n > 0) {
+                let _ = s.write_all(b"* BYE see you\r\n");
+            }
+        }
+    });
+    (l, port)
+}
+
+/// `option tcp-check` runs its script: a server whose greeting does not match
+/// goes down with HAProxy's reason, the other stays up and takes the traffic.
+#[test]
+fn tcp_check_script_marks_down_a_server_that_does_not_answer_as_expected() {
+    let (_good, good) = imap_like("* OK IMAP4rev1 ready\r\n");
+    let (_bad, bad) = imap_like("* NO go away\r\n");
+    let srvs = start_servers(&["good", "bad"]);
+    let port = free_port();
+    let cfg = format!(
+        "{DEFAULTS}listen l\n  bind 127.0.0.1:{port}\n  option tcp-check\n  tcp-check expect string *\\ OK\n  tcp-check send a1\\ LOGOUT\\r\\n\n  tcp-check expect rstring ^\\* BYE\n  default-server inter 200ms rise 1 fall 1\n  server good 127.0.0.1:{} check port {good}\n  server bad 127.0.0.1:{} check port {bad}\n",
+        srvs[0].port(),
+        srvs[1].port()
+    );
+    let lbd = Lbd::start(&cfg);
+    lbd.wait_for_log("Server l/bad is DOWN", Duration::from_secs(5));
+    assert!(
+        lbd.log().contains("TCPCHK did not match content at step 1"),
+        "the reason names the step:\n{}",
+        lbd.log()
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(!lbd.log().contains("Server l/good is DOWN"), "{}", lbd.log());
+    let t = tally(&format!("127.0.0.1:{port}"), 6);
+    assert_eq!(t.get("good"), Some(&6), "{t:?}");
+}
+
 #[test]
 fn first_fills_servers_in_order_and_backup_waits() {
     let srvs = start_servers(&["a", "b", "bk"]);

@@ -297,6 +297,29 @@ pub enum CheckKind {
     Redis,
 }
 
+/// One step of a `tcp-check` script (`option tcp-check`).
+#[derive(Debug, Clone)]
+pub enum TcpCheckStep {
+    /// `connect [port N] [addr IP]`: (re)connects, to the check's address and
+    /// port unless given.
+    Connect { port: Option<u16>, addr: Option<std::net::IpAddr> },
+    /// `send STRING` (escapes already read) or `send-binary HEX`.
+    Send(Vec<u8>),
+    /// `expect [!] string|rstring|binary|rbinary PATTERN`.
+    Expect { negate: bool, matcher: TcpExpect },
+}
+
+/// What a `tcp-check expect` looks for in the data received since the last send.
+#[derive(Debug, Clone)]
+pub enum TcpExpect {
+    /// `string`, `binary`: these bytes, anywhere.
+    Bytes(Vec<u8>),
+    /// `rstring`: a regex over the data as text.
+    Text(regex::Regex),
+    /// `rbinary`: a regex over the data written in hexadecimal (upper case).
+    Hex(regex::Regex),
+}
+
 /// One `http-check expect`.
 #[derive(Debug, Clone)]
 pub struct HttpExpect {
@@ -819,6 +842,8 @@ pub struct Proxy {
     pub check: CheckKind,
     pub http_check_send: Option<HttpCheckSend>,
     pub http_expects: Vec<HttpExpect>,
+    /// The `tcp-check` script, in order.
+    pub tcp_checks: Vec<TcpCheckStep>,
     /// `capture request header NAME len N`, in order.
     pub captures: Vec<(String, u32)>,
     /// `capture response header NAME len N`, in order.

@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::log::Level;
 use super::snapshot::{BackendRt, ServerRt, Snapshot};
-use crate::config::model::{CheckKind, ExpectMatch, HttpCheckSend};
+use crate::config::model::{CheckKind, ExpectMatch, HttpCheckSend, TcpCheckStep, TcpExpect};
 
 /// Largest check response read; enough for a status line, headers and a small body.
 const MAX_CHECK_RESPONSE: usize = 16 * 1024;
@@ -209,6 +209,9 @@ pub async fn check_once(backend: &BackendRt, server: &ServerRt) -> Outcome {
                 .map(str::to_owned);
             (cfg, sni)
         });
+    if matches!(conf.check, CheckKind::TcpCheck) && !conf.tcp_checks.is_empty() {
+        return tcp_check(&conf.tcp_checks, target, tls, connect_timeout, read_timeout, started).await;
+    }
     let tls_check = tls.is_some();
     let connecting = super::tls_io::connect_server(super::tls_io::Target::Inet(target), None, tls);
     let mut stream = match tokio::time::timeout(connect_timeout, connecting).await {
@@ -261,6 +264,105 @@ pub async fn check_once(backend: &BackendRt, server: &ServerRt) -> Outcome {
         Ok(Ok(r)) => r,
     };
     evaluate_http(backend, &response, started)
+}
+
+/// Runs a `tcp-check` script: an implicit connect first unless the script
+/// starts with one; each `expect` looks at what came since the last `send`,
+/// reading until it matches, the server closes, or `timeout check` (else
+/// `inter`) runs out; a negated one fails as soon as the pattern shows up.
+async fn tcp_check(
+    steps: &[TcpCheckStep],
+    target: SocketAddr,
+    tls: Option<(Arc<rustls::ClientConfig>, Option<String>)>,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+    started: Instant,
+) -> Outcome {
+    let outcome = |ok: bool, reason: &str, info: String| Outcome {
+        ok,
+        reason: reason.into(),
+        info,
+        duration: started.elapsed(),
+    };
+    let implicit = match steps.first() {
+        Some(TcpCheckStep::Connect { .. }) => None,
+        _ => Some(TcpCheckStep::Connect { port: None, addr: None }),
+    };
+    let deadline = tokio::time::Instant::now() + read_timeout;
+    let mut stream: Option<super::tls_io::Upstream> = None;
+    let mut received: Vec<u8> = Vec::new();
+    for (n, step) in implicit.iter().chain(steps).enumerate() {
+        let step_no = n + usize::from(implicit.is_none());
+        match step {
+            TcpCheckStep::Connect { port, addr } => {
+                let to = SocketAddr::new(addr.unwrap_or(target.ip()), port.unwrap_or(target.port()));
+                let connecting = super::tls_io::connect_server(super::tls_io::Target::Inet(to), None, tls.clone());
+                stream = match tokio::time::timeout(connect_timeout, connecting).await {
+                    Err(_) => return outcome(false, "Layer4 timeout", format!("at step {step_no} of tcp-check (connect)")),
+                    Ok(Err(e)) => {
+                        return outcome(
+                            false,
+                            "Layer4 connection problem",
+                            format!("{} at step {step_no} of tcp-check (connect)", io_info(&e)),
+                        )
+                    }
+                    Ok(Ok(s)) => Some(s),
+                };
+                received.clear();
+            }
+            TcpCheckStep::Send(data) => {
+                let Some(s) = stream.as_mut() else { continue };
+                received.clear();
+                if let Err(e) = tokio::time::timeout_at(deadline, s.write_all(data))
+                    .await
+                    .unwrap_or(Err(std::io::ErrorKind::TimedOut.into()))
+                {
+                    return outcome(
+                        false,
+                        "Layer7 invalid response",
+                        format!("{} at step {step_no} of tcp-check (send)", io_info(&e)),
+                    );
+                }
+            }
+            TcpCheckStep::Expect { negate, matcher } => {
+                let Some(s) = stream.as_mut() else { continue };
+                let found = |data: &[u8]| match matcher {
+                    TcpExpect::Bytes(b) => !b.is_empty() && data.windows(b.len()).any(|w| w == &b[..]),
+                    TcpExpect::Text(r) => r.is_match(&String::from_utf8_lossy(data)),
+                    TcpExpect::Hex(r) => r.is_match(&data.iter().map(|b| format!("{b:02X}")).collect::<String>()),
+                };
+                let mut chunk = [0u8; 4096];
+                let mut closed = false;
+                // A plain expect waits for its pattern; a negated one decides on what came first.
+                let decided = |data: &[u8]| found(data) || (*negate && !data.is_empty());
+                while !decided(&received) && !closed && received.len() < MAX_CHECK_RESPONSE {
+                    match tokio::time::timeout_at(deadline, s.read(&mut chunk)).await {
+                        // Time is up: what came (if anything) is judged as it is.
+                        Err(_) if *negate || !received.is_empty() => break,
+                        Err(_) => return outcome(false, "Layer7 timeout", format!("at step {step_no} of tcp-check (expect)")),
+                        Ok(Err(e)) => {
+                            return outcome(
+                                false,
+                                "Layer7 invalid response",
+                                format!("{} at step {step_no} of tcp-check (expect)", io_info(&e)),
+                            )
+                        }
+                        Ok(Ok(0)) => closed = true,
+                        Ok(Ok(k)) => received.extend_from_slice(&chunk[..k]),
+                    }
+                }
+                if found(&received) == *negate {
+                    let what = if *negate {
+                        "matched content it must not"
+                    } else {
+                        "did not match content"
+                    };
+                    return outcome(false, "Layer7 wrong status", format!("TCPCHK {what} at step {step_no}"));
+                }
+            }
+        }
+    }
+    outcome(true, "Layer7 check passed", String::new())
 }
 
 fn io_info(e: &std::io::Error) -> String {

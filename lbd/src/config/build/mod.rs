@@ -180,6 +180,7 @@ impl Proxy {
             check: CheckKind::Tcp,
             http_check_send: None,
             http_expects: Vec::new(),
+            tcp_checks: Vec::new(),
             captures: Vec::new(),
             res_captures: Vec::new(),
             unique_id_format: None,

@@ -286,7 +286,7 @@ pub(super) fn line(p: &mut Proxy, kind: SectionKind, line: &Line, global: &Globa
         }
         "tcp-request" | "tcp-response" => rules::tcp_rule(p, kind, line, ctx),
         "http-check" => rules::http_check(p, line, ctx),
-        "tcp-check" => rules::tcp_check(line, ctx),
+        "tcp-check" => rules::tcp_check(p, line, ctx),
         "description" => p.description = Some(words[1..].join(" ")),
         "disabled" => p.disabled = true,
         "enabled" => p.disabled = false,

@@ -896,25 +896,87 @@ pub(super) fn http_check(p: &mut Proxy, line: &Line, ctx: &mut Ctx) {
     }
 }
 
-pub(super) fn tcp_check(line: &Line, ctx: &mut Ctx) {
+pub(super) fn tcp_check(p: &mut Proxy, line: &Line, ctx: &mut Ctx) {
+    use crate::config::model::{TcpCheckStep, TcpExpect};
     match line.arg(1) {
-        Some("connect" | "send" | "send-binary" | "send-lf" | "send-binary-lf" | "comment" | "set-var" | "unset-var") => {}
+        Some("connect") => {
+            let (mut port, mut addr) = (None, None);
+            let mut i = 2;
+            while let Some(word) = line.arg(i) {
+                match word {
+                    "port" => port = ctx.uint(line, i + 1, "tcp-check connect port", 1, 65535).map(|v| v as u16),
+                    "addr" => match line.arg(i + 1).map(str::parse::<std::net::IpAddr>) {
+                        Some(Ok(a)) => addr = Some(a),
+                        _ => {
+                            ctx.alert(line, "'tcp-check connect addr' expects an IPv4 or IPv6 address.");
+                            return;
+                        }
+                    },
+                    "comment" => {}
+                    "default" | "linger" => {
+                        i += 1;
+                        continue;
+                    }
+                    other => {
+                        ctx.alert(
+                            line,
+                            format!("'tcp-check connect {other}' is not supported (lbd knows 'port', 'addr', 'default', 'linger' and 'comment')."),
+                        );
+                        return;
+                    }
+                }
+                i += 2;
+            }
+            p.tcp_checks.push(TcpCheckStep::Connect { port, addr });
+        }
+        Some("send") => match line.arg(2) {
+            Some(data) => p.tcp_checks.push(TcpCheckStep::Send(data.as_bytes().to_vec())),
+            None => ctx.alert(line, "'tcp-check send' expects the data to send."),
+        },
+        Some("send-binary") => match line.arg(2).and_then(hex_bytes) {
+            Some(data) => p.tcp_checks.push(TcpCheckStep::Send(data)),
+            None => ctx.alert(line, "'tcp-check send-binary' expects an even number of hexadecimal digits."),
+        },
         Some("expect") => {
             let mut i = 2;
-            if line.arg(i) == Some("!") {
+            let negate = line.arg(i) == Some("!");
+            if negate {
                 i += 1;
             }
-            match (line.arg(i), line.arg(i + 1)) {
-                (Some("string" | "binary" | "string-lf" | "binary-lf"), Some(_)) => {}
-                (Some("rstring" | "rbinary"), Some(pat)) => {
-                    let _ = regex(ctx, line, "tcp-check expect", pat, false);
+            let matcher = match (line.arg(i), line.arg(i + 1)) {
+                (Some("string"), Some(pat)) => Some(TcpExpect::Bytes(pat.as_bytes().to_vec())),
+                (Some("binary"), Some(pat)) => match hex_bytes(pat) {
+                    Some(b) => Some(TcpExpect::Bytes(b)),
+                    None => {
+                        ctx.alert(line, "'tcp-check expect binary' expects an even number of hexadecimal digits.");
+                        return;
+                    }
+                },
+                (Some("rstring"), Some(pat)) => regex(ctx, line, "tcp-check expect", pat, false).map(TcpExpect::Text),
+                (Some("rbinary"), Some(pat)) => regex(ctx, line, "tcp-check expect", pat, false).map(TcpExpect::Hex),
+                (Some(kind @ ("string-lf" | "binary-lf")), Some(_)) => {
+                    ctx.alert(
+                        line,
+                        format!("'tcp-check expect {kind}' (a log-format pattern) is not supported yet."),
+                    );
+                    return;
                 }
-                _ => ctx.alert(
-                    line,
-                    "'tcp-check expect' expects 'string', 'rstring', 'binary' or 'rbinary' followed by a pattern.",
-                ),
+                _ => {
+                    ctx.alert(
+                        line,
+                        "'tcp-check expect' expects 'string', 'rstring', 'binary' or 'rbinary' followed by a pattern.",
+                    );
+                    return;
+                }
+            };
+            if let Some(matcher) = matcher {
+                p.tcp_checks.push(TcpCheckStep::Expect { negate, matcher });
             }
         }
+        Some(kind @ ("send-lf" | "send-binary-lf")) => {
+            ctx.alert(line, format!("'tcp-check {kind}' (log-format data) is not supported yet."));
+        }
+        Some("comment" | "set-var" | "unset-var") => {}
         other => ctx.alert(
             line,
             format!(
@@ -922,5 +984,78 @@ pub(super) fn tcp_check(line: &Line, ctx: &mut Ctx) {
                 other.unwrap_or("")
             ),
         ),
+    }
+}
+
+/// `0a1B..`: the bytes an even number of hexadecimal digits spell.
+fn hex_bytes(text: &str) -> Option<Vec<u8>> {
+    if text.is_empty() || text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::model::{TcpCheckStep, TcpExpect};
+
+    const HEAD: &str = "defaults\n  timeout client 1s\n  timeout server 1s\n  timeout connect 1s\nbackend bk\n  option tcp-check\n";
+
+    #[test]
+    fn a_tcp_check_script_is_kept_in_order_with_its_bytes() {
+        let c = crate::config::check_str(
+            "t.cfg",
+            &format!(
+                "{HEAD}  tcp-check connect port 6379\n  tcp-check send PING\\r\\n\n  tcp-check expect string +PONG\n  tcp-check send-binary 0a0B\n  tcp-check expect ! rstring ^-ERR\n  tcp-check expect rbinary ^2B\n  server s 127.0.0.1:1 check\n"
+            ),
+        );
+        assert!(c.is_valid(), "{:?}", c.diags.errors().collect::<Vec<_>>());
+        let steps = &c.config.as_ref().and_then(|c| c.backend("bk")).expect("bk").tcp_checks;
+        assert_eq!(steps.len(), 6, "{steps:?}");
+        assert!(matches!(
+            steps[0],
+            TcpCheckStep::Connect {
+                port: Some(6379),
+                addr: None
+            }
+        ));
+        assert!(matches!(&steps[1], TcpCheckStep::Send(b) if b == b"PING\r\n"));
+        assert!(matches!(&steps[2], TcpCheckStep::Expect { negate: false, matcher: TcpExpect::Bytes(b) } if b == b"+PONG"));
+        assert!(matches!(&steps[3], TcpCheckStep::Send(b) if b == &[0x0a, 0x0b]));
+        assert!(matches!(
+            &steps[4],
+            TcpCheckStep::Expect {
+                negate: true,
+                matcher: TcpExpect::Text(_)
+            }
+        ));
+        assert!(matches!(
+            &steps[5],
+            TcpCheckStep::Expect {
+                negate: false,
+                matcher: TcpExpect::Hex(_)
+            }
+        ));
+    }
+
+    #[test]
+    fn what_a_tcp_check_cannot_do_is_an_error_on_its_line() {
+        for (line, says) in [
+            ("tcp-check send-binary 0a0", "even number of hexadecimal digits"),
+            ("tcp-check expect binary zz", "even number of hexadecimal digits"),
+            ("tcp-check connect port 993 ssl", "'tcp-check connect ssl' is not supported"),
+            ("tcp-check expect rstring (", "is invalid"),
+            ("tcp-check send-lf %[date]", "not supported yet"),
+        ] {
+            let c = crate::config::check_str("t.cfg", &format!("{HEAD}  {line}\n  server s 127.0.0.1:1 check\n"));
+            let errors: Vec<_> = c.diags.errors().collect();
+            assert!(
+                errors.iter().any(|d| d.loc.line == 7 && d.message.contains(says)),
+                "{line}: {errors:?}"
+            );
+        }
     }
 }

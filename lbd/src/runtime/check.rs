@@ -284,6 +284,9 @@ async fn tcp_check(
         info,
         duration: started.elapsed(),
     };
+    let io_failed = |reason: &str, e: &std::io::Error, step: usize, what: &str| {
+        outcome(false, reason, format!("{} at step {step} of tcp-check ({what})", io_info(e)))
+    };
     let implicit = match steps.first() {
         Some(TcpCheckStep::Connect { .. }) => None,
         _ => Some(TcpCheckStep::Connect { port: None, addr: None }),
@@ -299,13 +302,7 @@ async fn tcp_check(
                 let connecting = super::tls_io::connect_server(super::tls_io::Target::Inet(to), None, tls.clone());
                 stream = match tokio::time::timeout(connect_timeout, connecting).await {
                     Err(_) => return outcome(false, "Layer4 timeout", format!("at step {step_no} of tcp-check (connect)")),
-                    Ok(Err(e)) => {
-                        return outcome(
-                            false,
-                            "Layer4 connection problem",
-                            format!("{} at step {step_no} of tcp-check (connect)", io_info(&e)),
-                        )
-                    }
+                    Ok(Err(e)) => return io_failed("Layer4 connection problem", &e, step_no, "connect"),
                     Ok(Ok(s)) => Some(s),
                 };
                 received.clear();
@@ -317,11 +314,7 @@ async fn tcp_check(
                     .await
                     .unwrap_or(Err(std::io::ErrorKind::TimedOut.into()))
                 {
-                    return outcome(
-                        false,
-                        "Layer7 invalid response",
-                        format!("{} at step {step_no} of tcp-check (send)", io_info(&e)),
-                    );
+                    return io_failed("Layer7 invalid response", &e, step_no, "send");
                 }
             }
             TcpCheckStep::Expect { negate, matcher } => {
@@ -340,13 +333,7 @@ async fn tcp_check(
                         // Time is up: what came (if anything) is judged as it is.
                         Err(_) if *negate || !received.is_empty() => break,
                         Err(_) => return outcome(false, "Layer7 timeout", format!("at step {step_no} of tcp-check (expect)")),
-                        Ok(Err(e)) => {
-                            return outcome(
-                                false,
-                                "Layer7 invalid response",
-                                format!("{} at step {step_no} of tcp-check (expect)", io_info(&e)),
-                            )
-                        }
+                        Ok(Err(e)) => return io_failed("Layer7 invalid response", &e, step_no, "expect"),
                         Ok(Ok(0)) => closed = true,
                         Ok(Ok(k)) => received.extend_from_slice(&chunk[..k]),
                     }

@@ -992,9 +992,10 @@ fn hex_bytes(text: &str) -> Option<Vec<u8>> {
     if text.is_empty() || text.len() % 2 != 0 {
         return None;
     }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+    use crate::config::lexer::hex_val;
+    text.as_bytes()
+        .chunks(2)
+        .map(|pair| Some(hex_val(pair[0])? << 4 | hex_val(pair[1])?))
         .collect()
 }
 

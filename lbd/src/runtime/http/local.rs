@@ -45,27 +45,35 @@ pub fn page(code: u16) -> String {
     )
 }
 
-/// A response with a body lbd made.
-pub fn simple(code: u16, content_type: &str, body: impl Into<bytes::Bytes>) -> Response<LbBody> {
-    let body: bytes::Bytes = body.into();
-    let mut r = Response::new(LbBody::full(body.clone()));
-    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let h = r.headers_mut();
+/// Status, headers (with the length) and body of an answer.
+type Parts = (StatusCode, HeaderMap, bytes::Bytes);
+
+/// The parts of an answer lbd makes itself: its length, `no-cache`, its type.
+fn own_parts(code: u16, content_type: &str, body: bytes::Bytes) -> Parts {
+    let mut h = HeaderMap::new();
     h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if let Ok(v) = HeaderValue::from_str(content_type) {
         h.insert(http::header::CONTENT_TYPE, v);
     }
-    r
+    (StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), h, body)
 }
 
-/// An error response: the proxy's `errorfile` for the code if it has one, else lbd's page.
-pub fn error(code: u16, errorfiles: &BTreeMap<u16, PathBuf>) -> Response<LbBody> {
-    let (status, headers, body) = error_parts(code, errorfiles);
+fn response((status, headers, body): Parts) -> Response<LbBody> {
     let mut r = Response::new(LbBody::full(body));
     *r.status_mut() = status;
     *r.headers_mut() = headers;
     r
+}
+
+/// A response with a body lbd made.
+pub fn simple(code: u16, content_type: &str, body: impl Into<bytes::Bytes>) -> Response<LbBody> {
+    response(own_parts(code, content_type, body.into()))
+}
+
+/// An error response: the proxy's `errorfile` for the code if it has one, else lbd's page.
+pub fn error(code: u16, errorfiles: &BTreeMap<u16, PathBuf>) -> Response<LbBody> {
+    response(error_parts(code, errorfiles))
 }
 
 /// The same answer as bytes for the wire, saying the connection closes: for
@@ -85,17 +93,12 @@ pub fn error_raw(code: u16, errorfiles: &BTreeMap<u16, PathBuf>) -> Vec<u8> {
     out
 }
 
-/// Status, headers (with the length) and body of an error answer.
-fn error_parts(code: u16, errorfiles: &BTreeMap<u16, PathBuf>) -> (StatusCode, HeaderMap, bytes::Bytes) {
-    if let Some(parts) = errorfiles.get(&code).and_then(|p| from_errorfile(p)) {
-        return parts;
-    }
-    let body = bytes::Bytes::from(page(code));
-    let mut h = HeaderMap::new();
-    h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-    h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
-    (StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), h, body)
+/// The parts of an error answer: the errorfile's, else lbd's page.
+fn error_parts(code: u16, errorfiles: &BTreeMap<u16, PathBuf>) -> Parts {
+    errorfiles
+        .get(&code)
+        .and_then(|p| from_errorfile(p))
+        .unwrap_or_else(|| own_parts(code, "text/html", page(code).into()))
 }
 
 /// Most headers an errorfile may hold.
@@ -103,7 +106,7 @@ const ERRORFILE_HEADERS: usize = 64;
 
 /// An errorfile is a whole HTTP response as it goes on the wire; it is parsed,
 /// so hyper frames it like any other answer. A broken file falls back to lbd's page.
-fn from_errorfile(path: &std::path::Path) -> Option<(StatusCode, HeaderMap, bytes::Bytes)> {
+fn from_errorfile(path: &std::path::Path) -> Option<Parts> {
     let raw = std::fs::read(path).ok()?;
     let mut headers = [httparse::EMPTY_HEADER; ERRORFILE_HEADERS];
     let mut parsed = httparse::Response::new(&mut headers);

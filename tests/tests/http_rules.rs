@@ -660,6 +660,101 @@ backend bk_always
     );
 }
 
+/// A keep-alive server that numbers its connections (`X-Conn: N` in each
+/// answer) and says on stderr how each one ended: `N eof` when the peer closed
+/// it, `N reset` when the peer reset it.
+const CONN_END_SERVER: &str = r#"
+import itertools, socket, sys, threading
+
+IDS = itertools.count(1)
+
+
+def serve(c, n):
+    buf = b""
+    try:
+        while True:
+            while b"\r\n\r\n" not in buf:
+                data = c.recv(65536)
+                if not data:
+                    print(n, "eof", file=sys.stderr, flush=True)
+                    return
+                buf += data
+            _, buf = buf.split(b"\r\n\r\n", 1)
+            body = b"conn %d\n" % n
+            c.sendall(b"HTTP/1.1 200 OK\r\nX-Conn: %d\r\nContent-Length: %d\r\n\r\n" % (n, len(body)) + body)
+    except ConnectionResetError:
+        print(n, "reset", file=sys.stderr, flush=True)
+    finally:
+        c.close()
+
+
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen(64)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c, next(IDS)), daemon=True).start()
+"#;
+
+#[test]
+fn a_client_that_closes_leaves_no_idle_server_connection_behind() {
+    // HAProxy ends the server connection of a client that leaves (`Connection:
+    // close`, or HTTP/1.0 without keep-alive) with a reset right after the
+    // response, instead of keeping it idle; a keep-alive client's goes back to
+    // the idle pool even when that client goes away.
+    let ip = private_loopback();
+    let srv = PyServer::start_on(CONN_END_SERVER, &ip);
+    let rig = Rig::start(
+        &ip,
+        "frontend fe\n  bind @IP@:@FE1@\n  default_backend bk\n\nbackend bk\n  http-reuse always\n  server s @SRV@\n",
+        1,
+        1,
+        &[],
+        &[("@SRV@", srv.addr())],
+    );
+    let ended = |n: &str| {
+        let find = || {
+            srv.log()
+                .lines()
+                .find(|l| l.split_whitespace().next() == Some(n))
+                .map(str::to_owned)
+        };
+        wait_until(Duration::from_secs(3), || find().is_some());
+        find()
+    };
+    let mut seen = BTreeSet::new();
+    for request in [
+        "GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "GET /b HTTP/1.0\r\nHost: x\r\n\r\n",
+    ] {
+        let mut c = rig.conn(1);
+        c.send_raw(request.as_bytes()).expect("send a request");
+        let r = c.read_response(false).expect("a response");
+        assert_eq!(r.status, 200, "{request:?}: {r:?}");
+        let n = r.header("x-conn").expect("X-Conn").to_owned();
+        assert!(seen.insert(n.clone()), "{request:?}: a new server connection, not {n} again");
+        let mut buf = [0u8; 16];
+        assert_eq!(c.read_some(&mut buf).ok(), Some(0), "{request:?}: lbd closes the client connection");
+        assert_eq!(
+            ended(&n).as_deref(),
+            Some(format!("{n} reset").as_str()),
+            "{request:?}: the server connection ends with a reset; server log:\n{}",
+            srv.log()
+        );
+    }
+    // A keep-alive client: its server connection stays, and serves the next client.
+    let mut c = rig.conn(1);
+    let r = c.get("/c");
+    assert_eq!(r.status, 200, "{r:?}");
+    let n = r.header("x-conn").expect("X-Conn").to_owned();
+    assert!(!seen.contains(&n), "{r:?}");
+    drop(c);
+    assert_eq!(ended(&n), None, "the idle connection stays open; server log:\n{}", srv.log());
+    let r = rig.conn(1).get("/d");
+    assert_eq!(r.header("x-conn"), Some(n.as_str()), "the idle connection is reused: {r:?}");
+}
+
 #[test]
 fn url_param_and_header_hashing_keep_each_key_on_one_server() {
     let ip = private_loopback();

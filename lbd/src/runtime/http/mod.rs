@@ -589,7 +589,13 @@ impl Stamp {
 /// Where a server connection goes once its response ended.
 enum GiveBack {
     Pool(Arc<ServerRt>),
-    Private { backend: String, server_id: u32, pinned: bool },
+    Private {
+        backend: String,
+        server_id: u32,
+        pinned: bool,
+    },
+    /// Nowhere: its client leaves, and it ends with a reset.
+    Reset,
 }
 
 /// One transaction's state for the log, and what its end releases.
@@ -640,6 +646,7 @@ impl Finish for Txn {
                             tx,
                             pinned,
                         }),
+                        GiveBack::Reset => tx.reset(),
                     }
                 }
             }
@@ -791,19 +798,22 @@ const HOP_BY_HOP: [header::HeaderName; 5] = [
     header::PROXY_AUTHENTICATE,
 ];
 
+/// The tokens of a header block's Connection headers.
+fn connection_tokens(h: &HeaderMap) -> impl Iterator<Item = &str> {
+    h.get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
 fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
     // The names the Connection header lists are hop-by-hop too. Its tokens are
     // split once (usually just "keep-alive" or "close"), then one pass over the
     // names present (usually a handful) instead of a lookup per hop-by-hop name.
     let doomed: SmallVec<[header::HeaderName; 4]> = {
-        let listed: SmallVec<[&str; 4]> = h
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .collect();
+        let listed: SmallVec<[&str; 4]> = connection_tokens(h).collect();
         h.keys()
             .filter(|n| {
                 if *n == header::UPGRADE {
@@ -1001,15 +1011,15 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
     let (mut parts, body) = req.into_parts();
     // Hop-by-hop headers go first, before any rule or `option forwardfor` adds its
     // own: a client's `Connection: X-Forwarded-For` must not strip lbd's header.
-    let wants_upgrade = parts.version == Version::HTTP_11
-        && parts.headers.contains_key(header::UPGRADE)
-        && parts
-            .headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    let says = |token: &str| connection_tokens(&parts.headers).any(|t| t.eq_ignore_ascii_case(token));
+    let wants_upgrade = parts.version == Version::HTTP_11 && parts.headers.contains_key(header::UPGRADE) && says("upgrade");
+    // The connection ends with this response: the client said so (HTTP/1.0
+    // closes unless it asks for keep-alive), or the frontend closes after each one.
+    let client_closes = fe.conf.options.http_conn_mode == HttpConnMode::Close
+        || match parts.version {
+            Version::HTTP_10 => !says("keep-alive"),
+            _ => says("close"),
+        };
     strip_hop_by_hop(&mut parts.headers, wants_upgrade);
     // Absolute form (`GET http://a.example/x`): the target's authority is the host, whatever
     // a Host header says (RFC 9112, 3.2.2); rules, logs and the server all see that one.
@@ -1656,6 +1666,9 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
     // Where the server connection goes once the body ended.
     let give_back = if server_close {
         None
+    } else if client_closes {
+        // As HAProxy does: the client leaves, and its server connection is not kept.
+        Some(GiveBack::Reset)
     } else if ntlm || used_pinned {
         Some(GiveBack::Private {
             backend: be.name().to_owned(),

@@ -3,7 +3,8 @@
 //! HTTP/1 framing; each connection's I/O runs in its own task.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper::client::conn::http1::SendRequest;
@@ -18,11 +19,21 @@ use super::body::LbBody;
 pub struct Sender {
     pub tx: SendRequest<LbBody>,
     owner: usize,
+    /// Set when the connection is to end with a reset (see [`Sender::reset`]).
+    reset: Arc<AtomicBool>,
 }
 
 impl Sender {
     fn is_closed(&self) -> bool {
         self.tx.is_closed()
+    }
+
+    /// Ends the connection once its exchange is over, with a reset rather than a
+    /// FIN, as HAProxy ends a server connection that its closing client leaves
+    /// behind: no reuse is expected, and neither side keeps the socket in
+    /// FIN-WAIT or TIME-WAIT.
+    pub fn reset(self) {
+        self.reset.store(true, Ordering::Release);
     }
 }
 
@@ -144,9 +155,10 @@ pub async fn connect(
         Err(_) => return Err(ConnectError::Timeout),
         Ok(r) => r?,
     };
+    let reset = Arc::new(AtomicBool::new(false));
     let (tx, conn) = hyper::client::conn::http1::Builder::new()
         .max_buf_size(MAX_RESPONSE_HEAD.max(8192))
-        .handshake::<_, LbBody>(TokioIo::new(CloseOnly(stream)))
+        .handshake::<_, LbBody>(TokioIo::new(CloseOnly(stream, Arc::clone(&reset))))
         .await?;
     tokio::spawn(async move {
         // Ends when the server closes or the last sender is dropped.
@@ -155,13 +167,24 @@ pub async fn connect(
     Ok(Sender {
         tx,
         owner: crate::runtime::worker_index(),
+        reset,
     })
 }
 
 /// A server connection that hyper ends by closing it: no `shutdown(2)` first
 /// (the close sends the FIN anyway), one system call less per connection.
 /// Over TLS the close_notify still goes out: only plain TCP skips it.
-struct CloseOnly(crate::runtime::tls_io::Upstream);
+/// Once its last [`Sender`] is gone, the connection ends; with a reset when
+/// [`Sender::reset`] asked for one.
+struct CloseOnly(crate::runtime::tls_io::Upstream, Arc<AtomicBool>);
+
+impl Drop for CloseOnly {
+    fn drop(&mut self) {
+        if let (crate::runtime::tls_io::Upstream::Tcp(s), true) = (&self.0, self.1.load(Ordering::Acquire)) {
+            let _ = s.set_zero_linger();
+        }
+    }
+}
 
 impl tokio::io::AsyncRead for CloseOnly {
     fn poll_read(

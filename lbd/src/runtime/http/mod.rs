@@ -594,7 +594,10 @@ enum GiveBack {
         server_id: u32,
         pinned: bool,
     },
-    /// Nowhere: its client leaves, and it ends with a reset.
+    /// Its client leaves: to the pool while the server has fewer idle
+    /// connections than requests in progress, else nowhere (a reset).
+    Leaving(Arc<ServerRt>),
+    /// Nowhere: a private connection whose client leaves ends with a reset.
     Reset,
 }
 
@@ -647,6 +650,17 @@ impl Finish for Txn {
                             pinned,
                         }),
                         GiveBack::Reset => tx.reset(),
+                        GiveBack::Leaving(s) => {
+                            let (max, purge) = pool_limits(&s);
+                            // The requests in progress (this one included) are the ones that
+                            // could want an idle connection next; HAProxy too keeps idle
+                            // connections up to what was recently in use, and resets the rest.
+                            if s.pool.idle_below(s.cur_conns.load(Ordering::Acquire) as usize, purge) {
+                                s.pool.put(tx, max, purge)
+                            } else {
+                                tx.reset()
+                            }
+                        }
                     }
                 }
             }
@@ -1664,24 +1678,22 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
         return resp;
     }
     // Where the server connection goes once the body ended.
+    // This client's alone: authenticated as it (NTLM), never shared (`http-reuse never`),
+    // or named to the server by a PROXY header.
+    let private = ntlm || used_pinned || reuse == HttpReuse::Never || server.conf.params.send_proxy.is_some();
     let give_back = if server_close {
         None
-    } else if client_closes {
-        // As HAProxy does: the client leaves, and its server connection is not kept.
+    } else if private && client_closes {
+        // Nobody else may use it, and its client leaves.
         Some(GiveBack::Reset)
-    } else if ntlm || used_pinned {
+    } else if private {
         Some(GiveBack::Private {
             backend: be.name().to_owned(),
             server_id: server.conf.id,
-            pinned: true,
+            pinned: ntlm || used_pinned,
         })
-    } else if reuse == HttpReuse::Never || server.conf.params.send_proxy.is_some() {
-        // A PROXY header named this client to the server: the connection is this client's.
-        Some(GiveBack::Private {
-            backend: be.name().to_owned(),
-            server_id: server.conf.id,
-            pinned: false,
-        })
+    } else if client_closes {
+        Some(GiveBack::Leaving(Arc::clone(&server)))
     } else {
         Some(GiveBack::Pool(Arc::clone(&server)))
     };

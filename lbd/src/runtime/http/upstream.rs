@@ -30,7 +30,7 @@ impl Sender {
 
     /// Ends the connection once its exchange is over, with a reset rather than a
     /// FIN, as HAProxy ends a server connection that its closing client leaves
-    /// behind: no reuse is expected, and neither side keeps the socket in
+    /// behind when enough are idle already: neither side keeps the socket in
     /// FIN-WAIT or TIME-WAIT.
     pub fn reset(self) {
         self.reset.store(true, Ordering::Release);
@@ -104,18 +104,40 @@ impl Pool {
         // Back to the list of the thread that runs its I/O, wherever it was used.
         let shards = self.shards();
         if let Ok(mut idle) = shards[tx.owner % shards.len()].lock() {
-            // The oldest ones expire first; they are at the front.
-            while idle
-                .front()
-                .is_some_and(|(t, since)| t.is_closed() || now.saturating_sub(*since) > purge)
-            {
-                idle.pop_front();
-            }
+            drop_expired(&mut idle, now, purge);
             if idle.len() >= max {
                 idle.pop_front();
             }
             idle.push_back((tx, now));
         }
+    }
+}
+
+impl Pool {
+    /// Whether fewer than `demand` connections are idle (the expired and closed
+    /// ones, dropped on the way, not counted).
+    pub fn idle_below(&self, demand: usize, purge: Duration) -> bool {
+        let now = super::coarse_ms();
+        let purge = purge.as_millis() as u64;
+        let mut n = 0;
+        for shard in self.shards() {
+            if let Ok(mut idle) = shard.lock() {
+                drop_expired(&mut idle, now, purge);
+                n += idle.len();
+            }
+        }
+        n < demand
+    }
+}
+
+/// Drops the connections idle for longer than `purge` ms, or closed, from the
+/// front of a list: the oldest ones expire first.
+fn drop_expired(idle: &mut VecDeque<(Sender, u64)>, now: u64, purge: u64) {
+    while idle
+        .front()
+        .is_some_and(|(t, since)| t.is_closed() || now.saturating_sub(*since) > purge)
+    {
+        idle.pop_front();
     }
 }
 

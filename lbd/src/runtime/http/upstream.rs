@@ -111,9 +111,7 @@ impl Pool {
             idle.push_back((tx, now));
         }
     }
-}
 
-impl Pool {
     /// Whether fewer than `demand` connections are idle (the expired and closed
     /// ones, dropped on the way, not counted).
     pub fn idle_below(&self, demand: usize, purge: Duration) -> bool {

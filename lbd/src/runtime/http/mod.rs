@@ -1027,13 +1027,12 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
     // own: a client's `Connection: X-Forwarded-For` must not strip lbd's header.
     let says = |token: &str| connection_tokens(&parts.headers).any(|t| t.eq_ignore_ascii_case(token));
     let wants_upgrade = parts.version == Version::HTTP_11 && parts.headers.contains_key(header::UPGRADE) && says("upgrade");
-    // The connection ends with this response: the client said so (HTTP/1.0
-    // closes unless it asks for keep-alive), or the frontend closes after each one.
-    let client_closes = fe.conf.options.http_conn_mode == HttpConnMode::Close
-        || match parts.version {
-            Version::HTTP_10 => !says("keep-alive"),
-            _ => says("close"),
-        };
+    // The client leaves after this response: it said so (HTTP/1.0 closes unless
+    // it asks for keep-alive). (`option httpclose` closes the server side anyway.)
+    let client_closes = match parts.version {
+        Version::HTTP_10 => !says("keep-alive"),
+        _ => says("close"),
+    };
     strip_hop_by_hop(&mut parts.headers, wants_upgrade);
     // Absolute form (`GET http://a.example/x`): the target's authority is the host, whatever
     // a Host header says (RFC 9112, 3.2.2); rules, logs and the server all see that one.

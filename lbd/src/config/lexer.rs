@@ -79,6 +79,18 @@ fn is_var_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
+/// `bytes` written in upper-case hexadecimal, two digits each (as HAProxy
+/// shows binary keys and matches `rbinary` patterns).
+pub(crate) fn hex_upper(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
+}
+
 /// The value of one hexadecimal digit.
 pub(crate) fn hex_val(b: u8) -> Option<u8> {
     match b {

@@ -381,7 +381,7 @@ fn key_text(t: TableType, k: &[u8]) -> String {
             a.copy_from_slice(k);
             i64::from_be_bytes(a).to_string()
         }
-        (TableType::Binary(_), _) => k.iter().map(|b| format!("{b:02X}")).collect(),
+        (TableType::Binary(_), _) => crate::config::lexer::hex_upper(k),
         _ => String::from_utf8_lossy(k).into_owned(),
     }
 }

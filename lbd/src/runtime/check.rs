@@ -322,7 +322,7 @@ async fn tcp_check(
                 let found = |data: &[u8]| match matcher {
                     TcpExpect::Bytes(b) => !b.is_empty() && data.windows(b.len()).any(|w| w == &b[..]),
                     TcpExpect::Text(r) => r.is_match(&String::from_utf8_lossy(data)),
-                    TcpExpect::Hex(r) => r.is_match(&data.iter().map(|b| format!("{b:02X}")).collect::<String>()),
+                    TcpExpect::Hex(r) => r.is_match(&crate::config::lexer::hex_upper(data)),
                 };
                 let mut chunk = [0u8; 4096];
                 let mut closed = false;

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::{TcpListener, UnixListener};
+use tokio::io::unix::AsyncFd;
+use tokio::net::UnixListener;
 use tokio::sync::watch;
 
 use super::session::Accepted;
@@ -51,16 +52,16 @@ enum Verdict {
 
 impl Verdict {
     /// Closes a refused connection as its rule says; `false` when it passed.
-    fn refuse(self, tcp: Option<&tokio::net::TcpStream>) -> bool {
+    fn refuse(self, tcp: Option<std::os::fd::BorrowedFd<'_>>) -> bool {
         if self == Verdict::Pass {
             return false;
         }
         TCP_REJECTED.fetch_add(1, Ordering::Relaxed);
         if let Some(tcp) = tcp {
             if self == Verdict::SilentDrop {
-                session::silence(std::os::fd::AsRawFd::as_raw_fd(tcp));
+                session::silence(std::os::fd::AsRawFd::as_raw_fd(&tcp));
             }
-            let _ = socket2::SockRef::from(tcp).set_linger(Some(Duration::ZERO));
+            let _ = socket2::SockRef::from(&tcp).set_linger(Some(Duration::ZERO));
         }
         true
     }
@@ -97,7 +98,9 @@ const FD_BACKOFF: Duration = Duration::from_millis(100);
 const ERROR_LOG_PERIOD: Duration = Duration::from_secs(10);
 
 pub enum BoundSocket {
-    Tcp(TcpListener),
+    /// Accepted sockets are registered with the event loop only when they must
+    /// wait (see [`super::lazy_tcp`]), so the listener hands out plain sockets.
+    Tcp(AsyncFd<std::net::TcpListener>),
     Unix(UnixListener),
 }
 
@@ -123,6 +126,13 @@ fn tcp_socket(sa: SocketAddr, bind: &Bind, default_backlog: i32) -> std::io::Res
     let backlog = bind.params.backlog.map_or(default_backlog, |b| b.min(i32::MAX as u32) as i32);
     s.listen(backlog)?;
     Ok(s.into())
+}
+
+/// A listening socket, registered with the current runtime's event loop.
+pub fn register(l: std::net::TcpListener) -> std::io::Result<AsyncFd<std::net::TcpListener>> {
+    // SAFETY: the AsyncFd owns the listener, whose descriptor stays open and
+    // the same until the AsyncFd drops it.
+    Ok(unsafe { AsyncFd::register_with_interest(l, tokio::io::Interest::READABLE) }?)
 }
 
 /// The sockets of one listening address.
@@ -168,9 +178,7 @@ pub fn bind_addr(fe: &FrontendRt, bind: &Bind, addr: &ListenAddr, global: &crate
     match addr {
         ListenAddr::Inet(sa) => {
             let l = tcp_socket(*sa, bind, default_backlog).map_err(|e| format!("{}: cannot bind {sa} ({}): {e}", fe.name(), bind.loc))?;
-            Ok(BoundSocket::Tcp(
-                TcpListener::from_std(l).map_err(|e| format!("{}: {sa}: {e}", fe.name()))?,
-            ))
+            Ok(BoundSocket::Tcp(register(l).map_err(|e| format!("{}: {sa}: {e}", fe.name()))?))
         }
         ListenAddr::Unix { path, .. } => {
             if let Some(dir) = path.parent() {
@@ -309,8 +317,23 @@ fn spawn_session(
     tokio::spawn(async move {
         let _permits = (permit_g, permit_f, guard);
         match (stream, tls) {
-            (Stream::Tcp(s), Some(tls)) => Box::pin(serve_tls(snapshot, fe, s, acc, accept_proxy, tls)).await,
-            (Stream::Tcp(s), None) => serve(snapshot, fe, s, acc, accept_proxy).await,
+            // Plain HTTP: registered once it has to wait.
+            (Stream::Tcp(s), None) if fe.conf.mode == Mode::Http => {
+                serve(snapshot, fe, super::lazy_tcp::LazyTcp::new(s), acc, accept_proxy).await
+            }
+            (Stream::Tcp(s), tls) => {
+                let s = match tokio::net::TcpStream::from_std(s) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("[WARNING] frontend {}: {e}", fe.name());
+                        return;
+                    }
+                };
+                match tls {
+                    Some(tls) => Box::pin(serve_tls(snapshot, fe, s, acc, accept_proxy, tls)).await,
+                    None => serve(snapshot, fe, s, acc, accept_proxy).await,
+                }
+            }
             (Stream::Unix(s), _) => serve(snapshot, fe, s, acc, accept_proxy).await,
         }
     });
@@ -338,7 +361,9 @@ async fn serve_tls(
     }
     // `tcp-request connection` rules come before the handshake, as in HAProxy: a
     // rejected source costs no TLS work.
-    if tcp_rules_pass(&snapshot, &fe, &acc, &[crate::config::model::TcpRuleStage::Connection]).refuse(Some(&client)) {
+    if tcp_rules_pass(&snapshot, &fe, &acc, &[crate::config::model::TcpRuleStage::Connection])
+        .refuse(Some(std::os::fd::AsFd::as_fd(&client)))
+    {
         return;
     }
     let wait = fe.conf.timeouts.client.unwrap_or(HANDSHAKE_WAIT).min(HANDSHAKE_WAIT);
@@ -371,8 +396,8 @@ async fn proxy_prelude<C: session::ClientStream>(fe: &FrontendRt, client: &mut C
             PROXY_ERRORS.fetch_add(1, Ordering::Relaxed);
             eprintln!("[WARNING] frontend {}: {e}; connection reset", fe.name());
             // A clear reset rather than a quiet close.
-            if let Some(tcp) = client.as_tcp() {
-                let _ = socket2::SockRef::from(tcp).set_linger(Some(Duration::ZERO));
+            if let Some(tcp) = client.tcp_fd() {
+                let _ = socket2::SockRef::from(&tcp).set_linger(Some(Duration::ZERO));
             }
             None
         }
@@ -467,7 +492,7 @@ async fn serve<C: session::ClientStream>(
 
 /// The `tcp-request` rules, then the frontend's mode.
 async fn dispatch<C: session::ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, client: C, acc: Accepted, preread: Vec<u8>) {
-    if tcp_rules_accept(&snapshot, &fe, &acc).refuse(client.as_tcp()) {
+    if tcp_rules_accept(&snapshot, &fe, &acc).refuse(client.tcp_fd()) {
         return;
     }
     if fe.conf.mode == Mode::Http {
@@ -479,15 +504,24 @@ async fn dispatch<C: session::ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<Fro
 }
 
 enum Stream {
-    Tcp(tokio::net::TcpStream),
+    /// Non-blocking, not registered yet.
+    Tcp(std::net::TcpStream),
     Unix(tokio::net::UnixStream),
 }
 
 async fn accept(socket: &BoundSocket, addr: &ListenAddr) -> std::io::Result<(Stream, Option<SocketAddr>, Option<SocketAddr>)> {
     match socket {
         BoundSocket::Tcp(l) => {
-            let (s, peer) = l.accept().await?;
+            let (s, peer) = l
+                .async_io(tokio::io::Interest::READABLE, |l| {
+                    socket2::SockRef::from(l).accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+                })
+                .await?;
             let _ = s.set_nodelay(true);
+            let peer = peer
+                .as_socket()
+                .ok_or_else(|| std::io::Error::other("accepted a socket that is not TCP/IP"))?;
+            let s = std::net::TcpStream::from(s);
             // A socket bound to one address is reached on that address: no getsockname(2).
             let local = match addr {
                 ListenAddr::Inet(a) if !a.ip().is_unspecified() && a.port() != 0 => Some(*a),

@@ -6,6 +6,7 @@ pub mod api;
 pub mod balance;
 pub mod check;
 pub mod http;
+mod lazy_tcp;
 pub mod listener;
 pub mod log;
 pub mod proxy_proto;
@@ -169,7 +170,7 @@ impl Runtime {
                         let (rt, addr, rx) = (Arc::clone(self), addr.clone(), rx.clone());
                         // Registered with the worker's own reactor, from inside it.
                         shard.spawn(async move {
-                            match tokio::net::TcpListener::from_std(sock) {
+                            match listener::register(sock) {
                                 Ok(l) => listener::accept_loop(rt, addr, listener::BoundSocket::Tcp(l), rx).await,
                                 Err(e) => eprintln!("[ALERT] {addr}: {e}"),
                             }

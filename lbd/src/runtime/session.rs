@@ -37,6 +37,11 @@ pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
         None
     }
+
+    /// The TCP socket, for its options (a reset on close, `silent-drop`).
+    fn tcp_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        None
+    }
 }
 
 impl ClientStream for TcpStream {
@@ -44,8 +49,22 @@ impl ClientStream for TcpStream {
         Some(self)
     }
 
+    fn tcp_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        Some(std::os::fd::AsFd::as_fd(self))
+    }
+
     fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
         Some(std::os::fd::AsRawFd::as_raw_fd(self))
+    }
+}
+
+impl ClientStream for super::lazy_tcp::LazyTcp {
+    fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.fd().map(|fd| std::os::fd::AsRawFd::as_raw_fd(&fd))
+    }
+
+    fn tcp_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.fd()
     }
 }
 

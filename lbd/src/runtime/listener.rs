@@ -15,6 +15,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::net::UnixListener;
 use tokio::sync::watch;
 
+use super::lazy_tcp::LazyTcp;
 use super::session::Accepted;
 use super::snapshot::{FrontendRt, Snapshot};
 use super::{http, session, Runtime, ACTIVE_CONNS};
@@ -314,30 +315,57 @@ fn spawn_session(
     let bind = fe.conf.binds.iter().find(|b| b.addrs.contains(addr));
     let accept_proxy = bind.is_some_and(|b| b.params.accept_proxy);
     let tls = bind.and_then(|b| b.params.tls.0.clone());
-    tokio::spawn(async move {
-        let _permits = (permit_g, permit_f, guard);
-        match (stream, tls) {
-            // Plain HTTP: registered once it has to wait.
-            (Stream::Tcp(s), None) if fe.conf.mode == Mode::Http => {
-                serve(snapshot, fe, super::lazy_tcp::LazyTcp::new(s), acc, accept_proxy).await
-            }
-            (Stream::Tcp(s), tls) => {
-                let s = match tokio::net::TcpStream::from_std(s) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        eprintln!("[WARNING] frontend {}: {e}", fe.name());
-                        return;
-                    }
-                };
-                match tls {
-                    Some(tls) => Box::pin(serve_tls(snapshot, fe, s, acc, accept_proxy, tls)).await,
-                    None => serve(snapshot, fe, s, acc, accept_proxy).await,
+    let hold = (permit_g, permit_f, guard);
+    // Each kind of connection is its own task, sized for what it runs (a
+    // wrapper future around them would add its own copy of their arguments).
+    let http = fe.conf.mode == Mode::Http;
+    match (stream, tls) {
+        // Plain HTTP: registered once it has to wait.
+        (Stream::Tcp(s), None) if http => drop(tokio::spawn(serve(
+            snapshot,
+            fe,
+            LazyTcp::new(s),
+            acc,
+            accept_proxy,
+            hold,
+            http::run,
+        ))),
+        (Stream::Tcp(s), tls) => {
+            let s = match tokio::net::TcpStream::from_std(s) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("[WARNING] frontend {}: {e}", fe.name());
+                    return;
                 }
+            };
+            match tls {
+                Some(tls) => drop(tokio::spawn(serve_tls(snapshot, fe, s, acc, accept_proxy, tls, hold))),
+                None => drop(tokio::spawn(serve(snapshot, fe, s, acc, accept_proxy, hold, tcp_session))),
             }
-            (Stream::Unix(s), _) => serve(snapshot, fe, s, acc, accept_proxy).await,
         }
-    });
+        (Stream::Unix(s), _) if http => drop(tokio::spawn(serve(snapshot, fe, s, acc, accept_proxy, hold, http::run))),
+        (Stream::Unix(s), _) => drop(tokio::spawn(serve(snapshot, fe, s, acc, accept_proxy, hold, tcp_session))),
+    }
 }
+
+/// A TCP-mode session with the backend its rules choose.
+fn tcp_session<C: session::ClientStream>(
+    snapshot: Arc<Snapshot>,
+    fe: Arc<FrontendRt>,
+    client: C,
+    acc: Accepted,
+    preread: Vec<u8>,
+) -> impl std::future::Future<Output = ()> {
+    session::run(snapshot, fe, client, acc, preread, None)
+}
+
+/// What a connection holds while it lives: its places under the process's and
+/// the frontend's `maxconn`, and its count in the totals.
+type Hold = (
+    Option<tokio::sync::OwnedSemaphorePermit>,
+    Option<tokio::sync::OwnedSemaphorePermit>,
+    ConnGuard,
+);
 
 /// Longest wait for a TLS handshake when `timeout client` is not set.
 const HANDSHAKE_WAIT: Duration = Duration::from_secs(10);
@@ -351,7 +379,9 @@ async fn serve_tls(
     mut acc: Accepted,
     accept_proxy: bool,
     tls: Arc<rustls::ServerConfig>,
+    hold: Hold,
 ) {
+    let _hold = hold;
     let mut preread = Vec::new();
     if accept_proxy {
         match proxy_prelude(&fe, &mut client, &mut acc).await {
@@ -472,22 +502,49 @@ async fn accept_until_stopped(rt: &Arc<Runtime>, addr: &ListenAddr, socket: &Bou
     }
 }
 
-async fn serve<C: session::ClientStream>(
+/// A plain (not TLS) connection: its PROXY header and `tcp-request` rules,
+/// then `then` (the frontend's mode: a TCP session or HTTP).
+#[allow(clippy::manual_async_fn)] // see the body's first comment
+fn serve<C, F, Fut>(
     snapshot: Arc<Snapshot>,
     fe: Arc<FrontendRt>,
     mut client: C,
     mut acc: Accepted,
     accept_proxy: bool,
-) {
-    let mut preread = Vec::new();
-    if accept_proxy {
-        // `accept-proxy`: the relay's header says who the client is; the bytes after it are the client's.
-        match proxy_prelude(&fe, &mut client, &mut acc).await {
-            Some(rest) => preread = rest,
-            None => return,
+    hold: Hold,
+    then: F,
+) -> impl std::future::Future<Output = ()>
+where
+    C: session::ClientStream,
+    F: FnOnce(Arc<Snapshot>, Arc<FrontendRt>, C, Accepted, Vec<u8>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    // An async block, not an async fn: it keeps one copy of the arguments, not
+    // two (rust-lang/rust#62958), in a future that lives as long as the connection.
+    async move {
+        let _hold = hold;
+        if let Some(preread) = admit(&snapshot, &fe, &mut client, &mut acc, accept_proxy).await {
+            then(snapshot, fe, client, acc, preread).await;
         }
     }
-    dispatch(snapshot, fe, client, acc, preread).await;
+}
+
+/// The PROXY header (`accept-proxy`), then the `tcp-request` rules: the bytes
+/// read after the header, or `None` when the connection is refused.
+async fn admit<C: session::ClientStream>(
+    snapshot: &Snapshot,
+    fe: &FrontendRt,
+    client: &mut C,
+    acc: &mut Accepted,
+    accept_proxy: bool,
+) -> Option<Vec<u8>> {
+    // `accept-proxy`: the relay's header says who the client is; the bytes after it are the client's.
+    let preread = if accept_proxy {
+        proxy_prelude(fe, client, acc).await?
+    } else {
+        Vec::new()
+    };
+    (!tcp_rules_accept(snapshot, fe, acc).refuse(client.tcp_fd())).then_some(preread)
 }
 
 /// The `tcp-request` rules, then the frontend's mode.

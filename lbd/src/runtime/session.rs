@@ -285,166 +285,171 @@ pub(crate) fn observe_failure(snapshot: &Snapshot, be: &BackendRt, s: &ServerRt)
 
 /// Runs one TCP-mode session. `preread` holds bytes already read from the
 /// client (by the HTTP responder) that must reach the server first.
-pub async fn run<C: ClientStream>(
+#[allow(clippy::manual_async_fn)] // see the body's first comment
+pub fn run<C: ClientStream>(
     snapshot: Arc<Snapshot>,
     fe: Arc<FrontendRt>,
     mut client: C,
     acc: Accepted,
     preread: Vec<u8>,
     backend: Option<Arc<BackendRt>>,
-) {
-    let be = match backend {
-        Some(b) => Some(b),
-        None => choose_backend(&snapshot, &fe, &acc, None),
-    };
-    let client_ip = acc.src.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |s| s.ip());
-    let local_port = acc.dst.map_or(0, |d| d.port());
-    let mut log = LogState {
-        backend: "<NOSRV>".into(),
-        server: "<NOSRV>".into(),
-        tw: -1,
-        tc: -1,
-        bytes_in: 0,
-        bytes_out: 0,
-        term: ['P', 'R'],
-        retries: 0,
-        redispatched: false,
-    };
-    let Some(be) = be else {
-        finish(&fe, &acc, &log, None);
-        return;
-    };
-    log.backend = be.name().to_owned();
-    let (sticky_srv, sticky) = sticky_server(&snapshot, &fe, &be, &acc, None);
-    let queued_at = Instant::now();
-    let (mut server, mut slot) = match choose_server(&be, sticky_srv, client_ip, None, None).await {
-        Chosen::Server(s, g) => (s, g),
-        Chosen::QueueTimeout => {
-            log.term = ['s', 'Q'];
-            log.tw = queued_at.elapsed().as_millis() as i64;
-            finish(&fe, &acc, &log, Some(&be));
-            return;
-        }
-        Chosen::NoServer => {
-            log.term = ['S', 'C'];
-            finish(&fe, &acc, &log, Some(&be));
-            return;
-        }
-    };
-    log.tw = queued_at.elapsed().as_millis() as i64;
-    let connect_timeout = be.conf.timeouts.connect.unwrap_or(Duration::from_secs(5));
-    let retries = be.conf.retries;
-    let connect_started = Instant::now();
-    let mut attempt = 0;
-    let upstream = loop {
-        let Some(target) = server.endpoint(local_port) else {
-            log.term = ['P', 'C'];
-            log.server = server.name().to_owned();
-            finish(&fe, &acc, &log, Some(&be));
+) -> impl std::future::Future<Output = ()> {
+    // An async block, not an async fn: it keeps one copy of the arguments, not
+    // two (rust-lang/rust#62958), in a future that lives as long as the connection.
+    async move {
+        let be = match backend {
+            Some(b) => Some(b),
+            None => choose_backend(&snapshot, &fe, &acc, None),
+        };
+        let client_ip = acc.src.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |s| s.ip());
+        let local_port = acc.dst.map_or(0, |d| d.port());
+        let mut log = LogState {
+            backend: "<NOSRV>".into(),
+            server: "<NOSRV>".into(),
+            tw: -1,
+            tc: -1,
+            bytes_in: 0,
+            bytes_out: 0,
+            term: ['P', 'R'],
+            retries: 0,
+            redispatched: false,
+        };
+        let Some(be) = be else {
+            finish(&fe, &acc, &log, None);
             return;
         };
-        let tried = Instant::now();
-        // `send-proxy` / `send-proxy-v2`: tell the server who the client is, first.
-        let proxy_header = server
-            .conf
-            .params
-            .send_proxy
-            .map(|v| super::proxy_proto::header(v, acc.src, acc.dst));
-        let tls = server.tls_for(&snapshot, &fe, &be, &acc);
-        let connecting = super::tls_io::connect_server(target, proxy_header.as_deref(), tls);
-        let res = tokio::time::timeout(connect_timeout, connecting).await;
-        match res {
-            Ok(Ok(s)) => break s,
-            failure => {
-                let timed_out = failure.is_err();
-                server.connect_errors.fetch_add(1, Ordering::Relaxed);
-                observe_failure(&snapshot, &be, &server);
-                if attempt >= retries {
-                    log.term = if timed_out { ['s', 'C'] } else { ['S', 'C'] };
-                    log.server = server.name().to_owned();
-                    log.retries = attempt;
-                    finish(&fe, &acc, &log, Some(&be));
-                    return;
-                }
-                attempt += 1;
-                // Refused at once: wait a turn-around before trying again.
-                if !timed_out {
-                    let pause = TURN_AROUND.min(connect_timeout).saturating_sub(tried.elapsed());
-                    tokio::time::sleep(pause).await;
-                }
-                // The last retry goes to another server with `option redispatch`.
-                if attempt == retries && be.conf.options.redispatch {
-                    let exclude = Some(server.conf.id);
-                    if let Chosen::Server(s, g) = choose_server(&be, None, client_ip, exclude, None).await {
-                        log.redispatched = true;
-                        server = s;
-                        slot = g;
+        log.backend = be.name().to_owned();
+        let (sticky_srv, sticky) = sticky_server(&snapshot, &fe, &be, &acc, None);
+        let queued_at = Instant::now();
+        let (mut server, mut slot) = match choose_server(&be, sticky_srv, client_ip, None, None).await {
+            Chosen::Server(s, g) => (s, g),
+            Chosen::QueueTimeout => {
+                log.term = ['s', 'Q'];
+                log.tw = queued_at.elapsed().as_millis() as i64;
+                finish(&fe, &acc, &log, Some(&be));
+                return;
+            }
+            Chosen::NoServer => {
+                log.term = ['S', 'C'];
+                finish(&fe, &acc, &log, Some(&be));
+                return;
+            }
+        };
+        log.tw = queued_at.elapsed().as_millis() as i64;
+        let connect_timeout = be.conf.timeouts.connect.unwrap_or(Duration::from_secs(5));
+        let retries = be.conf.retries;
+        let connect_started = Instant::now();
+        let mut attempt = 0;
+        let upstream = loop {
+            let Some(target) = server.endpoint(local_port) else {
+                log.term = ['P', 'C'];
+                log.server = server.name().to_owned();
+                finish(&fe, &acc, &log, Some(&be));
+                return;
+            };
+            let tried = Instant::now();
+            // `send-proxy` / `send-proxy-v2`: tell the server who the client is, first.
+            let proxy_header = server
+                .conf
+                .params
+                .send_proxy
+                .map(|v| super::proxy_proto::header(v, acc.src, acc.dst));
+            let tls = server.tls_for(&snapshot, &fe, &be, &acc);
+            let connecting = super::tls_io::connect_server(target, proxy_header.as_deref(), tls);
+            let res = tokio::time::timeout(connect_timeout, connecting).await;
+            match res {
+                Ok(Ok(s)) => break s,
+                failure => {
+                    let timed_out = failure.is_err();
+                    server.connect_errors.fetch_add(1, Ordering::Relaxed);
+                    observe_failure(&snapshot, &be, &server);
+                    if attempt >= retries {
+                        log.term = if timed_out { ['s', 'C'] } else { ['S', 'C'] };
+                        log.server = server.name().to_owned();
+                        log.retries = attempt;
+                        finish(&fe, &acc, &log, Some(&be));
+                        return;
+                    }
+                    attempt += 1;
+                    // Refused at once: wait a turn-around before trying again.
+                    if !timed_out {
+                        let pause = TURN_AROUND.min(connect_timeout).saturating_sub(tried.elapsed());
+                        tokio::time::sleep(pause).await;
+                    }
+                    // The last retry goes to another server with `option redispatch`.
+                    if attempt == retries && be.conf.options.redispatch {
+                        let exclude = Some(server.conf.id);
+                        if let Chosen::Server(s, g) = choose_server(&be, None, client_ip, exclude, None).await {
+                            log.redispatched = true;
+                            server = s;
+                            slot = g;
+                        }
                     }
                 }
             }
+        };
+        log.retries = attempt;
+        log.tc = connect_started.elapsed().as_millis() as i64;
+        log.server = server.name().to_owned();
+        server.observed_errors.store(0, Ordering::Release);
+        store_sticky(&be, &sticky, &server);
+        let mut upstream = upstream;
+        let stop = Stop {
+            server: &server,
+            snapshot: &snapshot,
+            generation: server.kill_generation(),
+        };
+        let meter = Meter {
+            started: Instant::now(),
+            activity: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(preread.len() as u64),
+            bytes_out: AtomicU64::new(0),
+        };
+        let limit = idle_limit(&fe, &be);
+        let (fo, bo) = (&fe.conf.options, &be.conf.options);
+        // HAProxy splices only when asked to (`option splice-*`); so does lbd.
+        let splice = fo.splice_auto || fo.splice_request || fo.splice_response || bo.splice_auto || bo.splice_request || bo.splice_response;
+        let term = if !preread.is_empty() && upstream.write_all(&preread).await.is_err() {
+            ['S', 'D']
+        } else if let (true, Some(ctcp), Upstream::Tcp(upstream)) = (splice, client.as_tcp(), &upstream) {
+            // The rarer relays are boxed so they do not enlarge every session's task.
+            Box::pin(async {
+                let up = super::splice::relay(ctcp, upstream, &meter.activity, meter.started, &meter.bytes_in);
+                let down = super::splice::relay(upstream, ctcp, &meter.activity, meter.started, &meter.bytes_out);
+                tokio::pin!(up, down);
+                supervise(up, down, &meter, limit, &stop).await
+            })
+            .await
+        } else if let (Some(ctcp), Upstream::Tcp(upstream)) = (client.as_tcp(), &upstream) {
+            let up = relay::tcp(ctcp, upstream, meter.tally(&meter.bytes_in));
+            let down = relay::tcp(upstream, ctcp, meter.tally(&meter.bytes_out));
+            tokio::pin!(up, down);
+            supervise(up, down, &meter, limit, &stop).await
+        } else {
+            Box::pin(async {
+                let (mut sr, mut sw) = tokio::io::split(&mut upstream);
+                let (mut cr, mut cw) = tokio::io::split(&mut client);
+                let up = relay::copy(&mut cr, &mut sw, meter.tally(&meter.bytes_in));
+                let down = relay::copy(&mut sr, &mut cw, meter.tally(&meter.bytes_out));
+                tokio::pin!(up, down);
+                supervise(up, down, &meter, limit, &stop).await
+            })
+            .await
+        };
+        log.term = term;
+        log.bytes_in = meter.bytes_in.load(Ordering::Relaxed);
+        log.bytes_out = meter.bytes_out.load(Ordering::Relaxed);
+        for (a, b) in [
+            (&fe.bytes_in, &fe.bytes_out),
+            (&be.bytes_in, &be.bytes_out),
+            (&server.bytes_in, &server.bytes_out),
+        ] {
+            a.fetch_add(log.bytes_in, Ordering::Relaxed);
+            b.fetch_add(log.bytes_out, Ordering::Relaxed);
         }
-    };
-    log.retries = attempt;
-    log.tc = connect_started.elapsed().as_millis() as i64;
-    log.server = server.name().to_owned();
-    server.observed_errors.store(0, Ordering::Release);
-    store_sticky(&be, &sticky, &server);
-    let mut upstream = upstream;
-    let stop = Stop {
-        server: &server,
-        snapshot: &snapshot,
-        generation: server.kill_generation(),
-    };
-    let meter = Meter {
-        started: Instant::now(),
-        activity: AtomicU64::new(0),
-        bytes_in: AtomicU64::new(preread.len() as u64),
-        bytes_out: AtomicU64::new(0),
-    };
-    let limit = idle_limit(&fe, &be);
-    let (fo, bo) = (&fe.conf.options, &be.conf.options);
-    // HAProxy splices only when asked to (`option splice-*`); so does lbd.
-    let splice = fo.splice_auto || fo.splice_request || fo.splice_response || bo.splice_auto || bo.splice_request || bo.splice_response;
-    let term = if !preread.is_empty() && upstream.write_all(&preread).await.is_err() {
-        ['S', 'D']
-    } else if let (true, Some(ctcp), Upstream::Tcp(upstream)) = (splice, client.as_tcp(), &upstream) {
-        // The rarer relays are boxed so they do not enlarge every session's task.
-        Box::pin(async {
-            let up = super::splice::relay(ctcp, upstream, &meter.activity, meter.started, &meter.bytes_in);
-            let down = super::splice::relay(upstream, ctcp, &meter.activity, meter.started, &meter.bytes_out);
-            tokio::pin!(up, down);
-            supervise(up, down, &meter, limit, &stop).await
-        })
-        .await
-    } else if let (Some(ctcp), Upstream::Tcp(upstream)) = (client.as_tcp(), &upstream) {
-        let up = relay::tcp(ctcp, upstream, meter.tally(&meter.bytes_in));
-        let down = relay::tcp(upstream, ctcp, meter.tally(&meter.bytes_out));
-        tokio::pin!(up, down);
-        supervise(up, down, &meter, limit, &stop).await
-    } else {
-        Box::pin(async {
-            let (mut sr, mut sw) = tokio::io::split(&mut upstream);
-            let (mut cr, mut cw) = tokio::io::split(&mut client);
-            let up = relay::copy(&mut cr, &mut sw, meter.tally(&meter.bytes_in));
-            let down = relay::copy(&mut sr, &mut cw, meter.tally(&meter.bytes_out));
-            tokio::pin!(up, down);
-            supervise(up, down, &meter, limit, &stop).await
-        })
-        .await
-    };
-    log.term = term;
-    log.bytes_in = meter.bytes_in.load(Ordering::Relaxed);
-    log.bytes_out = meter.bytes_out.load(Ordering::Relaxed);
-    for (a, b) in [
-        (&fe.bytes_in, &fe.bytes_out),
-        (&be.bytes_in, &be.bytes_out),
-        (&server.bytes_in, &server.bytes_out),
-    ] {
-        a.fetch_add(log.bytes_in, Ordering::Relaxed);
-        b.fetch_add(log.bytes_out, Ordering::Relaxed);
+        finish(&fe, &acc, &log, Some(&be));
+        drop(slot);
     }
-    finish(&fe, &acc, &log, Some(&be));
-    drop(slot);
 }
 
 /// Byte counts and the time of the last activity of a session.

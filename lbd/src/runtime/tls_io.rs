@@ -168,7 +168,10 @@ pub async fn connect_server(
             }
             match tls {
                 None => Ok(Upstream::Tcp(s)),
-                Some((cfg, sni)) => Ok(Upstream::Other(Box::new(connect_tls(cfg, sni.as_deref(), Some(sa.ip()), s).await?))),
+                // Boxed: the TLS handshake's state would otherwise enlarge every connection's task.
+                Some((cfg, sni)) => Ok(Upstream::Other(Box::new(
+                    Box::pin(connect_tls(cfg, sni.as_deref(), Some(sa.ip()), s)).await?,
+                ))),
             }
         }
         Target::Unix(path) => {
@@ -178,7 +181,9 @@ pub async fn connect_server(
             }
             match tls {
                 None => Ok(Upstream::Other(Box::new(s))),
-                Some((cfg, sni)) => Ok(Upstream::Other(Box::new(connect_tls(cfg, sni.as_deref(), None, s).await?))),
+                Some((cfg, sni)) => Ok(Upstream::Other(Box::new(
+                    Box::pin(connect_tls(cfg, sni.as_deref(), None, s)).await?,
+                ))),
             }
         }
     }

@@ -432,107 +432,118 @@ fn send_raw(fd: Option<std::os::fd::RawFd>, bytes: &[u8]) {
 }
 
 /// Serves one client connection; `preread` holds bytes already read (after a PROXY header).
-pub async fn run<C: ClientStream>(snapshot: Arc<Snapshot>, fe: Arc<FrontendRt>, client: C, acc: Accepted, preread: Vec<u8>) {
-    let fd = client.raw_fd();
-    let shared = Arc::new(ConnShared {
-        started: acc.started,
-        base_ms: coarse_ms(),
-        inflight: AtomicU32::new(0),
-        owed: AtomicU32::new(0),
-        idle_since: AtomicU64::new(0),
-        head_started: AtomicU64::new(if preread.is_empty() { NO_HEAD } else { 0 }),
-        served: AtomicU64::new(0),
-        write_blocked: AtomicU64::new(NO_HEAD),
-        cut_by_timeout: std::sync::atomic::AtomicBool::new(false),
-        bytes_in: AtomicU64::new(0),
-    });
-    let t = &fe.conf.timeouts;
-    let request_limit = t.http_request.or(t.client);
-    let keep_alive_limit = t.http_keep_alive.or(t.http_request).or(t.client);
-    let limit = (snapshot.global.tune_bufsize as usize).max(8192);
-    let close_each = fe.conf.options.http_conn_mode == HttpConnMode::Close;
-    let ignore_probes = fe.conf.options.http_ignore_probes;
-    let cx = Arc::new(ClientCtx {
-        snapshot,
-        fe,
-        src: acc.src,
-        dst: acc.dst,
-        tls: acc.tls.clone(),
-        accept_ms: acc.accept_ms,
-        shared: Arc::clone(&shared),
-        private: Mutex::new(None),
-        has_private: std::sync::atomic::AtomicBool::new(false),
-        tunnels: Mutex::new(Vec::new()),
-        abort: std::sync::atomic::AtomicBool::new(false),
-        fd,
-    });
-    let io = ClientIo {
-        inner: super::tls_io::Prefixed::new(preread, client),
-        shared: Arc::clone(&shared),
-        fe: Arc::clone(&cx.fe),
-        refusal: None,
-        tunnel: false,
-        head_out: None,
-    };
-    let svc_cx = Arc::clone(&cx);
-    let svc = hyper::service::service_fn(move |req| {
-        let cx = Arc::clone(&svc_cx);
-        async move {
-            let resp = handle(Arc::clone(&cx), req).await;
-            // hyper closes the connection when the service fails, sending nothing.
-            if cx.abort.swap(false, Ordering::AcqRel) {
-                drop(resp);
-                return Err(Abort);
+#[allow(clippy::manual_async_fn)] // see the body's first comment
+pub fn run<C: ClientStream>(
+    snapshot: Arc<Snapshot>,
+    fe: Arc<FrontendRt>,
+    client: C,
+    acc: Accepted,
+    preread: Vec<u8>,
+) -> impl std::future::Future<Output = ()> {
+    // An async block, not an async fn: it keeps one copy of the arguments, not
+    // two (rust-lang/rust#62958), in a future that lives as long as the connection.
+    async move {
+        let fd = client.raw_fd();
+        let shared = Arc::new(ConnShared {
+            started: acc.started,
+            base_ms: coarse_ms(),
+            inflight: AtomicU32::new(0),
+            owed: AtomicU32::new(0),
+            idle_since: AtomicU64::new(0),
+            head_started: AtomicU64::new(if preread.is_empty() { NO_HEAD } else { 0 }),
+            served: AtomicU64::new(0),
+            write_blocked: AtomicU64::new(NO_HEAD),
+            cut_by_timeout: std::sync::atomic::AtomicBool::new(false),
+            bytes_in: AtomicU64::new(0),
+        });
+        let t = &fe.conf.timeouts;
+        let request_limit = t.http_request.or(t.client);
+        let keep_alive_limit = t.http_keep_alive.or(t.http_request).or(t.client);
+        let limit = (snapshot.global.tune_bufsize as usize).max(8192);
+        let close_each = fe.conf.options.http_conn_mode == HttpConnMode::Close;
+        let ignore_probes = fe.conf.options.http_ignore_probes;
+        let cx = Arc::new(ClientCtx {
+            snapshot,
+            fe,
+            src: acc.src,
+            dst: acc.dst,
+            tls: acc.tls.clone(),
+            accept_ms: acc.accept_ms,
+            shared: Arc::clone(&shared),
+            private: Mutex::new(None),
+            has_private: std::sync::atomic::AtomicBool::new(false),
+            tunnels: Mutex::new(Vec::new()),
+            abort: std::sync::atomic::AtomicBool::new(false),
+            fd,
+        });
+        let io = ClientIo {
+            inner: super::tls_io::Prefixed::new(preread, client),
+            shared: Arc::clone(&shared),
+            fe: Arc::clone(&cx.fe),
+            refusal: None,
+            tunnel: false,
+            head_out: None,
+        };
+        let svc_cx = Arc::clone(&cx);
+        let svc = hyper::service::service_fn(move |req| {
+            let cx = Arc::clone(&svc_cx);
+            async move {
+                let resp = handle(Arc::clone(&cx), req).await;
+                // hyper closes the connection when the service fails, sending nothing.
+                if cx.abort.swap(false, Ordering::AcqRel) {
+                    drop(resp);
+                    return Err(Abort);
+                }
+                Ok(resp)
             }
-            Ok(resp)
-        }
-    });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .max_buf_size(limit)
-        .max_headers(MAX_HEADERS)
-        .keep_alive(!close_each)
-        // The timer is installed so hyper's own timeouts work; `timeout http-request`
-        // and `timeout http-keep-alive` are enforced by lbd's watchdog instead of
-        // hyper's header timer, which would arm a fresh timer for every request and
-        // close without the 408 HAProxy sends.
-        .header_read_timeout(None)
-        // A client may shut its sending side once the request is out (`nc -N`, some
-        // scripts): it still gets its answer, as with HAProxy.
-        .half_close(true);
-    let conn = builder.serve_connection(TokioIo::new(io), svc).with_upgrades();
-    tokio::pin!(conn);
-    let outcome = tokio::select! {
-        r = &mut conn => Ok(r),
-        e = watchdog(&shared, &cx.snapshot, request_limit, keep_alive_limit, cx.fe.conf.timeouts.client) => Err(e),
-    };
-    match outcome {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            // A request hyper refused to parse: lbd answered 400 in place of hyper
-            // (ClientIo); HAProxy logs it as blocked by the proxy while reading the request.
-            if e.is_parse() || e.is_parse_too_large() {
-                log_bad_request(&cx, 400, ['P', 'R']);
+        });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .max_buf_size(limit)
+            .max_headers(MAX_HEADERS)
+            .keep_alive(!close_each)
+            // The timer is installed so hyper's own timeouts work; `timeout http-request`
+            // and `timeout http-keep-alive` are enforced by lbd's watchdog instead of
+            // hyper's header timer, which would arm a fresh timer for every request and
+            // close without the 408 HAProxy sends.
+            .header_read_timeout(None)
+            // A client may shut its sending side once the request is out (`nc -N`, some
+            // scripts): it still gets its answer, as with HAProxy.
+            .half_close(true);
+        let conn = builder.serve_connection(TokioIo::new(io), svc).with_upgrades();
+        tokio::pin!(conn);
+        let outcome = tokio::select! {
+            r = &mut conn => Ok(r),
+            e = watchdog(&shared, &cx.snapshot, request_limit, keep_alive_limit, cx.fe.conf.timeouts.client) => Err(e),
+        };
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                // A request hyper refused to parse: lbd answered 400 in place of hyper
+                // (ClientIo); HAProxy logs it as blocked by the proxy while reading the request.
+                if e.is_parse() || e.is_parse_too_large() {
+                    log_bad_request(&cx, 400, ['P', 'R']);
+                }
+            }
+            Err(Expiry::Request) => {
+                let nothing_sent = shared.head_started.load(Ordering::Acquire) == NO_HEAD;
+                if !(nothing_sent && ignore_probes) {
+                    send_raw(fd, &local::error_raw(408, &cx.fe.conf.errorfiles));
+                    log_bad_request(&cx, 408, ['c', 'R']);
+                }
+            }
+            Err(Expiry::KeepAlive) => {}
+            Err(Expiry::SlowReader) => {
+                SLOW_READERS.fetch_add(1, Ordering::Relaxed);
+                shared.cut_by_timeout.store(true, Ordering::Release);
             }
         }
-        Err(Expiry::Request) => {
-            let nothing_sent = shared.head_started.load(Ordering::Acquire) == NO_HEAD;
-            if !(nothing_sent && ignore_probes) {
-                send_raw(fd, &local::error_raw(408, &cx.fe.conf.errorfiles));
-                log_bad_request(&cx, 408, ['c', 'R']);
-            }
+        cx.fe.bytes_in.fetch_add(shared.bytes_in.load(Ordering::Relaxed), Ordering::Relaxed);
+        let tunnels = cx.tunnels.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default();
+        for t in tunnels {
+            let _ = t.await;
         }
-        Err(Expiry::KeepAlive) => {}
-        Err(Expiry::SlowReader) => {
-            SLOW_READERS.fetch_add(1, Ordering::Relaxed);
-            shared.cut_by_timeout.store(true, Ordering::Release);
-        }
-    }
-    cx.fe.bytes_in.fetch_add(shared.bytes_in.load(Ordering::Relaxed), Ordering::Relaxed);
-    let tunnels = cx.tunnels.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default();
-    for t in tunnels {
-        let _ = t.await;
     }
 }
 

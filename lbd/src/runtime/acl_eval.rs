@@ -124,12 +124,12 @@ impl Sample {
         }
     }
 
-    pub fn as_text(&self) -> String {
+    pub fn as_text(&self) -> std::borrow::Cow<'_, str> {
         match self {
-            Sample::Bool(b) => u8::from(*b).to_string(),
-            Sample::Int(i) => i.to_string(),
-            Sample::Ip(ip) => ip.to_string(),
-            Sample::Str(s) => s.clone(),
+            Sample::Bool(b) => u8::from(*b).to_string().into(),
+            Sample::Int(i) => i.to_string().into(),
+            Sample::Ip(ip) => ip.to_string().into(),
+            Sample::Str(s) => s.as_str().into(),
         }
     }
 }
@@ -281,25 +281,27 @@ pub(crate) fn ip_in(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
     }
 }
 
+/// `-i` folds ASCII letters only, as HAProxy's matching does (C locale).
 fn str_match(method: MatchMethod, icase: bool, text: &str, pat: &str) -> bool {
-    let (t, p) = if icase {
-        (text.to_lowercase(), pat.to_lowercase())
-    } else {
-        (text.to_owned(), pat.to_owned())
-    };
+    let same = |a: &str, b: &str| if icase { a.eq_ignore_ascii_case(b) } else { a == b };
+    let (t, p) = (text.as_bytes(), pat.as_bytes());
+    let same_bytes = |a: &[u8]| if icase { a.eq_ignore_ascii_case(p) } else { a == p };
     match method {
-        MatchMethod::Str | MatchMethod::Bin => t == p,
-        MatchMethod::Beg => t.starts_with(&p),
-        MatchMethod::End => t.ends_with(&p),
-        MatchMethod::Sub => t.contains(&p),
-        MatchMethod::Dir => t.split('/').any(|seg| seg == p),
-        MatchMethod::Dom => t.split(['/', '.', '?']).any(|seg| seg == p) || t == p,
+        MatchMethod::Str | MatchMethod::Bin => same(text, pat),
+        MatchMethod::Beg => t.len() >= p.len() && same_bytes(&t[..p.len()]),
+        MatchMethod::End => t.len() >= p.len() && same_bytes(&t[t.len() - p.len()..]),
+        MatchMethod::Sub => p.is_empty() || t.windows(p.len()).any(same_bytes),
+        MatchMethod::Dir => text.split('/').any(|seg| same(seg, pat)),
+        MatchMethod::Dom => text.split(['/', '.', '?']).any(|seg| same(seg, pat)) || same(text, pat),
         _ => false,
     }
 }
 
 /// Whether one ACL expression matches.
 pub fn eval_expr(e: &AclExpr, ctx: &SampleCtx) -> bool {
+    if let Some(text) = borrowed_text(e, ctx.http) {
+        return text.is_some_and(|t| e.patterns.iter().any(|p| text_match(e, p, t)));
+    }
     let sample = fetch(&e.sample, ctx);
     match e.method {
         MatchMethod::Found => return sample.is_some(),
@@ -315,6 +317,10 @@ pub fn eval_expr(e: &AclExpr, ctx: &SampleCtx) -> bool {
         _ => {}
     }
     let Some(sample) = sample else { return false };
+    let text = match e.method {
+        MatchMethod::Int | MatchMethod::Len | MatchMethod::Ip => None,
+        _ => Some(sample.as_text()),
+    };
     e.patterns.iter().any(|p| match (e.method, p) {
         (MatchMethod::Int, Pattern::Int(lo, hi)) | (MatchMethod::Len, Pattern::Int(lo, hi)) => {
             let v = match (&sample, e.method) {
@@ -332,9 +338,36 @@ pub fn eval_expr(e: &AclExpr, ctx: &SampleCtx) -> bool {
             Sample::Ip(ip) => ip_in(*ip, *net, *bits),
             other => other.as_text().parse::<IpAddr>().is_ok_and(|ip| ip_in(ip, *net, *bits)),
         },
-        (MatchMethod::Reg, Pattern::Reg(re)) => re.is_match(&sample.as_text()),
-        (m, Pattern::Str(s)) => str_match(m, e.ignore_case, &sample.as_text(), s),
+        _ => text.as_deref().is_some_and(|t| text_match(e, p, t)),
+    })
+}
+
+/// Whether `text` matches pattern `p` of a string or regex match.
+fn text_match(e: &AclExpr, p: &Pattern, text: &str) -> bool {
+    match (e.method, p) {
+        (MatchMethod::Reg, Pattern::Reg(re)) => re.is_match(text),
+        (m, Pattern::Str(s)) => str_match(m, e.ignore_case, text, s),
         _ => false,
+    }
+}
+
+/// The request's path, target or method, read in place for a string or regex
+/// match without converters (the seed's `path_beg` ACLs): no copy per ACL.
+/// `None` when the fetch is another one; `Some(None)` when it has no value here.
+fn borrowed_text<'v>(e: &AclExpr, http: Option<&'v HttpView>) -> Option<Option<&'v str>> {
+    if !e.sample.converters.is_empty()
+        || matches!(
+            e.method,
+            MatchMethod::Found | MatchMethod::Bool | MatchMethod::Int | MatchMethod::Len | MatchMethod::Ip
+        )
+    {
+        return None;
+    }
+    Some(match e.sample.fetch {
+        "path" => http.map(HttpView::path),
+        "pathq" | "url" => http.map(|h| h.uri),
+        "method" => http.map(|h| h.method),
+        _ => return None,
     })
 }
 
@@ -357,4 +390,33 @@ pub fn eval(cond: &Condition, ctx: &SampleCtx) -> bool {
 /// `None` (no condition) holds.
 pub fn holds(cond: Option<&Condition>, ctx: &SampleCtx) -> bool {
     cond.is_none_or(|c| eval(c, ctx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_matching_methods_with_and_without_case_folding() {
+        use MatchMethod::*;
+        let yes = |m, i, t, p| assert!(str_match(m, i, t, p), "{m:?} -i={i} {t:?} {p:?}");
+        let no = |m, i, t, p| assert!(!str_match(m, i, t, p), "{m:?} -i={i} {t:?} {p:?}");
+        yes(Beg, true, "/Microsoft-Server-ActiveSync?x", "/microsoft-server-activesync");
+        no(Beg, false, "/Microsoft-Server-ActiveSync", "/microsoft-server-activesync");
+        no(Beg, true, "/ews", "/ews/exchange.asmx");
+        yes(End, true, "/owa/LOGON.ASPX", ".aspx");
+        no(End, true, "x", ".aspx");
+        yes(Str, true, "OWA", "owa");
+        no(Str, false, "OWA", "owa");
+        yes(Sub, true, "/a/RpcProxy.dll", "rpcproxy");
+        yes(Sub, false, "/anything", "");
+        no(Sub, false, "/a", "/ab");
+        yes(Dir, true, "/owa/Auth/x", "auth");
+        no(Dir, true, "/owa/authx", "auth");
+        yes(Dom, true, "Mail.XLC.local", "xlc");
+        yes(Dom, false, "mail.xlc.local", "mail.xlc.local");
+        // Only ASCII letters fold, as in HAProxy (C locale).
+        yes(Str, true, "CAFÉ", "cafÉ");
+        no(Str, true, "CAFÉ", "café");
+    }
 }

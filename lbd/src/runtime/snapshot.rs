@@ -184,7 +184,7 @@ impl ServerRt {
         let cfg = self.conf.params.tls.0.clone()?;
         let sni = self.sni.as_ref().and_then(|expr| {
             let ctx = super::acl_eval::SampleCtx::for_client(acc, snapshot, fe, Some(be), None);
-            super::acl_eval::fetch(expr, &ctx).map(|s| s.as_text())
+            super::acl_eval::fetch(expr, &ctx).map(|s| s.as_text().into_owned())
         });
         Some((cfg, sni))
     }

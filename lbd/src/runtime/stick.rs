@@ -11,13 +11,22 @@ use crate::config::model::{StickTable, TableType};
 
 struct Entry {
     server_id: u32,
-    touched: Instant,
+    /// When it was last used, in ms since the table's `epoch`.
+    touched: u64,
+    /// When it was last used, in the table's ticks.
     tick: u64,
+    /// Where it stands in `lru`: its `tick` as of the last time the order was
+    /// fixed (earlier than `tick` when it was used since).
+    placed: u64,
 }
 
+/// The order of use is kept lazily: a use only sets the entry's `tick`, and
+/// making room moves an entry whose place is out of date to the back instead
+/// of taking it. So a lookup costs no reordering, and the entry that goes is
+/// still exactly the least recently used one.
 struct Inner {
     map: HashMap<Box<[u8]>, Entry>,
-    /// Entries by last use, oldest first.
+    /// Every entry once, by `placed`.
     lru: BTreeMap<u64, Box<[u8]>>,
     tick: u64,
 }
@@ -27,6 +36,8 @@ pub struct Table {
     size: usize,
     expire: Option<Duration>,
     nopurge: bool,
+    /// The origin of the entries' times.
+    epoch: Instant,
     inner: Mutex<Inner>,
 }
 
@@ -37,6 +48,7 @@ impl Table {
             size: usize::try_from(conf.size).unwrap_or(usize::MAX),
             expire: conf.expire,
             nopurge: conf.nopurge,
+            epoch: Instant::now(),
             inner: Mutex::new(Inner {
                 map: HashMap::new(),
                 lru: BTreeMap::new(),
@@ -62,73 +74,73 @@ impl Table {
         }
     }
 
-    fn expired(&self, e: &Entry, now: Instant) -> bool {
-        self.expire.is_some_and(|x| now.duration_since(e.touched) >= x)
+    /// Now, in ms since the table's epoch.
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn expired(&self, e: &Entry, now: u64) -> bool {
+        self.expire
+            .is_some_and(|x| u128::from(now.saturating_sub(e.touched)) >= x.as_millis())
     }
 
     /// The server stored for `key`, refreshing the entry.
     pub fn lookup(&self, key: &[u8]) -> Option<u32> {
-        let now = Instant::now();
+        let now = self.now();
         let Ok(mut inner) = self.inner.lock() else { return None };
-        let inner = &mut *inner;
-        let expired = match inner.map.get(key) {
-            None => return None,
-            Some(e) => self.expired(e, now),
-        };
-        if expired {
-            if let Some(e) = inner.map.remove(key) {
-                inner.lru.remove(&e.tick);
-            }
+        let Inner { map, lru, tick } = &mut *inner;
+        let e = map.get_mut(key)?;
+        if self.expired(e, now) {
+            let placed = e.placed;
+            map.remove(key);
+            lru.remove(&placed);
             return None;
         }
-        inner.tick += 1;
-        let tick = inner.tick;
-        let e = inner.map.get_mut(key)?;
-        inner.lru.remove(&e.tick);
-        e.tick = tick;
+        *tick += 1;
+        e.tick = *tick;
         e.touched = now;
-        let id = e.server_id;
-        inner.lru.insert(tick, key.into());
-        Some(id)
+        Some(e.server_id)
     }
 
     /// Stores `key → server_id`. Returns false when the table is full and `nopurge`.
     pub fn store(&self, key: &[u8], server_id: u32) -> bool {
-        let now = Instant::now();
+        let now = self.now();
         let Ok(mut inner) = self.inner.lock() else { return false };
-        let inner = &mut *inner;
-        inner.tick += 1;
-        let tick = inner.tick;
-        if let Some(e) = inner.map.get_mut(key) {
-            inner.lru.remove(&e.tick);
-            e.tick = tick;
+        let Inner { map, lru, tick } = &mut *inner;
+        *tick += 1;
+        if let Some(e) = map.get_mut(key) {
+            e.tick = *tick;
             e.touched = now;
             e.server_id = server_id;
-            inner.lru.insert(tick, key.into());
             return true;
         }
-        // Expired entries go first, oldest first.
-        while inner.map.len() >= self.size {
-            let Some((&oldest_tick, oldest_key)) = inner.lru.iter().next() else {
-                break;
-            };
-            let oldest_key = oldest_key.clone();
-            let expired = inner.map.get(&oldest_key).is_some_and(|e| self.expired(e, now));
-            if !expired && self.nopurge {
+        // Make room: the least recently used entry goes (an expired one is always
+        // among the oldest); with `nopurge`, only an expired one may.
+        while map.len() >= self.size {
+            let Some((placed, oldest)) = lru.pop_first() else { break };
+            let Some(e) = map.get_mut(&oldest) else { continue };
+            if e.tick != placed {
+                // Used since it was placed: to its true place, and look again.
+                e.placed = e.tick;
+                lru.insert(e.tick, oldest);
+                continue;
+            }
+            if self.nopurge && !self.expired(e, now) {
+                lru.insert(placed, oldest);
                 return false;
             }
-            inner.lru.remove(&oldest_tick);
-            inner.map.remove(&oldest_key);
+            map.remove(&oldest);
         }
-        inner.map.insert(
+        map.insert(
             key.into(),
             Entry {
                 server_id,
                 touched: now,
-                tick,
+                tick: *tick,
+                placed: *tick,
             },
         );
-        inner.lru.insert(tick, key.into());
+        lru.insert(*tick, key.into());
         true
     }
 
@@ -148,7 +160,7 @@ impl Table {
     pub fn remove(&self, key: &[u8]) {
         if let Ok(mut inner) = self.inner.lock() {
             if let Some(e) = inner.map.remove(key) {
-                inner.lru.remove(&e.tick);
+                inner.lru.remove(&e.placed);
             }
         }
     }
@@ -170,13 +182,13 @@ impl Table {
 
     /// A copy of the live entries: key bytes, server id, idle time.
     pub fn entries(&self) -> Vec<(Box<[u8]>, u32, Duration)> {
-        let now = Instant::now();
+        let now = self.now();
         let Ok(inner) = self.inner.lock() else { return Vec::new() };
         inner
             .map
             .iter()
             .filter(|(_, e)| !self.expired(e, now))
-            .map(|(k, e)| (k.clone(), e.server_id, now.duration_since(e.touched)))
+            .map(|(k, e)| (k.clone(), e.server_id, Duration::from_millis(now.saturating_sub(e.touched))))
             .collect()
     }
 }
@@ -208,6 +220,35 @@ mod tests {
         assert_eq!(t.lookup(b"a"), Some(1));
         assert_eq!(t.lookup(b"c"), Some(3));
         assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn the_entry_that_goes_is_the_least_recently_used_whatever_the_order_of_uses() {
+        let t = table(3, None, false);
+        for (k, id) in [(b"a", 1), (b"b", 2), (b"c", 3)] {
+            assert!(t.store(k, id));
+        }
+        // Use order now: b, a, c (oldest first) after these two.
+        assert_eq!(t.lookup(b"a"), Some(1));
+        assert!(t.store(b"c", 3));
+        assert!(t.store(b"d", 4)); // b goes
+        assert_eq!(t.lookup(b"b"), None);
+        // Order: a, c, d; use a then c: d is the oldest.
+        assert_eq!(t.lookup(b"a"), Some(1));
+        assert_eq!(t.lookup(b"c"), Some(3));
+        assert!(t.store(b"e", 5)); // d goes
+        assert_eq!(t.lookup(b"d"), None);
+        for (k, id) in [(b"a", 1), (b"c", 3), (b"e", 5)] {
+            assert_eq!(t.lookup(k), Some(id));
+        }
+        assert_eq!(t.len(), 3);
+        // A removed entry leaves no trace in the order of use.
+        t.remove(b"a");
+        assert!(t.store(b"f", 6));
+        assert_eq!(t.len(), 3);
+        assert!(t.store(b"g", 7)); // c goes: used before e
+        assert_eq!(t.lookup(b"c"), None);
+        assert_eq!(t.lookup(b"e"), Some(5));
     }
 
     #[test]

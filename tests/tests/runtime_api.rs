@@ -588,3 +588,56 @@ fn sigterm_stops_at_once() {
     let exited = wait_until(Duration::from_secs(2), || lbd.child.try_wait().ok().flatten().is_some());
     assert!(exited.is_some(), "SIGTERM does not wait for connections");
 }
+
+#[test]
+fn with_two_threads_plain_http_connections_are_spread_evenly_over_the_workers() {
+    // Each worker thread has its own listening socket (SO_REUSEPORT), and the
+    // kernel picks one by a hash of the client's address. lbd then hands a plain
+    // HTTP connection to the worker serving the fewest connections, as HAProxy
+    // hands accepted connections to its least loaded thread, so held
+    // connections split evenly whatever the hash did.
+    use e2e::web::{free_ports_on, private_loopback, HttpConn, Nginx};
+    let dir = Scratch::new("spread");
+    let admin = dir.path.join("admin.sock");
+    let ip = private_loopback();
+    let ports = free_ports_on(&ip, 2);
+    let _ngx = Nginx::start("NGX", &[&format!("{ip}:{}", ports[0])]);
+    let fe = format!("{ip}:{}", ports[1]);
+    let cfg = format!(
+        "global\n  nbthread 2\n  stats socket {} level admin\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 20s\n  timeout server 10s\n  timeout http-keep-alive 20s\nfrontend fe\n  bind {fe}\n  default_backend bk\nbackend bk\n  server ngx {ip}:{}\n",
+        admin.display(),
+        ports[0]
+    );
+    let lbd = Lbd::start(&cfg);
+    assert!(wait_until(Duration::from_secs(5), || admin.exists()).is_some(), "{}", lbd.log());
+    let before = accepted(&cmd(&admin, "show activity"));
+    assert_eq!(before, vec![0, 0], "nothing accepted yet");
+    const HELD: u64 = 100;
+    let mut held: Vec<HttpConn> = (0..HELD).map(|_| HttpConn::connect(&fe)).collect();
+    // Each connection answers twice: it works wherever it went.
+    for round in 0..2 {
+        for (i, c) in held.iter_mut().enumerate() {
+            let r = c.get(&format!("/{round}/{i}"));
+            assert_eq!(r.status, 200, "connection {i}, request {round}: {r:?}");
+        }
+    }
+    let got = accepted(&cmd(&admin, "show activity"));
+    assert_eq!(got.iter().sum::<u64>(), HELD, "{got:?}");
+    assert!(got[0].abs_diff(got[1]) <= 1, "{HELD} connections over two workers: {got:?}");
+    drop(held);
+}
+
+/// The per-thread `accepted: [ a b ]` figures of `show activity`.
+fn accepted(activity: &str) -> Vec<u64> {
+    activity
+        .lines()
+        .find_map(|l| l.strip_prefix("accepted:"))
+        .map(|l| {
+            l.trim()
+                .trim_matches(['[', ']'])
+                .split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -114,13 +114,13 @@ pub enum Sample {
 
 impl Sample {
     /// The bytes a stick table keys on.
-    pub fn key_bytes(&self) -> Vec<u8> {
+    pub fn key_bytes(&self) -> std::borrow::Cow<'_, [u8]> {
         match self {
-            Sample::Ip(IpAddr::V4(v4)) => v4.octets().to_vec(),
-            Sample::Ip(IpAddr::V6(v6)) => v6.octets().to_vec(),
-            Sample::Int(i) => i.to_be_bytes().to_vec(),
-            Sample::Bool(b) => vec![u8::from(*b)],
-            Sample::Str(s) => s.as_bytes().to_vec(),
+            Sample::Ip(IpAddr::V4(v4)) => v4.octets().to_vec().into(),
+            Sample::Ip(IpAddr::V6(v6)) => v6.octets().to_vec().into(),
+            Sample::Int(i) => i.to_be_bytes().to_vec().into(),
+            Sample::Bool(b) => vec![u8::from(*b)].into(),
+            Sample::Str(s) => s.as_bytes().into(),
         }
     }
 

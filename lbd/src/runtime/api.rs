@@ -130,6 +130,7 @@ The following commands are valid at this level:
   prompt                                  : toggle interactive mode with prompt
   quit                                    : disconnect
   show info                               : report information about the running process
+  show activity                           : per-thread counters (connections accepted by each worker)
   show config-hash                        : the hash of the running configuration
   show stat                               : report counters for each proxy and server (CSV)
   show servers state [<backend>]          : dump volatile server information
@@ -146,6 +147,20 @@ The following commands are valid at this level:
   shutdown sessions server <bk>/<srv>     : kill all sessions of a server (admin)
   reload                                  : re-read the configuration files (admin)
 ";
+
+/// HAProxy's per-thread counters, as far as lbd keeps them: `accepted` has one
+/// figure per worker thread (the connections it served), in brackets.
+fn show_activity() -> String {
+    let threads = super::accepted_per_worker();
+    let accepted = if threads.is_empty() {
+        // One thread: every connection is its.
+        vec![super::listener::accepted_total()]
+    } else {
+        threads
+    };
+    let list: Vec<String> = accepted.iter().map(u64::to_string).collect();
+    format!("thread_id: 1 (1..{})\naccepted: [ {} ]\n", accepted.len(), list.join(" "))
+}
 
 /// Serves one `stats socket` until the process ends.
 pub async fn serve(rt: Arc<Runtime>, sock: StatsSocket) {
@@ -265,6 +280,7 @@ pub async fn execute(rt: &Arc<Runtime>, cmd: &str, level: SocketLevel) -> String
     match words.as_slice() {
         ["help"] => HELP.into(),
         ["show", "info"] => show_info(rt, &snap),
+        ["show", "activity"] => show_activity(),
         ["show", "config-hash"] => format!("{}\n", snap.config_hash),
         ["show", "stat", ..] => show_stat(&snap),
         ["show", "servers", "state"] => show_servers_state(&snap, None),

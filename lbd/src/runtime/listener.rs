@@ -24,6 +24,12 @@ use crate::config::model::{Bind, Mode};
 
 /// Accept errors seen, by kind, for the stats.
 pub static ACCEPT_ERRORS: AtomicU64 = AtomicU64::new(0);
+/// Connections accepted since the start.
+static ACCEPTED: AtomicU64 = AtomicU64::new(0);
+
+pub fn accepted_total() -> u64 {
+    ACCEPTED.load(Ordering::Relaxed)
+}
 /// Connections refused by `tcp-request connection|session|content reject`.
 pub static TCP_REJECTED: AtomicU64 = AtomicU64::new(0);
 
@@ -263,9 +269,11 @@ impl RateLimitedLog {
     }
 }
 
-/// Counts a connection in the frontend and process totals while it lives.
+/// Counts a connection in the frontend and process totals (and its worker's
+/// load) while it lives.
 struct ConnGuard {
     fe: Arc<FrontendRt>,
+    _worker: super::WorkerLoad,
 }
 
 impl Drop for ConnGuard {
@@ -304,7 +312,22 @@ fn spawn_session(
     fe.max_conns.fetch_max(now, Ordering::Relaxed);
     fe.total_conns.fetch_add(1, Ordering::Relaxed);
     ACTIVE_CONNS.fetch_add(1, Ordering::AcqRel);
-    let guard = ConnGuard { fe: Arc::clone(&fe) };
+    ACCEPTED.fetch_add(1, Ordering::Relaxed);
+    let bind = fe.conf.binds.iter().find(|b| b.addrs.contains(addr));
+    let tls = bind.and_then(|b| b.params.tls.0.clone());
+    let http = fe.conf.mode == Mode::Http;
+    // A plain HTTP connection's socket is not registered yet, so it can go to
+    // the least loaded worker thread; the others stay on the accepting one.
+    let plain_http = http && tls.is_none() && matches!(stream, Stream::Tcp(_));
+    let (worker, elsewhere) = if plain_http {
+        super::lightest_worker()
+    } else {
+        (super::worker_index(), None)
+    };
+    let guard = ConnGuard {
+        fe: Arc::clone(&fe),
+        _worker: super::count_on_worker(worker),
+    };
     let acc = Accepted {
         src,
         dst,
@@ -312,24 +335,19 @@ fn spawn_session(
         accept_ms: super::log::now(),
         started: Instant::now(),
     };
-    let bind = fe.conf.binds.iter().find(|b| b.addrs.contains(addr));
     let accept_proxy = bind.is_some_and(|b| b.params.accept_proxy);
-    let tls = bind.and_then(|b| b.params.tls.0.clone());
     let hold = (permit_g, permit_f, guard);
     // Each kind of connection is its own task, sized for what it runs (a
     // wrapper future around them would add its own copy of their arguments).
-    let http = fe.conf.mode == Mode::Http;
     match (stream, tls) {
-        // Plain HTTP: registered once it has to wait.
-        (Stream::Tcp(s), None) if http => drop(tokio::spawn(serve(
-            snapshot,
-            fe,
-            LazyTcp::new(s),
-            acc,
-            accept_proxy,
-            hold,
-            http::run,
-        ))),
+        // Plain HTTP: registered once it has to wait, by the worker that serves it.
+        (Stream::Tcp(s), None) if http => {
+            let task = serve(snapshot, fe, LazyTcp::new(s), acc, accept_proxy, hold, http::run);
+            drop(match elsewhere {
+                Some(worker) => worker.spawn(task),
+                None => tokio::spawn(task),
+            })
+        }
         (Stream::Tcp(s), tls) => {
             let s = match tokio::net::TcpStream::from_std(s) {
                 Ok(s) => s,

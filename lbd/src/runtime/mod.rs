@@ -294,6 +294,67 @@ thread_local! {
 /// How many per-thread lists a per-worker structure needs (worker threads + 1).
 static WORKERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
 
+/// A worker runtime: its handle, the connections it serves now, and the
+/// connections it has served.
+struct WorkerShard {
+    handle: tokio::runtime::Handle,
+    load: std::sync::atomic::AtomicUsize,
+    accepted: AtomicU64,
+}
+
+/// The worker runtimes, set once when `nbthread` is 2 or more.
+static WORKER_SHARDS: std::sync::OnceLock<Box<[WorkerShard]>> = std::sync::OnceLock::new();
+
+/// Among `loads` (worker slot `i + 1` serves `loads[i]` connections), the slot
+/// with the fewest, `here` on a tie; a thread that is not a worker (`here` 0
+/// or out of range) always picks one.
+fn lightest(loads: &[usize], here: usize) -> usize {
+    let load = |slot: usize| slot.checked_sub(1).and_then(|i| loads.get(i)).copied().unwrap_or(usize::MAX);
+    (1..=loads.len()).fold(here, |best, slot| if load(slot) < load(best) { slot } else { best })
+}
+
+/// Where a new connection accepted on this thread should run: the worker
+/// runtime serving the fewest connections, this one on a tie, as HAProxy hands
+/// an accepted connection to its least loaded thread. Returns the slot to count
+/// the connection in (see [`worker_index`]) and the handle to spawn on when it
+/// is another worker's.
+pub fn lightest_worker() -> (usize, Option<&'static tokio::runtime::Handle>) {
+    let here = worker_index();
+    let Some(shards) = WORKER_SHARDS.get() else { return (here, None) };
+    let loads: Vec<usize> = shards.iter().map(|w| w.load.load(Ordering::Relaxed)).collect();
+    let best = lightest(&loads, here);
+    let handle = (best != here).then(|| shards.get(best - 1).map(|w| &w.handle)).flatten();
+    (best, handle)
+}
+
+/// Counts a connection on worker `slot` (from [`lightest_worker`] or
+/// [`worker_index`]) until the returned guard drops.
+pub fn count_on_worker(slot: usize) -> WorkerLoad {
+    if let Some(w) = WORKER_SHARDS.get().and_then(|s| s.get(slot.wrapping_sub(1))) {
+        w.load.fetch_add(1, Ordering::Relaxed);
+        w.accepted.fetch_add(1, Ordering::Relaxed);
+    }
+    WorkerLoad(slot)
+}
+
+/// The connections each worker thread has served (`show activity`); empty with one thread.
+pub fn accepted_per_worker() -> Vec<u64> {
+    WORKER_SHARDS
+        .get()
+        .map(|s| s.iter().map(|w| w.accepted.load(Ordering::Relaxed)).collect())
+        .unwrap_or_default()
+}
+
+pub struct WorkerLoad(usize);
+
+impl Drop for WorkerLoad {
+    fn drop(&mut self) {
+        if let Some(w) = WORKER_SHARDS.get().and_then(|s| s.get(self.0.wrapping_sub(1))) {
+            w.load.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// This thread's slot among [`worker_count`] (0 outside the worker runtimes).
 pub fn worker_index() -> usize {
     WORKER.with(std::cell::Cell::get)
@@ -308,7 +369,7 @@ pub fn worker_count() -> usize {
 /// accepted it.
 fn worker_runtimes(threads: usize) -> anyhow::Result<Vec<tokio::runtime::Handle>> {
     WORKERS.store(threads + 1, Ordering::Relaxed);
-    (0..threads)
+    let handles = (0..threads)
         .map(|i| {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let handle = rt.handle().clone();
@@ -318,7 +379,18 @@ fn worker_runtimes(threads: usize) -> anyhow::Result<Vec<tokio::runtime::Handle>
             })?;
             Ok(handle)
         })
-        .collect()
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let _ = WORKER_SHARDS.set(
+        handles
+            .iter()
+            .map(|h| WorkerShard {
+                handle: h.clone(),
+                load: std::sync::atomic::AtomicUsize::new(0),
+                accepted: AtomicU64::new(0),
+            })
+            .collect(),
+    );
+    Ok(handles)
 }
 
 /// The health checks' own runtime, on its own thread: however many servers are
@@ -418,4 +490,22 @@ async fn serve(
     }
     eprintln!("[NOTICE] lbd stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_new_connection_goes_to_the_least_loaded_worker_and_stays_on_a_tie() {
+        use super::lightest;
+        assert_eq!(lightest(&[3, 3], 1), 1);
+        assert_eq!(lightest(&[3, 3], 2), 2);
+        assert_eq!(lightest(&[4, 3], 1), 2);
+        assert_eq!(lightest(&[2, 5, 1], 2), 3);
+        assert_eq!(lightest(&[0, 0], 1), 1);
+        // Not a worker thread (the main runtime): always one of the workers.
+        assert_eq!(lightest(&[2, 1], 0), 2);
+        assert_eq!(lightest(&[1, 1], 0), 1);
+        // One thread: nowhere else to go.
+        assert_eq!(lightest(&[], 0), 0);
+    }
 }

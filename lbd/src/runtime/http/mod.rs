@@ -799,6 +799,15 @@ impl Txn {
     }
 }
 
+/// The request target as rules and logs see it: in origin form (the usual
+/// case) the text as it came, else the whole URI.
+fn target_text(u: &http::Uri) -> std::borrow::Cow<'_, str> {
+    match u.path_and_query() {
+        Some(pq) if u.scheme().is_none() => pq.as_str().into(),
+        _ => u.to_string().into(),
+    }
+}
+
 fn head_size(h: &HeaderMap) -> u64 {
     // Status line plus each header line; close enough for byte counters.
     17 + h.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum::<usize>() as u64 + 2
@@ -1052,12 +1061,7 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
             parts.headers.insert(header::HOST, v);
         }
     }
-    let original_uri = match parts.uri.path_and_query() {
-        // Origin form, the usual case: the text as it came.
-        Some(pq) if parts.uri.scheme().is_none() => pq.as_str().to_owned(),
-        _ => parts.uri.to_string(),
-    };
-    let mut uri = original_uri.clone();
+    let mut uri = target_text(&parts.uri).into_owned();
     let version = version_text(parts.version);
     let timed = (fe.conf.options.httplog || fe.conf.options.tcplog) && !fe.logger.is_empty();
     let captures = capture(&fe.conf.captures, &parts.headers);
@@ -1311,7 +1315,7 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
             parts.headers.clone()
         };
         // The parsed target is reused unless a rule rewrote it.
-        if uri == original_uri {
+        if uri == target_text(&parts.uri) {
             *r.uri_mut() = std::mem::take(&mut parts.uri);
         } else {
             match uri.parse::<http::Uri>() {

@@ -47,6 +47,24 @@ impl LazyTcp {
         }
     }
 
+    /// A write: straight on the socket while it is not registered, through
+    /// tokio once it is (or once the direct write would block).
+    fn write_with(
+        &mut self,
+        raw: impl FnOnce(&mut std::net::TcpStream) -> std::io::Result<usize>,
+        live: impl FnOnce(&mut TcpStream) -> Poll<std::io::Result<usize>>,
+    ) -> Poll<std::io::Result<usize>> {
+        if let State::Raw { sock, .. } = &mut self.0 {
+            if let Some(r) = direct(raw(sock)) {
+                return Poll::Ready(r);
+            }
+        }
+        match self.live() {
+            Ok(s) => live(s),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
     pub fn fd(&self) -> Option<BorrowedFd<'_>> {
         match &self.0 {
             State::Raw { sock, .. } => Some(sock.as_fd()),
@@ -89,16 +107,15 @@ fn recv(fd: RawFd, buf: &mut ReadBuf<'_>) -> std::io::Result<usize> {
 impl AsyncRead for LazyTcp {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
-        if let State::Raw { sock, drained: false } = &mut this.0 {
+        if let State::Raw {
+            sock,
+            drained: drained @ false,
+        } = &mut this.0
+        {
             let room = buf.remaining();
             match direct(recv(sock.as_raw_fd(), buf)) {
                 Some(Ok(n)) => {
-                    if n < room {
-                        this.0 = match std::mem::replace(&mut this.0, State::Lost) {
-                            State::Raw { sock, .. } => State::Raw { sock, drained: true },
-                            other => other,
-                        };
-                    }
+                    *drained = n < room;
                     return Poll::Ready(Ok(()));
                 }
                 Some(Err(e)) => return Poll::Ready(Err(e)),
@@ -114,29 +131,12 @@ impl AsyncRead for LazyTcp {
 
 impl AsyncWrite for LazyTcp {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        let this = self.get_mut();
-        if let State::Raw { sock, .. } = &mut this.0 {
-            if let Some(r) = direct(sock.write(buf)) {
-                return Poll::Ready(r);
-            }
-        }
-        match this.live() {
-            Ok(s) => Pin::new(s).poll_write(cx, buf),
-            Err(e) => Poll::Ready(Err(e)),
-        }
+        self.get_mut().write_with(|s| s.write(buf), |s| Pin::new(s).poll_write(cx, buf))
     }
 
     fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
-        let this = self.get_mut();
-        if let State::Raw { sock, .. } = &mut this.0 {
-            if let Some(r) = direct(sock.write_vectored(bufs)) {
-                return Poll::Ready(r);
-            }
-        }
-        match this.live() {
-            Ok(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Err(e) => Poll::Ready(Err(e)),
-        }
+        self.get_mut()
+            .write_with(|s| s.write_vectored(bufs), |s| Pin::new(s).poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {

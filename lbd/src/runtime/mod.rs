@@ -104,9 +104,6 @@ pub struct Runtime {
     /// Bumped at each reload; check tasks of older generations stop.
     generation: watch::Sender<u64>,
     checks: tokio::runtime::Handle,
-    /// The worker threads' runtimes when `nbthread` is 2 or more: each serves the
-    /// connections of its own listening sockets. Empty with one thread.
-    shards: Vec<tokio::runtime::Handle>,
     /// Serialises reloads.
     reloading: tokio::sync::Mutex<()>,
     pub started: Instant,
@@ -149,7 +146,10 @@ impl Runtime {
                     if open.contains_key(addr) || fresh.iter().any(|(a, _)| a == addr) {
                         continue;
                     }
-                    fresh.push((addr.clone(), listener::bind(fe, bind, addr, &snapshot.global, self.shards.len())?));
+                    fresh.push((
+                        addr.clone(),
+                        listener::bind(fe, bind, addr, &snapshot.global, worker_handles().len())?,
+                    ));
                 }
             }
         }
@@ -165,7 +165,7 @@ impl Runtime {
                 listener::Bound::One(socket) => vec![tokio::spawn(listener::accept_loop(Arc::clone(self), addr.clone(), socket, rx))],
                 listener::Bound::Sharded(sockets) => sockets
                     .into_iter()
-                    .zip(&self.shards)
+                    .zip(worker_handles())
                     .map(|(sock, shard)| {
                         let (rt, addr, rx) = (Arc::clone(self), addr.clone(), rx.clone());
                         // Registered with the worker's own reactor, from inside it.
@@ -273,9 +273,11 @@ pub fn run(config: Config, files: Vec<PathBuf>, ssl: Option<PathBuf>, takeover: 
     // With several threads, each runs a runtime of its own that serves its own
     // listening sockets; the main runtime (one worker) keeps the rest: signals,
     // reloads, the runtime API, UNIX listeners.
-    let shards = if threads >= 2 { worker_runtimes(threads)? } else { Vec::new() };
+    if threads >= 2 {
+        worker_runtimes(threads)?;
+    }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    let main_workers = if shards.is_empty() { threads.max(1) } else { 1 };
+    let main_workers = if threads >= 2 { 1 } else { threads.max(1) };
     builder.worker_threads(main_workers).enable_all().thread_name("lbd-worker");
     // A woken task waits its turn instead of running next: the requests read in
     // one pass over the ready sockets then go out to the servers together, so a
@@ -283,16 +285,13 @@ pub fn run(config: Config, files: Vec<PathBuf>, ssl: Option<PathBuf>, takeover: 
     #[cfg(tokio_unstable)]
     builder.disable_lifo_slot();
     let rt = builder.build()?;
-    rt.block_on(serve(config, files, ssl, fd_limit, takeover, shards))
+    rt.block_on(serve(config, files, ssl, fd_limit, takeover))
 }
 
 thread_local! {
     /// 1 + the index of this worker thread's runtime; 0 on other threads.
     static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
-
-/// How many per-thread lists a per-worker structure needs (worker threads + 1).
-static WORKERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
 
 /// A worker runtime: its handle, the connections it serves now, and the
 /// connections it has served.
@@ -302,7 +301,8 @@ struct WorkerShard {
     accepted: AtomicU64,
 }
 
-/// The worker runtimes, set once when `nbthread` is 2 or more.
+/// The worker runtimes, set once when `nbthread` is 2 or more: each serves the
+/// connections of its own listening sockets.
 static WORKER_SHARDS: std::sync::OnceLock<Box<[WorkerShard]>> = std::sync::OnceLock::new();
 
 /// Among `loads` (worker slot `i + 1` serves `loads[i]` connections), the slot
@@ -360,16 +360,21 @@ pub fn worker_index() -> usize {
     WORKER.with(std::cell::Cell::get)
 }
 
+/// How many per-thread lists a per-worker structure needs (worker threads + 1).
 pub fn worker_count() -> usize {
-    WORKERS.load(Ordering::Relaxed).max(1)
+    worker_handles().len() + 1
+}
+
+/// The worker threads' runtimes; none with one thread.
+fn worker_handles() -> impl ExactSizeIterator<Item = &'static tokio::runtime::Handle> {
+    WORKER_SHARDS.get().map_or(&[][..], |s| &s[..]).iter().map(|w| &w.handle)
 }
 
 /// One single-threaded runtime per worker thread. A connection's tasks (the
 /// client side, the server connections it opens) stay on the thread that
 /// accepted it.
-fn worker_runtimes(threads: usize) -> anyhow::Result<Vec<tokio::runtime::Handle>> {
-    WORKERS.store(threads + 1, Ordering::Relaxed);
-    let handles = (0..threads)
+fn worker_runtimes(threads: usize) -> anyhow::Result<()> {
+    let shards = (0..threads)
         .map(|i| {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let handle = rt.handle().clone();
@@ -377,20 +382,15 @@ fn worker_runtimes(threads: usize) -> anyhow::Result<Vec<tokio::runtime::Handle>
                 WORKER.with(|w| w.set(i + 1));
                 rt.block_on(std::future::pending::<()>())
             })?;
-            Ok(handle)
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let _ = WORKER_SHARDS.set(
-        handles
-            .iter()
-            .map(|h| WorkerShard {
-                handle: h.clone(),
+            Ok(WorkerShard {
+                handle,
                 load: std::sync::atomic::AtomicUsize::new(0),
                 accepted: AtomicU64::new(0),
             })
-            .collect(),
-    );
-    Ok(handles)
+        })
+        .collect::<anyhow::Result<Box<[_]>>>()?;
+    let _ = WORKER_SHARDS.set(shards);
+    Ok(())
 }
 
 /// The health checks' own runtime, on its own thread: however many servers are
@@ -404,14 +404,7 @@ fn check_runtime() -> anyhow::Result<tokio::runtime::Handle> {
     Ok(handle)
 }
 
-async fn serve(
-    config: Config,
-    files: Vec<PathBuf>,
-    ssl: Option<PathBuf>,
-    fd_limit: u64,
-    takeover: Takeover,
-    shards: Vec<tokio::runtime::Handle>,
-) -> anyhow::Result<()> {
+async fn serve(config: Config, files: Vec<PathBuf>, ssl: Option<PathBuf>, fd_limit: u64, takeover: Takeover) -> anyhow::Result<()> {
     let _ = stats_page::STARTED.set(Instant::now());
     let hash = config_hash(&files, ssl.as_deref());
     let snapshot = Arc::new(Snapshot::build(&config, &hash, None));
@@ -423,7 +416,6 @@ async fn serve(
         slots: Arc::new(Semaphore::new(global_maxconn(&config, fd_limit))),
         generation: watch::channel(0).0,
         checks: check_runtime()?,
-        shards,
         reloading: tokio::sync::Mutex::new(()),
         started: Instant::now(),
         reloads: AtomicU64::new(0),

@@ -153,7 +153,7 @@ The following commands are valid at this level:
 fn show_activity() -> String {
     let threads = super::accepted_per_worker();
     let accepted = if threads.is_empty() {
-        // One thread: every connection is its.
+        // No worker runtime (not serving): every connection counts once.
         vec![super::listener::accepted_total()]
     } else {
         threads

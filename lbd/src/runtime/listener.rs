@@ -144,15 +144,17 @@ pub fn register(l: std::net::TcpListener) -> std::io::Result<AsyncFd<std::net::T
 
 /// The sockets of one listening address.
 pub enum Bound {
-    /// One socket, served on the main runtime (UNIX sockets, or a single thread).
+    /// One socket, served on the main runtime (UNIX sockets, or any when no
+    /// worker runtime runs).
     One(BoundSocket),
     /// One socket per worker thread, all bound with SO_REUSEPORT: the kernel
     /// spreads connections over them, and each thread serves its own from
-    /// accept to close (no work stealing, no hand-off between threads).
+    /// accept to close (no work stealing; a plain HTTP connection may first
+    /// move to the least loaded worker).
     Sharded(Vec<std::net::TcpListener>),
 }
 
-/// Opens the sockets for `addr`: one per worker when `shards` is 2 or more and the address is TCP.
+/// Opens the sockets for `addr`: one per worker thread when the address is TCP.
 pub fn bind(
     fe: &FrontendRt,
     bind: &Bind,
@@ -161,7 +163,7 @@ pub fn bind(
     shards: usize,
 ) -> Result<Bound, String> {
     match addr {
-        ListenAddr::Inet(sa) if shards >= 2 => {
+        ListenAddr::Inet(sa) if shards > 0 => {
             let backlog = default_backlog(fe);
             let socks = (0..shards)
                 .map(|_| tcp_socket(*sa, bind, backlog).map_err(|e| format!("{}: cannot bind {sa} ({}): {e}", fe.name(), bind.loc)))

@@ -11,6 +11,12 @@
 #   `200 ok` on 127.0.0.1:PORT, with everything under DIR and nothing on :80;
 #   its pid is appended to the caller's `pids` array. DIR/big is served as a
 #   1 MiB body.
+# port_open PORT, wait_ports PORT...: whether 127.0.0.1:PORT accepts; up to
+#   10 s for all of them to.
+# web_certs DIR: self-signed RSA-2048 and ECDSA P-256 certificates, each with
+#   its key in one PEM as haproxy and lbd read it: DIR/rsa.pem, DIR/ec.pem.
+# web_auth_lua FILE USERS: a wrk script sending one Authorization value per
+#   request, cycling over USERS users (each wrk thread over the same users).
 
 policy_rc=
 
@@ -64,4 +70,33 @@ http {
 NGINX
     nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" -g 'daemon off;' 2>"$dir/stderr" &
     pids+=($!)
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_ports() { # PORT...
+    local p
+    for p in "$@"; do
+        for _ in $(seq 100); do port_open "$p" && break; sleep 0.1; done
+        port_open "$p" || return 1
+    done
+}
+
+web_certs() { # DIR
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$1/rsa.key" -out "$1/rsa.crt" -days 2 \
+        -subj /CN=bench.example 2>/dev/null
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1/ec.key" -out "$1/ec.crt" \
+        -days 2 -subj /CN=bench.example 2>/dev/null
+    cat "$1/rsa.crt" "$1/rsa.key" >"$1/rsa.pem"
+    cat "$1/ec.crt" "$1/ec.key" >"$1/ec.pem"
+}
+
+web_auth_lua() { # FILE USERS
+    cat >"$1" <<LUA
+local n = 0
+function request()
+  n = n % $2 + 1
+  return wrk.format(nil, nil, { ["Authorization"] = "Basic user-" .. n })
+end
+LUA
 }

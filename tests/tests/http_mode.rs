@@ -730,3 +730,42 @@ fn after_a_reload_keepalive_connections_close_after_their_next_response() {
         assert_eq!((r.status, r.header("connection")), (200, None), "{r:?}");
     }
 }
+
+/// Pipelined requests from a client that reads nothing for a while, through a
+/// small receive buffer: lbd's answers (small ones, which a worker holds to
+/// the end of its pass and sends together) fill the socket buffers and the
+/// rest waits in lbd. Once the client reads, every answer arrives whole and in
+/// order, and the last request's `Connection: close` ends the connection after
+/// its answer.
+#[test]
+fn pipelined_answers_to_a_client_that_reads_late_arrive_whole_and_in_order() {
+    let site = Site::start();
+    let addr: std::net::SocketAddr = site.https.parse().expect("bind address");
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    sock.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    sock.connect(&addr.into()).expect("connect");
+    let stream: std::net::TcpStream = sock.into();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut writer = stream.try_clone().expect("clone");
+    // About 7 MB of answers: more than lbd's send buffer (4 MiB at most) and
+    // the client's receive buffer take, so lbd has to wait for the client.
+    let n = 20000;
+    let requests: Vec<u8> = (0..n)
+        .flat_map(|i| {
+            let close = if i + 1 == n { "Connection: close\r\n" } else { "" };
+            format!("GET /owa/p{i} HTTP/1.1\r\nHost: mail.xlc.local\r\n{close}\r\n").into_bytes()
+        })
+        .collect();
+    // From another thread: lbd stops reading once its answers cannot go out.
+    let sender = std::thread::spawn(move || std::io::Write::write_all(&mut writer, &requests));
+    std::thread::sleep(Duration::from_secs(3));
+    let mut c = HttpConn::over_tcp(stream);
+    for i in 0..n {
+        let r = c.read_response(false).unwrap_or_else(|e| panic!("answer {i}: {e}"));
+        assert_eq!(r.status, 200, "answer {i}: {r:?}");
+        assert_eq!(r.answer().uri, format!("/owa/p{i}"), "answer {i} out of order");
+    }
+    sender.join().expect("sender thread").expect("requests sent");
+    let mut buf = [0u8; 64];
+    assert_eq!(c.read_some(&mut buf).ok(), Some(0), "closed after the last answer");
+}

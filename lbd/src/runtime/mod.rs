@@ -375,10 +375,20 @@ fn worker_handles() -> impl ExactSizeIterator<Item = &'static tokio::runtime::Ha
 fn worker_runtimes(threads: usize) -> anyhow::Result<()> {
     let shards = (0..threads)
         .map(|i| {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let mut builder = tokio::runtime::Builder::new_current_thread();
+            builder.enable_all();
+            // The end of a pass over the ready tasks: the small writes held for
+            // plain-TCP clients go out together (http::cork).
+            #[cfg(tokio_unstable)]
+            builder
+                .on_thread_park(http::cork::flush)
+                .on_after_task_poll(|_| http::cork::after_poll());
+            let rt = builder.build()?;
             let handle = rt.handle().clone();
             std::thread::Builder::new().name(format!("lbd-worker-{i}")).spawn(move || {
                 WORKER.with(|w| w.set(i + 1));
+                #[cfg(tokio_unstable)]
+                http::cork::enable_here();
                 rt.block_on(std::future::pending::<()>())
             })?;
             Ok(WorkerShard {

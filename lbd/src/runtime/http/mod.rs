@@ -18,6 +18,7 @@
 //! tunnel under `timeout tunnel`.
 
 mod body;
+pub mod cork;
 mod local;
 pub mod probe;
 mod rules;
@@ -128,6 +129,17 @@ struct ClientIo<C> {
     /// The write being tried starts with a final response head of lbd's (and
     /// whether it is a `101`): once some of it is out, one head less is owed.
     head_out: Option<bool>,
+    /// Small writes held to the end of the worker's pass (plain TCP on a worker thread).
+    cork: Option<Arc<cork::Slot>>,
+}
+
+impl<C> Drop for ClientIo<C> {
+    fn drop(&mut self) {
+        // Before the socket (a field) closes.
+        if let Some(c) = &self.cork {
+            c.close();
+        }
+    }
 }
 
 impl<C: AsyncRead + Unpin> AsyncRead for ClientIo<C> {
@@ -188,6 +200,12 @@ impl<C: AsyncWrite + Unpin> ClientIo<C> {
             }
             self.refusal = Some((local::error_raw(400, &self.fe.conf.errorfiles), 0));
         }
+        // The answers before it go first.
+        match self.drain_held(cx, true) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(e)) => return Some(Poll::Ready(Err(e))),
+            Poll::Pending => return Some(Poll::Pending),
+        }
         let (bytes, sent) = self.refusal.as_mut()?;
         while *sent < bytes.len() {
             match Pin::new(&mut self.inner).poll_write(cx, &bytes[*sent..]) {
@@ -200,6 +218,22 @@ impl<C: AsyncWrite + Unpin> ClientIo<C> {
         Some(Poll::Ready(Ok(len)))
     }
 
+    /// Sends what the connection holds ([`cork::Slot::drain`]), keeping the
+    /// slow-reader clock: started when the socket blocks, started again when
+    /// bytes go out.
+    fn drain_held(&mut self, cx: &mut Context<'_>, all: bool) -> Poll<std::io::Result<()>> {
+        let Some(c) = &self.cork else { return Poll::Ready(Ok(())) };
+        let mut moved = false;
+        let r = c.drain(&mut self.inner, cx, all, &mut moved);
+        if moved {
+            self.note_write(false);
+        }
+        if r.is_pending() {
+            self.note_write(true);
+        }
+        r
+    }
+
     /// After a write to the client: a head that went out is no longer owed.
     fn wrote(&mut self, r: &Poll<std::io::Result<usize>>) {
         self.note_write(r.is_pending());
@@ -209,6 +243,47 @@ impl<C: AsyncWrite + Unpin> ClientIo<C> {
                 self.tunnel |= upgrade;
             }
         }
+    }
+}
+
+/// Writes up to this many bytes of several buffers as one: copied together.
+const JOIN_MAX: usize = 4096;
+
+/// Writes `bufs` (with `swap`'s bytes, of the same length, in place of buffer
+/// `swap.0`) to `w`. What fits in [`JOIN_MAX`] bytes, a response head and a
+/// small body say, is copied into one buffer and goes out with a plain write
+/// (`send`): the kernel's `writev` path costs more per call, and most writes
+/// of a proxied request are small. Larger writes stay vectored.
+fn write_joined<W: AsyncWrite + ?Sized>(
+    w: Pin<&mut W>,
+    cx: &mut Context<'_>,
+    bufs: &[std::io::IoSlice<'_>],
+    swap: Option<(usize, &[u8])>,
+) -> Poll<std::io::Result<usize>> {
+    let part = |i: usize| match swap {
+        Some((at, bytes)) if at == i => bytes,
+        _ => &bufs[i][..],
+    };
+    let total: usize = (0..bufs.len()).map(|i| part(i).len()).sum();
+    if total <= JOIN_MAX {
+        let mut joined = [0u8; JOIN_MAX];
+        let mut len = 0;
+        for i in 0..bufs.len() {
+            let b = part(i);
+            joined[len..len + b.len()].copy_from_slice(b);
+            len += b.len();
+        }
+        return w.poll_write(cx, &joined[..len]);
+    }
+    match swap {
+        Some((at, bytes)) => {
+            let mut slices: Vec<std::io::IoSlice<'_>> = bufs.to_vec();
+            if let Some(s) = slices.get_mut(at) {
+                *s = std::io::IoSlice::new(bytes);
+            }
+            w.poll_write_vectored(cx, &slices)
+        }
+        None => w.poll_write_vectored(cx, bufs),
     }
 }
 
@@ -227,6 +302,9 @@ fn as_http11(head: &[u8]) -> Option<Vec<u8>> {
 impl<C: AsyncWrite + Unpin> AsyncWrite for ClientIo<C> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
+        if this.cork.is_some() {
+            return Pin::new(this).poll_write_vectored(cx, &[std::io::IoSlice::new(buf)]);
+        }
         if let Some(r) = this.poll_refusal(cx, buf, buf.len()) {
             return r;
         }
@@ -244,14 +322,20 @@ impl<C: AsyncWrite + Unpin> AsyncWrite for ClientIo<C> {
         if let Some(r) = this.poll_refusal(cx, first, bufs.iter().map(|b| b.len()).sum()) {
             return r;
         }
-        let r = match (at, this.head_out.and_then(|_| as_http11(first))) {
-            (Some(i), Some(fixed)) => {
-                let mut slices: Vec<std::io::IoSlice<'_>> = bufs.to_vec();
-                slices[i] = std::io::IoSlice::new(&fixed);
-                Pin::new(&mut this.inner).poll_write_vectored(cx, &slices)
+        let fixed = this.head_out.and_then(|_| as_http11(first));
+        let swap = at.zip(fixed.as_deref());
+        if let Some(c) = &this.cork {
+            if !this.tunnel {
+                if let Some(r) = c.hold(cx, bufs, swap) {
+                    let r = Poll::Ready(r);
+                    this.wrote(&r);
+                    return r;
+                }
             }
-            _ => Pin::new(&mut this.inner).poll_write_vectored(cx, bufs),
-        };
+            // Too much to hold, a tunnel, or held bytes blocked: what is held goes first.
+            std::task::ready!(this.drain_held(cx, true))?;
+        }
+        let r = write_joined(Pin::new(&mut this.inner), cx, bufs, swap);
         this.wrote(&r);
         r
     }
@@ -261,11 +345,17 @@ impl<C: AsyncWrite + Unpin> AsyncWrite for ClientIo<C> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        // What is held goes out at the end of the pass; here only what an
+        // end-of-pass send left behind.
+        std::task::ready!(this.drain_held(cx, false))?;
+        Pin::new(&mut this.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        std::task::ready!(this.drain_held(cx, true))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }
 
@@ -476,6 +566,7 @@ pub fn run<C: ClientStream>(
             abort: std::sync::atomic::AtomicBool::new(false),
             fd,
         });
+        let held = cork::slot(fd);
         let io = ClientIo {
             inner: super::tls_io::Prefixed::new(preread, client),
             shared: Arc::clone(&shared),
@@ -483,6 +574,7 @@ pub fn run<C: ClientStream>(
             refusal: None,
             tunnel: false,
             head_out: None,
+            cork: held.clone(),
         };
         let svc_cx = Arc::clone(&cx);
         let svc = hyper::service::service_fn(move |req| {
@@ -529,6 +621,10 @@ pub fn run<C: ClientStream>(
             Err(Expiry::Request) => {
                 let nothing_sent = shared.head_started.load(Ordering::Acquire) == NO_HEAD;
                 if !(nothing_sent && ignore_probes) {
+                    // Anything held goes before the 408.
+                    if let Some(h) = &held {
+                        h.close();
+                    }
                     send_raw(fd, &local::error_raw(408, &cx.fe.conf.errorfiles));
                     log_bad_request(&cx, 408, ['c', 'R']);
                 }
@@ -2021,6 +2117,39 @@ async fn stats(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `write_joined` hands a writer that takes everything at once.
+    fn joined(bufs: &[&[u8]], swap: Option<(usize, &[u8])>) -> (Vec<u8>, usize) {
+        let slices: Vec<std::io::IoSlice<'_>> = bufs.iter().map(|b| std::io::IoSlice::new(b)).collect();
+        let mut out = Vec::new();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match write_joined(Pin::new(&mut out), &mut cx, &slices, swap) {
+            Poll::Ready(Ok(n)) => (out, n),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn small_writes_go_out_joined_with_the_swapped_head() {
+        let (out, n) = joined(&[b"HTTP/1.0 200 OK\r\n\r\n", b"", b"ok\n"], Some((0, b"HTTP/1.1 200 OK\r\n\r\n")));
+        assert_eq!(out, b"HTTP/1.1 200 OK\r\n\r\nok\n");
+        assert_eq!(n, out.len());
+        let (out, _) = joined(&[b"GET / HTTP/1.1\r\n", b"host: a\r\n\r\n"], None);
+        assert_eq!(out, b"GET / HTTP/1.1\r\nhost: a\r\n\r\n");
+    }
+
+    #[test]
+    fn large_writes_stay_vectored_and_keep_the_swap() {
+        let body = vec![b'x'; JOIN_MAX * 2];
+        let (out, n) = joined(&[b"HTTP/1.0 200 OK\r\n\r\n", &body], Some((0, b"HTTP/1.1 200 OK\r\n\r\n")));
+        // A Vec takes every buffer of a vectored write.
+        assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n\r\nxxx"));
+        assert_eq!(out.len(), 19 + body.len());
+        assert_eq!(n, out.len());
+        let (out, _) = joined(&[&body[..JOIN_MAX], b"!"], None);
+        assert_eq!(out.len(), JOIN_MAX + 1);
+        assert_eq!(out.last(), Some(&b'!'));
+    }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -226,7 +226,7 @@ impl tokio::io::AsyncWrite for CloseOnly {
         cx: &mut std::task::Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
+        super::write_joined(std::pin::Pin::new(&mut self.get_mut().0), cx, bufs, None)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -82,10 +82,10 @@ pub fn slot(fd: Option<RawFd>) -> Option<Arc<Slot>> {
     })
 }
 
-/// One non-blocking `send` of `bytes` on `fd`.
-fn send_now(fd: RawFd, bytes: &[u8]) -> std::io::Result<usize> {
-    // SAFETY: `fd` is an open socket (a slot's `fd` is used only while it is
-    // not closed), and `bytes` is valid for its length.
+/// One non-blocking `send` of `bytes` on `fd`, an open socket the caller owns
+/// (a slot's `fd` is used only while the slot is not closed).
+pub fn send_now(fd: RawFd, bytes: &[u8]) -> std::io::Result<usize> {
+    // SAFETY: `fd` is an open socket (see above), and `bytes` is valid for its length.
     let n = unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
     if n < 0 {
         Err(std::io::Error::last_os_error())
@@ -167,11 +167,8 @@ impl Slot {
         if st.blocked || st.closed || total == 0 || st.buf.len() + total > HOLD_MAX {
             return None;
         }
-        for (i, b) in bufs.iter().enumerate() {
-            match swap {
-                Some((at, bytes)) if at == i => st.buf.extend_from_slice(bytes),
-                _ => st.buf.extend_from_slice(b),
-            }
+        for b in super::parts(bufs, swap) {
+            st.buf.extend_from_slice(b);
         }
         if !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             st.waker = Some(cx.waker().clone());

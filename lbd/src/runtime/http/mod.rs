@@ -246,6 +246,14 @@ impl<C: AsyncWrite + Unpin> ClientIo<C> {
     }
 }
 
+/// The bytes of a write: `bufs`, with `swap`'s bytes in place of buffer `swap.0`.
+fn parts<'a>(bufs: &'a [std::io::IoSlice<'a>], swap: Option<(usize, &'a [u8])>) -> impl Iterator<Item = &'a [u8]> {
+    bufs.iter().enumerate().map(move |(i, b)| match swap {
+        Some((at, bytes)) if at == i => bytes,
+        _ => &b[..],
+    })
+}
+
 /// Writes up to this many bytes of several buffers as one: copied together.
 const JOIN_MAX: usize = 4096;
 
@@ -260,16 +268,11 @@ fn write_joined<W: AsyncWrite + ?Sized>(
     bufs: &[std::io::IoSlice<'_>],
     swap: Option<(usize, &[u8])>,
 ) -> Poll<std::io::Result<usize>> {
-    let part = |i: usize| match swap {
-        Some((at, bytes)) if at == i => bytes,
-        _ => &bufs[i][..],
-    };
-    let total: usize = (0..bufs.len()).map(|i| part(i).len()).sum();
+    let total: usize = parts(bufs, swap).map(<[u8]>::len).sum();
     if total <= JOIN_MAX {
         let mut joined = [0u8; JOIN_MAX];
         let mut len = 0;
-        for i in 0..bufs.len() {
-            let b = part(i);
+        for b in parts(bufs, swap) {
             joined[len..len + b.len()].copy_from_slice(b);
             len += b.len();
         }
@@ -513,11 +516,10 @@ async fn watchdog(
 /// Sends a last answer straight on the socket: hyper owns the stream, but only
 /// reads are pending on it when the watchdog fires.
 fn send_raw(fd: Option<std::os::fd::RawFd>, bytes: &[u8]) {
-    let Some(fd) = fd else { return };
-    // SAFETY: `fd` belongs to the client stream, still alive in the caller's scope;
-    // a non-blocking send of a few hundred bytes either fits the socket buffer or is dropped.
-    unsafe {
-        libc::send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT);
+    // `fd` belongs to the client stream, still alive in the caller's scope; a
+    // non-blocking send of a few hundred bytes either fits the socket buffer or is dropped.
+    if let Some(fd) = fd {
+        let _ = cork::send_now(fd, bytes);
     }
 }
 

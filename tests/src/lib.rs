@@ -139,12 +139,48 @@ pub mod harness {
         }
     }
 
-    /// A port nobody listens on right now (bound then released).
+    /// A port nobody listens on right now at 127.0.0.1, reserved for this test process.
     pub fn free_port() -> u16 {
-        TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port")
+        reserve_port("127.0.0.1")
+    }
+
+    /// Ports handed to tests come from below the kernel's ephemeral range (32768 and up by
+    /// default), so no `bind(0)` or outgoing connection of another test can take one between
+    /// the moment it is chosen and the moment lbd binds it. Tests run as parallel processes:
+    /// each port is claimed with an exclusive `flock` on a file named after it, held until
+    /// the process exits, so two tests never get the same port.
+    const RESERVED: std::ops::Range<u16> = 12_000..32_000;
+
+    /// The lock files of the ports this process holds; closing them would free the ports.
+    static HELD: Mutex<Vec<std::fs::File>> = Mutex::new(Vec::new());
+
+    /// One port from `RESERVED`, locked for this process and bindable at `ip` right now.
+    pub fn reserve_port(ip: &str) -> u16 {
+        use std::os::fd::AsRawFd;
+        static NEXT: AtomicUsize = AtomicUsize::new(usize::MAX);
+        let dir = std::env::temp_dir().join("lbd-e2e-ports");
+        std::fs::create_dir_all(&dir).expect("port lock dir");
+        let span = usize::from(RESERVED.end - RESERVED.start);
+        // Each process starts at its own place in the range, to meet few locks on the way.
+        let start = std::process::id() as usize * 97 % span;
+        let _ = NEXT.compare_exchange(usize::MAX, start, Ordering::Relaxed, Ordering::Relaxed);
+        for _ in 0..span {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed) % span;
+            let port = RESERVED.start + u16::try_from(n).expect("span fits u16");
+            let Ok(file) = std::fs::File::create(dir.join(port.to_string())) else {
+                continue;
+            };
+            // SAFETY: flock on a descriptor this function owns; it only sets a lock.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+                continue;
+            }
+            if TcpListener::bind((ip, port)).is_err() {
+                continue; // in use outside the tests, or still lingering: keep it locked, skip it
+            }
+            HELD.lock().unwrap_or_else(|e| e.into_inner()).push(file);
+            return port;
+        }
+        panic!("no free port left in {RESERVED:?} at {ip}");
     }
 
     /// A running lbd; killed on drop.

@@ -44,13 +44,10 @@ pub fn private_loopback() -> String {
     format!("127.{}.{}.{}", (pid >> 8) & 0xff, pid & 0xff, n + 2)
 }
 
-/// `n` distinct ports nobody listens on right now at `ip`: all are held at once
-/// while chosen (picking one at a time can give the same port twice).
+/// `n` distinct ports nobody listens on right now at `ip`, reserved for this test process
+/// (see `harness::reserve_port`).
 pub fn free_ports_on(ip: &str, n: usize) -> Vec<u16> {
-    let held: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("free port on {ip}: {e}")))
-        .collect();
-    held.iter().map(|l| l.local_addr().map(|a| a.port()).expect("free port")).collect()
+    (0..n).map(|_| crate::harness::reserve_port(ip)).collect()
 }
 
 /// True when a TCP connection to `addr` succeeds within a short time.

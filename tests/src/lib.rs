@@ -157,15 +157,18 @@ pub mod harness {
     /// One port from `RESERVED`, locked for this process and bindable at `ip` right now.
     pub fn reserve_port(ip: &str) -> u16 {
         use std::os::fd::AsRawFd;
-        static NEXT: AtomicUsize = AtomicUsize::new(usize::MAX);
-        let dir = std::env::temp_dir().join("lbd-e2e-ports");
-        std::fs::create_dir_all(&dir).expect("port lock dir");
+        static TRIED: AtomicUsize = AtomicUsize::new(0);
+        static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+        let dir = DIR.get_or_init(|| {
+            let dir = std::env::temp_dir().join("lbd-e2e-ports");
+            std::fs::create_dir_all(&dir).expect("port lock dir");
+            dir
+        });
         let span = usize::from(RESERVED.end - RESERVED.start);
         // Each process starts at its own place in the range, to meet few locks on the way.
-        let start = std::process::id() as usize * 97 % span;
-        let _ = NEXT.compare_exchange(usize::MAX, start, Ordering::Relaxed, Ordering::Relaxed);
+        let start = std::process::id() as usize * 97;
         for _ in 0..span {
-            let n = NEXT.fetch_add(1, Ordering::Relaxed) % span;
+            let n = (start + TRIED.fetch_add(1, Ordering::Relaxed)) % span;
             let port = RESERVED.start + u16::try_from(n).expect("span fits u16");
             let Ok(file) = std::fs::File::create(dir.join(port.to_string())) else {
                 continue;
@@ -175,7 +178,7 @@ pub mod harness {
                 continue;
             }
             if TcpListener::bind((ip, port)).is_err() {
-                continue; // in use outside the tests, or still lingering: keep it locked, skip it
+                continue; // in use outside the tests: skip it
             }
             HELD.lock().unwrap_or_else(|e| e.into_inner()).push(file);
             return port;

@@ -5,6 +5,7 @@ pub mod acl_eval;
 pub mod api;
 pub mod balance;
 pub mod check;
+mod give_way;
 pub mod http;
 mod lazy_tcp;
 pub mod listener;
@@ -373,16 +374,27 @@ fn worker_handles() -> impl ExactSizeIterator<Item = &'static tokio::runtime::Ha
 /// client side, the server connections it opens) stay on the thread that
 /// accepted it.
 fn worker_runtimes(threads: usize) -> anyhow::Result<()> {
+    // Checked once, here, rather than in the middle of a worker's first long pass.
+    #[cfg(tokio_unstable)]
+    give_way::allowed();
     let shards = (0..threads)
         .map(|i| {
             let mut builder = tokio::runtime::Builder::new_current_thread();
             builder.enable_all();
             // The end of a pass over the ready tasks: the small writes held for
-            // plain-TCP clients go out together (http::cork).
+            // plain-TCP clients go out together (http::cork), and a worker that
+            // has run too long without a break gives way (give_way).
             #[cfg(tokio_unstable)]
             builder
-                .on_thread_park(http::cork::flush)
-                .on_after_task_poll(|_| http::cork::after_poll());
+                .on_thread_park(|| {
+                    http::cork::flush();
+                    give_way::end_of_pass();
+                })
+                .on_after_task_poll(|_| {
+                    if http::cork::after_poll() {
+                        give_way::end_of_pass();
+                    }
+                });
             let rt = builder.build()?;
             let handle = rt.handle().clone();
             std::thread::Builder::new().name(format!("lbd-worker-{i}")).spawn(move || {

@@ -133,8 +133,9 @@ pub fn flush() {
     });
 }
 
-/// After each task poll on a worker: the pass ends when it has run long enough.
-pub fn after_poll() {
+/// After each task poll on a worker: the pass ends when it has run long
+/// enough. True when it ended here.
+pub fn after_poll() -> bool {
     let n = POLLS.with(|p| {
         let n = p.get().saturating_add(1);
         p.set(n);
@@ -142,7 +143,9 @@ pub fn after_poll() {
     });
     if n >= PASS {
         flush();
+        return true;
     }
+    false
 }
 
 impl Slot {

@@ -12,13 +12,22 @@
 //! requests of a pass together, which saves CPU on every side but leaves the
 //! worker's stretches long.
 //!
-//! So at the end of each pass, a worker that has run for [`STRETCH`] without a
-//! single context switch (the thread's own counters, `getrusage`) lowers its
-//! priority by [`STEP`] nice levels. The kernel reschedules at once: a task
-//! waiting on that core runs now instead of at the next tick; when none is
-//! waiting, the worker simply goes on. Its next pass puts its priority back.
-//! The cost is three system calls per stretch, about one every 500 µs under
-//! full load and none when the worker sleeps between passes.
+//! So at the end of a pass that sent held answers ([`super::http::cork`]), a
+//! worker that has run for [`STRETCH`] without a single context switch (the
+//! thread's own counters, `getrusage`) lowers its priority by [`STEP`] nice
+//! levels and puts it back at once. Lowering it makes the kernel reschedule on the way
+//! out of the system call: a task waiting on that core runs now instead of at
+//! the next tick, and the worker's second call restores its priority when it
+//! runs again. When nothing waits, the worker simply goes on. A plain
+//! `sched_yield` does not do this: the scheduler (EEVDF) hands the core only
+//! to a task it deems owed time, and a load generator that has run a lot is
+//! often not. The cost is three system calls per stretch, about one stretch
+//! every 500 µs under full load, none when the worker sleeps between passes.
+//!
+//! Only after sending held answers: those wake the clients that would wait.
+//! A stretch of TLS handshakes, whose answers go out as they are written,
+//! gained nothing from giving way and lost: the handshake rate fell by 4 to 9 %
+//! and its 99th percentile rose by a third to a half.
 //!
 //! Putting the priority back needs `CAP_SYS_NICE` (or an `RLIMIT_NICE` that
 //! allows it): a thread that could lower its priority but not restore it would
@@ -29,13 +38,12 @@ use std::cell::Cell;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// How long a worker runs without a break before it gives way: 500 µs. At 250
-/// µs the request rate fell by about 5 %, at 1 ms the 99th percentile stayed
-/// above HAProxy's (alternating rounds, `docs/performance.md`).
+/// How long a worker runs without a break before it gives way: 500 µs. 250 and
+/// 350 µs measured the same; at 1 ms the 99th percentile stayed above
+/// HAProxy's (alternating rounds, `docs/performance.md`).
 pub const STRETCH: Duration = Duration::from_micros(500);
-/// How many nice levels a worker drops while it gives way: 5, a third of its
-/// weight. Even if a CPU-bound task shares the core, the worker still gets a
-/// quarter of it until its next pass restores its priority.
+/// How many nice levels a worker drops for a moment when it gives way: 5, a
+/// third of its weight (19, 10 and 5 measured the same).
 pub const STEP: i32 = 5;
 
 /// A stretch of running without a context switch, as of its start.
@@ -58,13 +66,16 @@ enum Step {
     GiveWay,
 }
 
-fn decide(stretch: Option<Stretch>, switches: i64, now: Instant) -> Step {
+/// `woke`: the pass ending now sent held answers, waking their clients.
+fn decide(stretch: Option<Stretch>, switches: i64, woke: bool, now: Instant) -> Step {
     match stretch {
         Some(s) if s.switches == switches => {
-            if now.saturating_duration_since(s.since) >= STRETCH {
+            if now.saturating_duration_since(s.since) < STRETCH {
+                Step::GoOn
+            } else if woke {
                 Step::GiveWay
             } else {
-                Step::GoOn
+                Step::Restart
             }
         }
         _ => Step::Restart,
@@ -119,37 +130,44 @@ pub fn allowed() -> bool {
     })
 }
 
-/// The end of a worker's pass over its ready tasks.
-pub fn end_of_pass() {
+fn restart(now: Instant, switches: i64) {
+    STRETCH_NOW.set(Some(Stretch { since: now, switches }));
+}
+
+/// The end of a worker's pass over its ready tasks; `woke` when it sent held
+/// answers to clients ([`super::http::cork::flush`]). True when the worker gave way.
+pub fn end_of_pass(woke: bool) -> bool {
     if let Some(base) = LOWERED_FROM.get() {
-        // If this fails (the capability was dropped since), the next pass tries again.
+        // The priority could not be put back (the capability was dropped since the
+        // check): this pass tries again.
         if set_nice(base) {
             LOWERED_FROM.set(None);
-            STRETCH_NOW.set(Some(Stretch {
-                since: Instant::now(),
-                switches: switches(),
-            }));
+            restart(Instant::now(), switches());
         }
-        return;
+        return false;
     }
     let now = Instant::now();
     let count = switches();
-    match decide(STRETCH_NOW.get(), count, now) {
-        Step::GoOn => {}
-        Step::Restart => STRETCH_NOW.set(Some(Stretch {
-            since: now,
-            switches: count,
-        })),
+    match decide(STRETCH_NOW.get(), count, woke, now) {
+        Step::GoOn => false,
+        Step::Restart => {
+            restart(now, count);
+            false
+        }
         Step::GiveWay => {
             STRETCH_NOW.set(None);
-            if !allowed() {
-                return;
+            let Some(base) = nice().filter(|b| b + STEP <= 19 && allowed()) else {
+                return false;
+            };
+            // The kernel switches to a waiting task on the way back from the first
+            // call; the second puts the priority back once this thread runs again.
+            if !set_nice(base + STEP) {
+                return false;
             }
-            if let Some(base) = nice() {
-                if base + STEP <= 19 && set_nice(base + STEP) {
-                    LOWERED_FROM.set(Some(base));
-                }
+            if !set_nice(base) {
+                LOWERED_FROM.set(Some(base));
             }
+            true
         }
     }
 }
@@ -159,52 +177,47 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_stretch_gives_way_only_when_long_and_unbroken() {
+    fn a_stretch_gives_way_only_when_long_unbroken_and_it_just_woke_clients() {
         let t0 = Instant::now();
         let s = Some(Stretch { since: t0, switches: 7 });
-        assert_eq!(decide(None, 7, t0), Step::Restart);
-        assert_eq!(decide(s, 7, t0 + STRETCH / 2), Step::GoOn);
-        assert_eq!(decide(s, 7, t0 + STRETCH), Step::GiveWay);
-        assert_eq!(decide(s, 7, t0 + STRETCH * 8), Step::GiveWay);
+        assert_eq!(decide(None, 7, true, t0), Step::Restart);
+        assert_eq!(decide(s, 7, true, t0 + STRETCH / 2), Step::GoOn);
+        assert_eq!(decide(s, 7, true, t0 + STRETCH), Step::GiveWay);
+        assert_eq!(decide(s, 7, true, t0 + STRETCH * 8), Step::GiveWay);
         // Switched out in between: the stretch was broken, however long ago it began.
-        assert_eq!(decide(s, 8, t0 + STRETCH * 8), Step::Restart);
-        assert_eq!(decide(s, 9, t0 + STRETCH / 2), Step::Restart);
+        assert_eq!(decide(s, 8, true, t0 + STRETCH * 8), Step::Restart);
+        assert_eq!(decide(s, 9, true, t0 + STRETCH / 2), Step::Restart);
+        // Nothing sent at this pass end (TLS handshakes, answers written as they
+        // came): no giving way, a new stretch.
+        assert_eq!(decide(s, 7, false, t0 + STRETCH * 2), Step::Restart);
+        assert_eq!(decide(s, 7, false, t0 + STRETCH / 2), Step::GoOn);
     }
 
     #[test]
-    fn giving_way_lowers_the_priority_and_the_next_pass_restores_it() {
+    fn giving_way_leaves_the_priority_as_it_was() {
         // In a thread of its own: nice values are per thread.
         std::thread::spawn(|| {
             let base = nice().expect("nice");
-            if !allowed() {
-                // Without CAP_SYS_NICE the worker must never lower its priority.
-                let t0 = Instant::now();
-                STRETCH_NOW.set(Some(Stretch {
-                    since: t0 - STRETCH * 2,
-                    switches: switches(),
-                }));
-                end_of_pass();
-                assert_eq!(nice(), Some(base));
-                return;
-            }
-            // A stretch that began long ago with the switch count of now (again if
+            // A long stretch of many polls with the switch count of now (again if
             // this thread happens to be switched out between the two).
+            let mut gave = false;
             for _ in 0..1000 {
                 STRETCH_NOW.set(Some(Stretch {
                     since: Instant::now() - STRETCH * 2,
                     switches: switches(),
                 }));
-                end_of_pass();
-                if LOWERED_FROM.get().is_some() {
+                gave = end_of_pass(true);
+                if gave || STRETCH_NOW.get().is_none() {
                     break;
                 }
             }
-            // The reschedule it asks for may switch this thread out; the lowered
-            // priority stays until the next pass either way.
-            assert_eq!(nice(), Some(base + STEP));
-            end_of_pass();
+            // Without CAP_SYS_NICE the worker must never lower its priority.
+            assert_eq!(gave, allowed());
             assert_eq!(nice(), Some(base));
             assert_eq!(LOWERED_FROM.get(), None);
+            // The next pass starts a new stretch.
+            assert!(!end_of_pass(true));
+            assert!(STRETCH_NOW.get().is_some());
         })
         .join()
         .expect("test thread");

@@ -383,16 +383,17 @@ fn worker_runtimes(threads: usize) -> anyhow::Result<()> {
             builder.enable_all();
             // The end of a pass over the ready tasks: the small writes held for
             // plain-TCP clients go out together (http::cork), and a worker that
-            // has run too long without a break gives way (give_way).
+            // has run too long without a break and has just woken clients gives
+            // way to them (give_way).
             #[cfg(tokio_unstable)]
             builder
                 .on_thread_park(|| {
-                    http::cork::flush();
-                    give_way::end_of_pass();
+                    let woke = http::cork::flush();
+                    give_way::end_of_pass(woke);
                 })
                 .on_after_task_poll(|_| {
-                    if http::cork::after_poll() {
-                        give_way::end_of_pass();
+                    if let Some(woke) = http::cork::after_poll() {
+                        give_way::end_of_pass(woke);
                     }
                 });
             let rt = builder.build()?;

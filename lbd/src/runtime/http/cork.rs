@@ -94,8 +94,10 @@ pub fn send_now(fd: RawFd, bytes: &[u8]) -> std::io::Result<usize> {
     }
 }
 
-/// The end of a pass: sends what every connection of this thread holds.
-pub fn flush() {
+/// The end of a pass: sends what every connection of this thread holds. True
+/// when some bytes went out (clients were woken).
+pub fn flush() -> bool {
+    let mut sent = false;
     POLLS.with(|p| p.set(0));
     let mut list = LISTED.with(|l| std::mem::take(&mut *l.borrow_mut()));
     for slot in &list {
@@ -107,9 +109,11 @@ pub fn flush() {
         match send_now(st.fd, &st.buf) {
             Ok(n) if n == st.buf.len() => {
                 st.buf.clear();
+                sent = true;
                 continue;
             }
             Ok(n) => {
+                sent |= n > 0;
                 st.buf.drain(..n);
                 st.blocked = true;
             }
@@ -131,21 +135,18 @@ pub fn flush() {
             *l = list;
         }
     });
+    sent
 }
 
 /// After each task poll on a worker: the pass ends when it has run long
-/// enough. True when it ended here.
-pub fn after_poll() -> bool {
+/// enough. `Some` when it ended here, with [`flush`]'s answer.
+pub fn after_poll() -> Option<bool> {
     let n = POLLS.with(|p| {
         let n = p.get().saturating_add(1);
         p.set(n);
         n
     });
-    if n >= PASS {
-        flush();
-        return true;
-    }
-    false
+    (n >= PASS).then(flush)
 }
 
 impl Slot {

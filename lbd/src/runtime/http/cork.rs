@@ -55,6 +55,9 @@ thread_local! {
     static ON: Cell<bool> = const { Cell::new(false) };
     static LISTED: RefCell<Vec<Arc<Slot>>> = const { RefCell::new(Vec::new()) };
     static POLLS: Cell<u32> = const { Cell::new(0) };
+    /// Held answers went out during this pass before its end (a connection
+    /// that closes sends what it holds at once).
+    static SENT_EARLY: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Makes the calling thread (a worker runtime's, whose hooks call [`flush`]
@@ -95,9 +98,9 @@ pub fn send_now(fd: RawFd, bytes: &[u8]) -> std::io::Result<usize> {
 }
 
 /// The end of a pass: sends what every connection of this thread holds. True
-/// when some bytes went out (clients were woken).
+/// when held answers went out in this pass, now or earlier (clients were woken).
 pub fn flush() -> bool {
-    let mut sent = false;
+    let mut sent = SENT_EARLY.replace(false);
     POLLS.with(|p| p.set(0));
     let mut list = LISTED.with(|l| std::mem::take(&mut *l.borrow_mut()));
     for slot in &list {
@@ -204,6 +207,7 @@ impl Slot {
                 Poll::Ready(Ok(n)) => {
                     st.buf.drain(..n);
                     *moved = true;
+                    SENT_EARLY.set(true);
                 }
                 Poll::Ready(Err(e)) => {
                     st.buf.clear();

@@ -15,14 +15,14 @@
 //! So at the end of a pass that sent held answers ([`super::http::cork`]), a
 //! worker that has run for [`STRETCH`] without a single context switch (the
 //! thread's own counters, `getrusage`) lowers its priority by [`STEP`] nice
-//! levels and puts it back at once. Lowering it makes the kernel reschedule on the way
-//! out of the system call: a task waiting on that core runs now instead of at
-//! the next tick, and the worker's second call restores its priority when it
-//! runs again. When nothing waits, the worker simply goes on. A plain
-//! `sched_yield` does not do this: the scheduler (EEVDF) hands the core only
-//! to a task it deems owed time, and a load generator that has run a lot is
-//! often not. The cost is three system calls per stretch, about one stretch
-//! every 500 µs under full load, none when the worker sleeps between passes.
+//! levels and puts it back at once. Lowering it makes the kernel reschedule on
+//! the way out of the system call: a task waiting on that core runs now
+//! instead of at the next tick, and the worker's second call restores its
+//! priority when it runs again. When nothing waits, the worker simply goes on.
+//! A plain `sched_yield` does not do this: the scheduler (EEVDF) hands the core
+//! only to a task it deems owed time, and a load generator that has run a lot
+//! is often not. The cost is a `getrusage` at the end of each pass and two
+//! `setpriority` per stretch, about one stretch every 500 µs under full load.
 //!
 //! Only after a pass that sent held answers, at its end or before (a
 //! connection that closes sends what it holds at once): those wake the clients
@@ -85,7 +85,8 @@ fn decide(stretch: Option<Stretch>, switches: i64, woke: bool, now: Instant) -> 
 
 thread_local! {
     static STRETCH_NOW: Cell<Option<Stretch>> = const { Cell::new(None) };
-    /// The nice value to restore at the next pass, while the worker gives way.
+    /// Set only when putting the priority back failed: the nice value that the
+    /// next pass tries to restore.
     static LOWERED_FROM: Cell<Option<i32>> = const { Cell::new(None) };
 }
 
@@ -200,8 +201,9 @@ mod tests {
         // In a thread of its own: nice values are per thread.
         std::thread::spawn(|| {
             let base = nice().expect("nice");
-            // A long stretch of many polls with the switch count of now (again if
-            // this thread happens to be switched out between the two).
+            // A long stretch with the switch count of now, ending in a pass that
+            // woke clients (again if this thread happens to be switched out
+            // between the two).
             let mut gave = false;
             for _ in 0..1000 {
                 STRETCH_NOW.set(Some(Stretch {

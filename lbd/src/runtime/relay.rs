@@ -8,11 +8,11 @@
 //! data flows.
 
 use std::cell::RefCell;
-use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::time::Instant;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 
 /// The per-thread scratch buffer, and the large buffer of a busy generic direction.
@@ -29,6 +29,8 @@ pub struct Tally<'a> {
     pub activity: &'a AtomicU64,
     pub started: Instant,
     pub bytes: &'a AtomicU64,
+    /// How many directions of the session have read their end of stream.
+    pub ended: &'a AtomicU8,
 }
 
 impl Tally<'_> {
@@ -51,14 +53,34 @@ fn is_would_block(e: &io::Error) -> bool {
 }
 
 /// One read through the scratch buffer and as much of a write as the receiver takes now.
+///
+/// A read that does not fill the buffer took everything the socket held, so the
+/// socket's readiness is cleared with it: the next read waits for the event
+/// loop instead of finding nothing (one `recvfrom` less per burst, as HAProxy
+/// stops reading at a short read). tokio clears it only as of the event that
+/// made the socket readable, so bytes that arrive after the read still wake the
+/// direction, and it keeps a received FIN, so an end of stream queued behind the
+/// bytes is still read.
 fn step(src: &TcpStream, dst: &TcpStream) -> io::Result<Step> {
     SCRATCH.with(|cell| {
         let mut buf = cell.borrow_mut();
-        let n = match src.try_read(&mut buf) {
-            Ok(0) => return Ok(Step::Eof),
-            Ok(n) => n,
-            Err(e) if is_would_block(&e) => return Ok(Step::NotReady),
-            Err(e) => return Err(e),
+        let cap = buf.len();
+        let mut short = None;
+        let read = src.try_io(Interest::READABLE, || {
+            let n = (&*socket2::SockRef::from(src)).read(&mut buf[..])?;
+            if n > 0 && n < cap {
+                // Reported as "would block" so that try_io clears the readiness.
+                short = Some(n);
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(n)
+        });
+        let n = match (short, read) {
+            (Some(n), _) => n,
+            (None, Ok(0)) => return Ok(Step::Eof),
+            (None, Ok(n)) => n,
+            (None, Err(e)) if is_would_block(&e) => return Ok(Step::NotReady),
+            (None, Err(e)) => return Err(e),
         };
         let mut off = 0;
         while off < n {
@@ -83,7 +105,12 @@ pub async fn tcp(src: &TcpStream, dst: &TcpStream, tally: Tally<'_>) -> io::Resu
         match step(src, dst)? {
             Step::NotReady => continue,
             Step::Eof => {
-                let _ = socket2::SockRef::from(dst).shutdown(std::net::Shutdown::Write);
+                // The direction that ends second leaves the FIN to the close that
+                // follows at once: the other way's end of stream has been read, so
+                // nothing unread makes that close a reset.
+                if tally.ended.fetch_add(1, Ordering::AcqRel) == 0 {
+                    let _ = socket2::SockRef::from(dst).shutdown(std::net::Shutdown::Write);
+                }
                 return Ok(());
             }
             Step::Moved(n) => tally.moved(n),
@@ -134,5 +161,83 @@ where
             Some(_) if n < SMALL_BUF => big = None,
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tokio::net::TcpListener;
+
+    /// Two ends of a loopback connection.
+    async fn pair() -> (TcpStream, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let a = TcpStream::connect(l.local_addr().expect("addr")).await.expect("connect");
+        let (b, _) = l.accept().await.expect("accept");
+        (a, b)
+    }
+
+    async fn read_n(s: &mut TcpStream, n: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; n];
+        s.read_exact(&mut buf).await.expect("read");
+        buf
+    }
+
+    /// Bytes that come after a short read still move, an end of stream that
+    /// arrives with the last bytes is still seen, and each side gets a FIN.
+    #[tokio::test]
+    async fn the_tcp_relay_moves_late_bytes_and_an_end_behind_bytes() {
+        let (mut client, near) = pair().await;
+        let (far, mut server) = pair().await;
+        let activity = AtomicU64::new(0);
+        let (bytes_up, bytes_down) = (AtomicU64::new(0), AtomicU64::new(0));
+        let ended = AtomicU8::new(0);
+        let started = Instant::now();
+        let tally = |bytes| Tally {
+            activity: &activity,
+            started,
+            bytes,
+            ended: &ended,
+        };
+        let relay = async {
+            let up = tcp(&near, &far, tally(&bytes_up));
+            let down = tcp(&far, &near, tally(&bytes_down));
+            tokio::try_join!(up, down)
+        };
+        let peers = async {
+            client.write_all(b"one").await.expect("send");
+            assert_eq!(read_n(&mut server, 3).await, b"one");
+            // The relay's last read was short: the next bytes come later.
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            client.write_all(b"two").await.expect("send");
+            assert_eq!(read_n(&mut server, 3).await, b"two");
+            server.write_all(b"back").await.expect("send");
+            assert_eq!(read_n(&mut client, 4).await, b"back");
+            // Bytes and the end of stream in one go.
+            client.write_all(b"last").await.expect("send");
+            client.shutdown().await.expect("shutdown");
+            let mut rest = Vec::new();
+            server.read_to_end(&mut rest).await.expect("server reads to the end");
+            assert_eq!(rest, b"last");
+            // Half-closed: the other way still flows, then ends too.
+            server.write_all(b"bye").await.expect("send");
+            server.shutdown().await.expect("shutdown");
+        };
+        let (moved, ()) = tokio::time::timeout(Duration::from_secs(10), async { tokio::join!(relay, peers) })
+            .await
+            .expect("the relay finished");
+        moved.expect("relayed");
+        // The relay has ended; its sockets close as a session's do.
+        drop((near, far));
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut rest))
+            .await
+            .expect("the client sees its end of stream")
+            .expect("client reads to the end");
+        assert_eq!(rest, b"bye");
+        assert_eq!(ended.load(Ordering::Acquire), 2);
+        assert_eq!(bytes_up.load(Ordering::Relaxed), 10);
+        assert_eq!(bytes_down.load(Ordering::Relaxed), 7);
     }
 }

@@ -9,7 +9,7 @@
 //! which state (`Q` queue, `C` connect, `D` data, `-` normal end).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -404,6 +404,7 @@ pub fn run<C: ClientStream>(
             activity: AtomicU64::new(0),
             bytes_in: AtomicU64::new(preread.len() as u64),
             bytes_out: AtomicU64::new(0),
+            ended: AtomicU8::new(0),
         };
         let limit = idle_limit(&fe, &be);
         let (fo, bo) = (&fe.conf.options, &be.conf.options);
@@ -459,6 +460,8 @@ struct Meter {
     activity: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    /// How many directions have read their end of stream.
+    ended: AtomicU8,
 }
 
 impl Meter {
@@ -467,6 +470,7 @@ impl Meter {
             activity: &self.activity,
             started: self.started,
             bytes,
+            ended: &self.ended,
         }
     }
 }

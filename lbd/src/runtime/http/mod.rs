@@ -1935,6 +1935,7 @@ where
     let started = Instant::now();
     let bytes_up = AtomicU64::new(0);
     let bytes_down = AtomicU64::new(0);
+    let ended = std::sync::atomic::AtomicU8::new(0);
     let up = super::relay::copy(
         &mut ar,
         &mut bw,
@@ -1942,6 +1943,7 @@ where
             activity: &activity,
             started,
             bytes: &bytes_up,
+            ended: &ended,
         },
     );
     let down = super::relay::copy(
@@ -1951,6 +1953,7 @@ where
             activity: &activity,
             started,
             bytes: &bytes_down,
+            ended: &ended,
         },
     );
     let watchdog = async {

@@ -29,7 +29,9 @@ pub struct Tally<'a> {
     pub activity: &'a AtomicU64,
     pub started: Instant,
     pub bytes: &'a AtomicU64,
-    /// How many directions of the session have read their end of stream.
+    /// How many directions of the session have read their end of stream, as
+    /// [`tcp`] counts them (the generic [`copy`] always half-closes its writer:
+    /// a TLS writer's close_notify must go out).
     pub ended: &'a AtomicU8,
 }
 

@@ -29,10 +29,6 @@ pub struct Tally<'a> {
     pub activity: &'a AtomicU64,
     pub started: Instant,
     pub bytes: &'a AtomicU64,
-    /// How many directions of the session have read their end of stream, as
-    /// [`tcp`] counts them (the generic [`copy`] always half-closes its writer:
-    /// a TLS writer's close_notify must go out).
-    pub ended: &'a AtomicU8,
 }
 
 impl Tally<'_> {
@@ -100,8 +96,11 @@ fn step(src: &TcpStream, dst: &TcpStream) -> io::Result<Step> {
     })
 }
 
-/// TCP to TCP until EOF, then half-closes `dst`.
-pub async fn tcp(src: &TcpStream, dst: &TcpStream, tally: Tally<'_>) -> io::Result<()> {
+/// TCP to TCP until EOF, then half-closes `dst` unless the other direction has
+/// already ended. `ended` counts the session's directions that have read their
+/// end of stream; both directions share it. (The generic [`copy`] always
+/// half-closes its writer: a TLS writer's close_notify must go out.)
+pub async fn tcp(src: &TcpStream, dst: &TcpStream, tally: Tally<'_>, ended: &AtomicU8) -> io::Result<()> {
     loop {
         src.readable().await?;
         match step(src, dst)? {
@@ -110,7 +109,7 @@ pub async fn tcp(src: &TcpStream, dst: &TcpStream, tally: Tally<'_>) -> io::Resu
                 // The direction that ends second leaves the FIN to the close that
                 // follows at once: the other way's end of stream has been read, so
                 // nothing unread makes that close a reset.
-                if tally.ended.fetch_add(1, Ordering::AcqRel) == 0 {
+                if ended.fetch_add(1, Ordering::AcqRel) == 0 {
                     let _ = socket2::SockRef::from(dst).shutdown(std::net::Shutdown::Write);
                 }
                 return Ok(());
@@ -200,11 +199,10 @@ mod tests {
             activity: &activity,
             started,
             bytes,
-            ended: &ended,
         };
         let relay = async {
-            let up = tcp(&near, &far, tally(&bytes_up));
-            let down = tcp(&far, &near, tally(&bytes_down));
+            let up = tcp(&near, &far, tally(&bytes_up), &ended);
+            let down = tcp(&far, &near, tally(&bytes_down), &ended);
             tokio::try_join!(up, down)
         };
         let peers = async {

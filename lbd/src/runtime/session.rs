@@ -404,7 +404,6 @@ pub fn run<C: ClientStream>(
             activity: AtomicU64::new(0),
             bytes_in: AtomicU64::new(preread.len() as u64),
             bytes_out: AtomicU64::new(0),
-            ended: AtomicU8::new(0),
         };
         let limit = idle_limit(&fe, &be);
         let (fo, bo) = (&fe.conf.options, &be.conf.options);
@@ -422,8 +421,9 @@ pub fn run<C: ClientStream>(
             })
             .await
         } else if let (Some(ctcp), Upstream::Tcp(upstream)) = (client.as_tcp(), &upstream) {
-            let up = relay::tcp(ctcp, upstream, meter.tally(&meter.bytes_in));
-            let down = relay::tcp(upstream, ctcp, meter.tally(&meter.bytes_out));
+            let ended = AtomicU8::new(0);
+            let up = relay::tcp(ctcp, upstream, meter.tally(&meter.bytes_in), &ended);
+            let down = relay::tcp(upstream, ctcp, meter.tally(&meter.bytes_out), &ended);
             tokio::pin!(up, down);
             supervise(up, down, &meter, limit, &stop).await
         } else {
@@ -460,8 +460,6 @@ struct Meter {
     activity: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
-    /// How many directions have read their end of stream.
-    ended: AtomicU8,
 }
 
 impl Meter {
@@ -470,7 +468,6 @@ impl Meter {
             activity: &self.activity,
             started: self.started,
             bytes,
-            ended: &self.ended,
         }
     }
 }

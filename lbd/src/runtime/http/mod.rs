@@ -1935,7 +1935,6 @@ where
     let started = Instant::now();
     let bytes_up = AtomicU64::new(0);
     let bytes_down = AtomicU64::new(0);
-    let ended = std::sync::atomic::AtomicU8::new(0);
     let up = super::relay::copy(
         &mut ar,
         &mut bw,
@@ -1943,7 +1942,6 @@ where
             activity: &activity,
             started,
             bytes: &bytes_up,
-            ended: &ended,
         },
     );
     let down = super::relay::copy(
@@ -1953,7 +1951,6 @@ where
             activity: &activity,
             started,
             bytes: &bytes_down,
-            ended: &ended,
         },
     );
     let watchdog = async {

@@ -324,7 +324,7 @@ fn spawn_session(
     let (worker, elsewhere) = if plain_http {
         super::lightest_worker()
     } else {
-        (super::worker_index(), None)
+        (super::worker_index(), false)
     };
     let guard = ConnGuard {
         fe: Arc::clone(&fe),
@@ -345,10 +345,11 @@ fn spawn_session(
         // Plain HTTP: registered once it has to wait, by the worker that serves it.
         (Stream::Tcp(s), None) if http => {
             let task = serve(snapshot, fe, LazyTcp::new(s), acc, accept_proxy, hold, http::run);
-            drop(match elsewhere {
-                Some(worker) => worker.spawn(task),
-                None => tokio::spawn(task),
-            })
+            if elsewhere {
+                super::start_on(worker, Box::pin(task));
+            } else {
+                drop(tokio::spawn(task));
+            }
         }
         (Stream::Tcp(s), tls) => {
             let s = match tokio::net::TcpStream::from_std(s) {

@@ -6,6 +6,7 @@ pub mod api;
 pub mod balance;
 pub mod check;
 mod give_way;
+mod handoff;
 pub mod http;
 mod lazy_tcp;
 pub mod listener;
@@ -299,6 +300,8 @@ struct WorkerShard {
     handle: tokio::runtime::Handle,
     load: std::sync::atomic::AtomicUsize,
     accepted: AtomicU64,
+    /// Connections handed to it by other workers, not started yet.
+    inbox: handoff::Inbox,
 }
 
 /// The worker runtimes, `nbthread` of them, set once at start: each serves the
@@ -316,15 +319,34 @@ fn lightest(loads: &[usize], here: usize) -> usize {
 /// Where a new connection accepted on this thread should run: the worker
 /// runtime serving the fewest connections, this one on a tie, as HAProxy hands
 /// an accepted connection to its least loaded thread. Returns the slot to count
-/// the connection in (see [`worker_index`]) and the handle to spawn on when it
-/// is another worker's.
-pub fn lightest_worker() -> (usize, Option<&'static tokio::runtime::Handle>) {
+/// the connection in (see [`worker_index`]) and whether it is another worker's
+/// (then [`start_on`] starts it there).
+pub fn lightest_worker() -> (usize, bool) {
     let here = worker_index();
-    let Some(shards) = WORKER_SHARDS.get() else { return (here, None) };
+    let Some(shards) = WORKER_SHARDS.get() else { return (here, false) };
     let loads: Vec<usize> = shards.iter().map(|w| w.load.load(Ordering::Relaxed)).collect();
     let best = lightest(&loads, here);
-    let handle = (best != here).then(|| shards.get(best - 1).map(|w| &w.handle)).flatten();
-    (best, handle)
+    (best, best != here && shards.get(best.wrapping_sub(1)).is_some())
+}
+
+/// Starts a connection's task on worker `slot` (from [`lightest_worker`]),
+/// which another worker accepted; on this thread's runtime when there is no
+/// such worker.
+pub fn start_on(slot: usize, task: handoff::Task) {
+    match WORKER_SHARDS.get().and_then(|s| s.get(slot.wrapping_sub(1))) {
+        // Without the hook after each task poll, a busy worker would see its
+        // inbox only when it next waits for events.
+        #[cfg(tokio_unstable)]
+        Some(w) => w.inbox.hand(&w.handle, task),
+        #[cfg(not(tokio_unstable))]
+        Some(w) => drop(w.handle.spawn(task)),
+        None => drop(tokio::spawn(task)),
+    }
+}
+
+/// The calling worker thread's inbox (none on other threads).
+fn own_inbox() -> Option<&'static handoff::Inbox> {
+    WORKER_SHARDS.get()?.get(worker_index().checked_sub(1)?).map(|w| &w.inbox)
 }
 
 /// Counts a connection on worker `slot` (from [`lightest_worker`] or
@@ -385,19 +407,34 @@ fn worker_runtimes(threads: usize) -> anyhow::Result<()> {
             // plain-TCP clients go out together (http::cork), and a worker that
             // has run too long without a break and has just woken clients gives
             // way to them (give_way).
+            //
+            // Connections handed over by the other workers start after each task
+            // poll and before the worker waits (handoff).
             #[cfg(tokio_unstable)]
             builder
                 .on_thread_park(|| {
                     let woke = http::cork::flush();
                     give_way::end_of_pass(woke);
+                    if let Some(inbox) = own_inbox() {
+                        inbox.before_park();
+                    }
+                })
+                .on_thread_unpark(|| {
+                    if let Some(inbox) = own_inbox() {
+                        inbox.after_unpark();
+                    }
                 })
                 .on_after_task_poll(|_| {
                     if let Some(woke) = http::cork::after_poll() {
                         give_way::end_of_pass(woke);
                     }
+                    if let Some(inbox) = own_inbox() {
+                        inbox.poll();
+                    }
                 });
             let rt = builder.build()?;
             let handle = rt.handle().clone();
+            drop(rt.spawn(timer_floor()));
             std::thread::Builder::new().name(format!("lbd-worker-{i}")).spawn(move || {
                 WORKER.with(|w| w.set(i + 1));
                 #[cfg(tokio_unstable)]
@@ -408,11 +445,34 @@ fn worker_runtimes(threads: usize) -> anyhow::Result<()> {
                 handle,
                 load: std::sync::atomic::AtomicUsize::new(0),
                 accepted: AtomicU64::new(0),
+                inbox: handoff::Inbox::default(),
             })
         })
         .collect::<anyhow::Result<Box<[_]>>>()?;
     let _ = WORKER_SHARDS.set(shards);
     Ok(())
+}
+
+/// How far ahead a worker's timer floor keeps its next timer.
+const TIMER_FLOOR: Duration = Duration::from_secs(1);
+
+/// Keeps a timer due within [`TIMER_FLOOR`] on the worker, for ever.
+///
+/// tokio's timer wakes its runtime (a write to the runtime's eventfd, and the
+/// next wait for events returns at once) whenever a timer is set to expire
+/// before the earliest one the runtime last went to sleep with, even when the
+/// runtime sets it itself while running. Each connection to a server arms
+/// `timeout connect`; with a connection per request, that was one needless
+/// write per request whenever every timer left was further away (`timeout
+/// client`, `timeout server`). With this tick, timers at least a second away
+/// never wake the worker they are set on. It costs one wake a second on an
+/// idle worker.
+async fn timer_floor() {
+    let mut tick = tokio::time::interval(TIMER_FLOOR);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+    }
 }
 
 /// The health checks' own runtime, on its own thread: however many servers are

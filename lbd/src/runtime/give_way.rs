@@ -13,8 +13,9 @@
 //! worker's stretches long.
 //!
 //! So at the end of a pass that sent held answers ([`super::http::cork`]), a
-//! worker that has run for [`STRETCH`] without a single context switch (the
-//! thread's own counters, `getrusage`) lowers its priority by [`STEP`] nice
+//! worker that has run for [`STRETCH`] ([`STRETCH_SHARED`] beside other
+//! workers) without a single context switch (the thread's own counters,
+//! `getrusage`) lowers its priority by [`STEP`] nice
 //! levels and puts it back at once. Lowering it makes the kernel reschedule on
 //! the way out of the system call: a task waiting on that core runs now
 //! instead of at the next tick, and the worker's second call restores its
@@ -22,7 +23,8 @@
 //! A plain `sched_yield` does not do this: the scheduler (EEVDF) hands the core
 //! only to a task it deems owed time, and a load generator that has run a lot
 //! is often not. The cost is a `getrusage` at the end of each pass and two
-//! `setpriority` per stretch, about one stretch every 500 µs under full load.
+//! `setpriority` per stretch, at most one stretch per [`STRETCH`] (or
+//! [`STRETCH_SHARED`]) under full load.
 //!
 //! Only after a pass that sent held answers, at its end or before (a
 //! connection that closes sends what it holds at once): those wake the clients
@@ -36,13 +38,35 @@
 //! never give way.
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// How long a worker runs without a break before it gives way: 500 µs. 250 and
-/// 350 µs measured the same; at 1 ms the 99th percentile stayed above
-/// HAProxy's (alternating rounds, `docs/performance.md`).
+/// How long a worker runs without a break before it gives way, when it is the
+/// only worker thread: 500 µs. 250 and 350 µs measured the same; at 1 ms the
+/// 99th percentile stayed above HAProxy's; at 150 µs the one-thread request
+/// rate fell to 0.91 to 0.94 of HAProxy's (alternating rounds,
+/// `docs/performance.md`).
 pub const STRETCH: Duration = Duration::from_micros(500);
+/// The same with two worker threads or more: 150 µs. There each worker has
+/// about half its core's time to spare, and giving way sooner brought the
+/// two-thread 99th percentiles from 1.01 to 1.07 times HAProxy's down to 0.95
+/// to 1.02, at the same request rate.
+pub const STRETCH_SHARED: Duration = Duration::from_micros(150);
+
+/// The stretch in force, in µs: [`STRETCH`] until [`set_workers`] says more.
+static STRETCH_US: AtomicU64 = AtomicU64::new(STRETCH.as_micros() as u64);
+
+/// How many worker threads there are, before they start.
+pub fn set_workers(n: usize) {
+    let s = if n >= 2 { STRETCH_SHARED } else { STRETCH };
+    STRETCH_US.store(s.as_micros() as u64, Ordering::Relaxed);
+}
+
+fn stretch() -> Duration {
+    Duration::from_micros(STRETCH_US.load(Ordering::Relaxed))
+}
+
 /// How many nice levels a worker drops for a moment when it gives way: 5, a
 /// third of its weight (19, 10 and 5 measured the same).
 pub const STEP: i32 = 5;
@@ -63,15 +87,15 @@ enum Step {
     Restart,
     /// Still running since `since`, not long enough yet.
     GoOn,
-    /// Running since `since` for at least [`STRETCH`].
+    /// Running since `since` for at least the stretch.
     GiveWay,
 }
 
 /// `woke`: the pass ending now sent held answers, waking their clients.
-fn decide(stretch: Option<Stretch>, switches: i64, woke: bool, now: Instant) -> Step {
+fn decide(stretch: Option<Stretch>, limit: Duration, switches: i64, woke: bool, now: Instant) -> Step {
     match stretch {
         Some(s) if s.switches == switches => {
-            if now.saturating_duration_since(s.since) < STRETCH {
+            if now.saturating_duration_since(s.since) < limit {
                 Step::GoOn
             } else if woke {
                 Step::GiveWay
@@ -151,7 +175,7 @@ pub fn end_of_pass(woke: bool) -> bool {
     }
     let now = Instant::now();
     let count = switches();
-    match decide(STRETCH_NOW.get(), count, woke, now) {
+    match decide(STRETCH_NOW.get(), stretch(), count, woke, now) {
         Step::GoOn => false,
         Step::Restart => {
             restart(now, count);
@@ -183,17 +207,25 @@ mod tests {
     fn a_stretch_gives_way_only_when_long_unbroken_and_it_just_woke_clients() {
         let t0 = Instant::now();
         let s = Some(Stretch { since: t0, switches: 7 });
-        assert_eq!(decide(None, 7, true, t0), Step::Restart);
-        assert_eq!(decide(s, 7, true, t0 + STRETCH / 2), Step::GoOn);
-        assert_eq!(decide(s, 7, true, t0 + STRETCH), Step::GiveWay);
-        assert_eq!(decide(s, 7, true, t0 + STRETCH * 8), Step::GiveWay);
+        assert_eq!(decide(None, STRETCH, 7, true, t0), Step::Restart);
+        assert_eq!(decide(s, STRETCH, 7, true, t0 + STRETCH / 2), Step::GoOn);
+        assert_eq!(decide(s, STRETCH, 7, true, t0 + STRETCH), Step::GiveWay);
+        assert_eq!(decide(s, STRETCH, 7, true, t0 + STRETCH * 8), Step::GiveWay);
         // Switched out in between: the stretch was broken, however long ago it began.
-        assert_eq!(decide(s, 8, true, t0 + STRETCH * 8), Step::Restart);
-        assert_eq!(decide(s, 9, true, t0 + STRETCH / 2), Step::Restart);
+        assert_eq!(decide(s, STRETCH, 8, true, t0 + STRETCH * 8), Step::Restart);
+        assert_eq!(decide(s, STRETCH, 9, true, t0 + STRETCH / 2), Step::Restart);
         // Nothing sent at this pass end (TLS handshakes, answers written as they
         // came): no giving way, a new stretch.
-        assert_eq!(decide(s, 7, false, t0 + STRETCH * 2), Step::Restart);
-        assert_eq!(decide(s, 7, false, t0 + STRETCH / 2), Step::GoOn);
+        assert_eq!(decide(s, STRETCH, 7, false, t0 + STRETCH * 2), Step::Restart);
+        assert_eq!(decide(s, STRETCH, 7, false, t0 + STRETCH / 2), Step::GoOn);
+    }
+
+    #[test]
+    fn workers_beside_others_give_way_sooner() {
+        set_workers(2);
+        assert_eq!(stretch(), STRETCH_SHARED);
+        set_workers(1);
+        assert_eq!(stretch(), STRETCH);
     }
 
     #[test]

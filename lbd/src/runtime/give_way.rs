@@ -50,8 +50,8 @@ use std::time::{Duration, Instant};
 pub const STRETCH: Duration = Duration::from_micros(500);
 /// The same with two worker threads or more: 150 µs. There each worker has
 /// about half its core's time to spare, and giving way sooner brought the
-/// two-thread 99th percentiles from 1.01 to 1.07 times HAProxy's down to 0.95
-/// to 1.02, at the same request rate.
+/// two-thread 99th percentiles from 1.01 to 1.07 times HAProxy's down to 0.88
+/// to 0.99, at the same request rate.
 pub const STRETCH_SHARED: Duration = Duration::from_micros(150);
 
 /// The stretch in force, in µs: [`STRETCH`] until [`set_workers`] says more.

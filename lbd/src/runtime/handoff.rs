@@ -89,26 +89,28 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    /// A worker runtime wired as lbd's: its hooks empty the inbox.
-    fn worker(inbox: &Arc<Inbox>) -> tokio::runtime::Runtime {
+    /// A worker runtime wired as lbd's (its hooks empty the inbox), its inbox
+    /// and its handle.
+    fn worker() -> (tokio::runtime::Runtime, Arc<Inbox>, tokio::runtime::Handle) {
+        let inbox = Arc::new(Inbox::default());
         let mut b = tokio::runtime::Builder::new_current_thread();
         b.enable_all();
-        let (park, unpark) = (Arc::clone(inbox), Arc::clone(inbox));
+        let (park, unpark) = (Arc::clone(&inbox), Arc::clone(&inbox));
         b.on_thread_park(move || park.before_park())
             .on_thread_unpark(move || unpark.after_unpark());
         #[cfg(tokio_unstable)]
         {
-            let polled = Arc::clone(inbox);
+            let polled = Arc::clone(&inbox);
             b.on_after_task_poll(move |_| polled.poll());
         }
-        b.build().expect("runtime")
+        let rt = b.build().expect("runtime");
+        let handle = rt.handle().clone();
+        (rt, inbox, handle)
     }
 
     #[test]
     fn handed_tasks_run_whether_the_worker_sleeps_or_is_busy() {
-        let inbox = Arc::new(Inbox::default());
-        let rt = worker(&inbox);
-        let handle = rt.handle().clone();
+        let (rt, inbox, handle) = worker();
         let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
             rt.block_on(async move {
@@ -149,9 +151,7 @@ mod tests {
 
     #[test]
     fn a_sleeping_worker_is_woken_for_a_handed_task() {
-        let inbox = Arc::new(Inbox::default());
-        let rt = worker(&inbox);
-        let handle = rt.handle().clone();
+        let (rt, inbox, handle) = worker();
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         // The worker only waits: nothing else would wake it for an hour.
         let thread = std::thread::spawn(move || rt.block_on(async { tokio::time::sleep(Duration::from_secs(3600)).await }));

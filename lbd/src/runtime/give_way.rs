@@ -15,9 +15,9 @@
 //! So at the end of a pass that sent held answers ([`super::http::cork`]), a
 //! worker that has run for [`STRETCH`] ([`STRETCH_SHARED`] beside other
 //! workers) without a single context switch (the thread's own counters,
-//! `getrusage`) lowers its priority by [`STEP`] nice
-//! levels and puts it back at once. Lowering it makes the kernel reschedule on
-//! the way out of the system call: a task waiting on that core runs now
+//! `getrusage`) lowers its priority by [`STEP`] nice levels and puts it back
+//! at once. Lowering it makes the kernel reschedule on the way out of the
+//! system call: a task waiting on that core runs now
 //! instead of at the next tick, and the worker's second call restores its
 //! priority when it runs again. When nothing waits, the worker simply goes on.
 //! A plain `sched_yield` does not do this: the scheduler (EEVDF) hands the core
@@ -38,7 +38,6 @@
 //! never give way.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -54,17 +53,13 @@ pub const STRETCH: Duration = Duration::from_micros(500);
 /// to 0.99, at the same request rate.
 pub const STRETCH_SHARED: Duration = Duration::from_micros(150);
 
-/// The stretch in force, in µs: [`STRETCH`] until [`set_workers`] says more.
-static STRETCH_US: AtomicU64 = AtomicU64::new(STRETCH.as_micros() as u64);
-
-/// How many worker threads there are, before they start.
-pub fn set_workers(n: usize) {
-    let s = if n >= 2 { STRETCH_SHARED } else { STRETCH };
-    STRETCH_US.store(s.as_micros() as u64, Ordering::Relaxed);
-}
-
-fn stretch() -> Duration {
-    Duration::from_micros(STRETCH_US.load(Ordering::Relaxed))
+/// The stretch of a worker among `workers` worker threads.
+fn stretch_for(workers: usize) -> Duration {
+    if workers >= 2 {
+        STRETCH_SHARED
+    } else {
+        STRETCH
+    }
 }
 
 /// How many nice levels a worker drops for a moment when it gives way: 5, a
@@ -175,7 +170,7 @@ pub fn end_of_pass(woke: bool) -> bool {
     }
     let now = Instant::now();
     let count = switches();
-    match decide(STRETCH_NOW.get(), stretch(), count, woke, now) {
+    match decide(STRETCH_NOW.get(), stretch_for(super::worker_handles().len()), count, woke, now) {
         Step::GoOn => false,
         Step::Restart => {
             restart(now, count);
@@ -222,10 +217,8 @@ mod tests {
 
     #[test]
     fn workers_beside_others_give_way_sooner() {
-        set_workers(2);
-        assert_eq!(stretch(), STRETCH_SHARED);
-        set_workers(1);
-        assert_eq!(stretch(), STRETCH);
+        assert_eq!(stretch_for(2), STRETCH_SHARED);
+        assert_eq!(stretch_for(1), STRETCH);
     }
 
     #[test]

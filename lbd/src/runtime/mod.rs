@@ -399,7 +399,6 @@ fn worker_runtimes(threads: usize) -> anyhow::Result<()> {
     // Checked once, here, rather than in the middle of a worker's first long pass.
     #[cfg(tokio_unstable)]
     give_way::allowed();
-    give_way::set_workers(threads);
     let shards = (0..threads)
         .map(|i| {
             let mut builder = tokio::runtime::Builder::new_current_thread();

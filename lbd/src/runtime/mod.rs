@@ -308,12 +308,21 @@ struct WorkerShard {
 /// connections of its own listening sockets.
 static WORKER_SHARDS: std::sync::OnceLock<Box<[WorkerShard]>> = std::sync::OnceLock::new();
 
-/// Among `loads` (worker slot `i + 1` serves `loads[i]` connections), the slot
-/// with the fewest, `here` on a tie; a thread that is not a worker (`here` 0
-/// or out of range) always picks one.
-fn lightest(loads: &[usize], here: usize) -> usize {
-    let load = |slot: usize| slot.checked_sub(1).and_then(|i| loads.get(i)).copied().unwrap_or(usize::MAX);
-    (1..=loads.len()).fold(here, |best, slot| if load(slot) < load(best) { slot } else { best })
+/// Among `workers` worker slots (slot `i + 1` serves `load(i)` connections),
+/// the slot with the fewest, `here` on a tie; a thread that is not a worker
+/// (`here` 0 or out of range) always picks one.
+fn lightest(workers: usize, load: impl Fn(usize) -> Option<usize>, here: usize) -> usize {
+    let of = |slot: usize| slot.checked_sub(1).and_then(&load).unwrap_or(usize::MAX);
+    (1..=workers)
+        .fold((here, of(here)), |(best, least), slot| {
+            let n = of(slot);
+            if n < least {
+                (slot, n)
+            } else {
+                (best, least)
+            }
+        })
+        .0
 }
 
 /// Where a new connection accepted on this thread should run: the worker
@@ -324,8 +333,7 @@ fn lightest(loads: &[usize], here: usize) -> usize {
 pub fn lightest_worker() -> (usize, bool) {
     let here = worker_index();
     let Some(shards) = WORKER_SHARDS.get() else { return (here, false) };
-    let loads: Vec<usize> = shards.iter().map(|w| w.load.load(Ordering::Relaxed)).collect();
-    let best = lightest(&loads, here);
+    let best = lightest(shards.len(), |i| shards.get(i).map(|w| w.load.load(Ordering::Relaxed)), here);
     (best, best != here && shards.get(best.wrapping_sub(1)).is_some())
 }
 
@@ -570,7 +578,7 @@ async fn serve(config: Config, files: Vec<PathBuf>, ssl: Option<PathBuf>, fd_lim
 mod tests {
     #[test]
     fn a_new_connection_goes_to_the_least_loaded_worker_and_stays_on_a_tie() {
-        use super::lightest;
+        let lightest = |loads: &[usize], here| super::lightest(loads.len(), |i| loads.get(i).copied(), here);
         assert_eq!(lightest(&[3, 3], 1), 1);
         assert_eq!(lightest(&[3, 3], 2), 2);
         assert_eq!(lightest(&[4, 3], 1), 2);

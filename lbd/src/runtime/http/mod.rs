@@ -52,6 +52,26 @@ use crate::config::model::{Balance, CookieMode, HttpConnMode, HttpReuse, Mode, R
 
 /// Most header lines a request may carry (HAProxy's `tune.http.maxhdr` default).
 const MAX_HEADERS: usize = 101;
+
+thread_local! {
+    /// The settings every client connection shares, made once per thread:
+    /// setting the timer allocates, and each connection only clones it.
+    static SERVER_H1: hyper::server::conn::http1::Builder = {
+        let mut b = hyper::server::conn::http1::Builder::new();
+        b.timer(TokioTimer::new())
+            .max_headers(MAX_HEADERS)
+            // The timer is installed so hyper's own timeouts work; `timeout http-request`
+            // and `timeout http-keep-alive` are enforced by lbd's watchdog instead of
+            // hyper's header timer, which would arm a fresh timer for every request and
+            // close without the 408 HAProxy sends.
+            .header_read_timeout(None)
+            // A client may shut its sending side once the request is out (`nc -N`, some
+            // scripts): it still gets its answer, as with HAProxy.
+            .half_close(true);
+        b
+    };
+}
+
 /// Largest `stats` admin form body read (bytes).
 const MAX_FORM: usize = 64 * 1024;
 /// Client connections cut because they stopped reading their response.
@@ -591,20 +611,8 @@ pub fn run<C: ClientStream>(
                 Ok(resp)
             }
         });
-        let mut builder = hyper::server::conn::http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            .max_buf_size(limit)
-            .max_headers(MAX_HEADERS)
-            .keep_alive(!close_each)
-            // The timer is installed so hyper's own timeouts work; `timeout http-request`
-            // and `timeout http-keep-alive` are enforced by lbd's watchdog instead of
-            // hyper's header timer, which would arm a fresh timer for every request and
-            // close without the 408 HAProxy sends.
-            .header_read_timeout(None)
-            // A client may shut its sending side once the request is out (`nc -N`, some
-            // scripts): it still gets its answer, as with HAProxy.
-            .half_close(true);
+        let mut builder = SERVER_H1.with(Clone::clone);
+        builder.max_buf_size(limit).keep_alive(!close_each);
         let conn = builder.serve_connection(TokioIo::new(io), svc).with_upgrades();
         tokio::pin!(conn);
         let outcome = tokio::select! {
@@ -1639,12 +1647,9 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
 
     // http-response rules: the backend's, then the frontend's.
     {
-        let lists: Vec<&[crate::config::model::HttpRule]> = if !same_proxy(&fe, &be) {
-            vec![&be.conf.http_response, &fe.conf.http_response]
-        } else {
-            vec![&be.conf.http_response]
-        };
-        for list in lists {
+        // A `listen` section's rules once (no list on the heap for each response).
+        let fe_rules: &[crate::config::model::HttpRule] = if same_proxy(&fe, &be) { &[] } else { &fe.conf.http_response };
+        for list in [&be.conf.http_response[..], fe_rules] {
             for rule in list {
                 let plan = {
                     let view = HttpView {

@@ -1647,7 +1647,7 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
 
     // http-response rules: the backend's, then the frontend's.
     {
-        // A `listen` section's rules once (no list on the heap for each response).
+        // A `listen` section is its own frontend and backend: its rules run once.
         let fe_rules: &[crate::config::model::HttpRule] = if same_proxy(&fe, &be) { &[] } else { &fe.conf.http_response };
         for list in [&be.conf.http_response[..], fe_rules] {
             for rule in list {

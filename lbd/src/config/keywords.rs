@@ -167,7 +167,12 @@ pub const OPTIONS: &[Keyword] = &[
         "Log when the response starts rather than when it ends.",
         "Accepted; lines are written when the transaction ends.",
     ),
-    k("log-health-checks", "nywyy", "Log every health check result change."),
+    kd(
+        "log-health-checks",
+        "nywyy",
+        "Log every health check result change.",
+        "Accepted; lbd logs a server's state changes, as without it.",
+    ),
     k(
         "redispatch",
         "nywyy",
@@ -179,11 +184,20 @@ pub const OPTIONS: &[Keyword] = &[
         "Count bytes continuously rather than at the end of the session.",
     ),
     k("allbackups", "nywyy", "Balance over all backup servers, not only the first."),
-    k("abortonclose", "nywyy", "Drop a queued request whose client has gone."),
+    kd(
+        "abortonclose",
+        "nywyy",
+        "Drop a queued request whose client has gone.",
+        "Accepted; without effect.",
+    ),
     k("splice-auto", "nyyyy", "Let lbd choose when to use splice(2)."),
     k("splice-request", "nyyyy", "splice(2) client-to-server data."),
     k("splice-response", "nyyyy", "splice(2) server-to-client data."),
-    k("tcpka", "nyyyy", "TCP keep-alive on both sides."),
+    k(
+        "tcpka",
+        "nyyyy",
+        "TCP keep-alive probes: toward clients in a frontend, toward servers in a backend.",
+    ),
     k("clitcpka", "nyywy", "TCP keep-alive toward clients."),
     k("srvtcpka", "nywyy", "TCP keep-alive toward servers."),
     kd(
@@ -192,7 +206,12 @@ pub const OPTIONS: &[Keyword] = &[
         "Wait for the request body before choosing a server.",
         "Accepted; the body streams to the server as it comes (rules see the head only).",
     ),
-    k("independent-streams", "nyyyy", "Read and write timeouts are kept per direction."),
+    kd(
+        "independent-streams",
+        "nyyyy",
+        "Read and write timeouts are kept per direction.",
+        "Accepted; without effect.",
+    ),
     k("persist", "nywyy", "Keep a persisted client on its server even when it is down."),
     kd(
         "prefer-last-server",
@@ -200,9 +219,21 @@ pub const OPTIONS: &[Keyword] = &[
         "Reuse the server of the previous request on the connection.",
         "Accepted; a client connection's own server connection is kept only with `http-reuse never` or NTLM.",
     ),
-    k("nolinger", "nyyyy", "Reset rather than linger on close."),
-    k("tcp-smart-accept", "nyywy", "Delay the accept until data arrives."),
-    k("tcp-smart-connect", "nywyy", "Send the first data with the connect."),
+    k(
+        "nolinger",
+        "nyyyy",
+        "Close with a reset rather than linger: clients in a frontend, servers in a backend.",
+    ),
+    k(
+        "tcp-smart-accept",
+        "nyywy",
+        "Acknowledge a client's first data with the answer, not an empty ACK; on by default in HTTP mode.",
+    ),
+    k(
+        "tcp-smart-connect",
+        "nywyy",
+        "Send the handshake's last ACK with the first data (when lbd has data to send at once).",
+    ),
     kd(
         "checkcache",
         "nywyy",
@@ -254,7 +285,12 @@ pub const OPTIONS: &[Keyword] = &[
         "Accept some invalid characters in responses.",
         "Accepted; hyper's parser stays strict.",
     ),
-    k("socket-stats", "nyywy", "Statistics per listening socket."),
+    kd(
+        "socket-stats",
+        "nyywy",
+        "Statistics per listening socket.",
+        "Accepted; statistics stay per frontend.",
+    ),
     k("transparent", "nywyy", "Connect to the client's destination address."),
     k("http-use-htx", "nyyyy", "Accepted for compatibility (always on)."),
 ];

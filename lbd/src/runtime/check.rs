@@ -213,7 +213,7 @@ pub async fn check_once(backend: &BackendRt, server: &ServerRt) -> Outcome {
         return tcp_check(&conf.tcp_checks, target, tls, connect_timeout, read_timeout, started).await;
     }
     let tls_check = tls.is_some();
-    let connecting = super::tls_io::connect_server(super::tls_io::Target::Inet(target), None, tls);
+    let connecting = super::tls_io::connect_server(super::tls_io::Target::Inet(target), None, tls, Default::default());
     let mut stream = match tokio::time::timeout(connect_timeout, connecting).await {
         Err(_) => return fail("Layer4 timeout", String::new()),
         Ok(Err(e)) if tls_check && e.kind() == std::io::ErrorKind::InvalidData => return fail("Layer6 invalid response", e.to_string()),
@@ -299,7 +299,7 @@ async fn tcp_check(
         match step {
             TcpCheckStep::Connect { port, addr } => {
                 let to = SocketAddr::new(addr.unwrap_or(target.ip()), port.unwrap_or(target.port()));
-                let connecting = super::tls_io::connect_server(super::tls_io::Target::Inet(to), None, tls.clone());
+                let connecting = super::tls_io::connect_server(super::tls_io::Target::Inet(to), None, tls.clone(), Default::default());
                 stream = match tokio::time::timeout(connect_timeout, connecting).await {
                     Err(_) => return outcome(false, "Layer4 timeout", format!("at step {step_no} of tcp-check (connect)")),
                     Ok(Err(e)) => return io_failed("Layer4 connection problem", &e, step_no, "connect"),

@@ -135,6 +135,28 @@ fn tcp_socket(sa: SocketAddr, bind: &Bind, default_backlog: i32) -> std::io::Res
     Ok(s.into())
 }
 
+/// `option tcp-smart-accept`: the listening socket is put out of quick-ACK
+/// mode, which the connections it accepts inherit, so that a client's request
+/// is acknowledged by the response rather than by an empty ACK of its own.
+/// (Only after `listen(2)`, which resets that mode.) As in HAProxy, it is on in
+/// HTTP mode unless `no option tcp-smart-accept` says otherwise, and off in TCP
+/// mode unless asked for.
+pub fn smart_accept(fe: &FrontendRt) -> bool {
+    fe.conf.options.tcp_smart_accept.unwrap_or(fe.conf.mode == Mode::Http)
+}
+
+/// `option tcpka` or `clitcpka` (TCP keep-alive probes) and `option nolinger`
+/// (a reset rather than a lingering close) on a client's socket.
+fn client_socket_options(fe: &FrontendRt, s: &std::net::TcpStream) {
+    let o = &fe.conf.options;
+    if o.tcpka || o.clitcpka {
+        let _ = socket2::SockRef::from(s).set_keepalive(true);
+    }
+    if o.nolinger {
+        let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
+    }
+}
+
 /// A listening socket, registered with the current runtime's event loop.
 pub fn register(l: std::net::TcpListener) -> std::io::Result<AsyncFd<std::net::TcpListener>> {
     // SAFETY: the AsyncFd owns the listener, whose descriptor stays open and
@@ -310,6 +332,9 @@ fn spawn_session(
     permit_g: Option<tokio::sync::OwnedSemaphorePermit>,
     permit_f: Option<tokio::sync::OwnedSemaphorePermit>,
 ) {
+    if let Stream::Tcp(s) = &stream {
+        client_socket_options(&fe, s);
+    }
     let now = fe.cur_conns.fetch_add(1, Ordering::AcqRel) + 1;
     fe.max_conns.fetch_max(now, Ordering::Relaxed);
     fe.total_conns.fetch_add(1, Ordering::Relaxed);
@@ -460,6 +485,8 @@ const PROXY_HEADER_WAIT: Duration = Duration::from_secs(5);
 
 async fn accept_until_stopped(rt: &Arc<Runtime>, addr: &ListenAddr, socket: &BoundSocket, mut stop: watch::Receiver<bool>) {
     let mut errors = RateLimitedLog { last: None, suppressed: 0 };
+    // A new socket acknowledges at once (the kernel's default).
+    let mut quickack = true;
     loop {
         if *stop.borrow() {
             return;
@@ -472,6 +499,14 @@ async fn accept_until_stopped(rt: &Arc<Runtime>, addr: &ListenAddr, socket: &Bou
                 _ = tokio::time::sleep(Duration::from_millis(50)) => continue,
             }
         };
+        // Set here rather than at bind time so that a reload which changes the
+        // frontend's mode or option applies to the socket it keeps.
+        if let BoundSocket::Tcp(l) = socket {
+            let want = !smart_accept(&fe);
+            if want != quickack && socket2::SockRef::from(l.get_ref()).set_quickack(want).is_ok() {
+                quickack = want;
+            }
+        }
         // Accept, then take the connection slots: while they are full this loop
         // holds at most the one connection it accepted, and the kernel keeps the
         // other clients queued. (Taking the slots first would let an idle

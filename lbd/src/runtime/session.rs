@@ -81,6 +81,10 @@ impl ClientStream for tokio::net::UnixStream {
 /// TCP repair mode (CAP_NET_ADMIN) the kernel sends nothing at all when the
 /// socket is closed; failing that, whatever the close sends dies at the first
 /// hop (TTL and hop limit 1), as HAProxy does.
+///
+/// First, what the client sent is acknowledged (quick-ACK mode back on sends
+/// an ACK that `tcp-smart-accept` was holding): data left unacknowledged would
+/// come again, and a kernel without the connection answers it with a reset.
 pub fn silence(fd: std::os::fd::RawFd) {
     let set = |level: libc::c_int, name: libc::c_int| {
         let one: libc::c_int = 1;
@@ -96,6 +100,7 @@ pub fn silence(fd: std::os::fd::RawFd) {
             ) == 0
         }
     };
+    set(libc::IPPROTO_TCP, libc::TCP_QUICKACK);
     if set(libc::IPPROTO_TCP, libc::TCP_REPAIR) {
         return;
     }
@@ -355,7 +360,8 @@ pub fn run<C: ClientStream>(
                 .send_proxy
                 .map(|v| super::proxy_proto::header(v, acc.src, acc.dst));
             let tls = server.tls_for(&snapshot, &fe, &be, &acc);
-            let connecting = super::tls_io::connect_server(target, proxy_header.as_deref(), tls);
+            let opts = super::tls_io::ServerSocket::of(&be.conf.options, proxy_header.is_some() || !preread.is_empty());
+            let connecting = super::tls_io::connect_server(target, proxy_header.as_deref(), tls, opts);
             let res = tokio::time::timeout(connect_timeout, connecting).await;
             match res {
                 Ok(Ok(s)) => break s,

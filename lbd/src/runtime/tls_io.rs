@@ -151,17 +151,63 @@ pub enum Target<'a> {
     Unix(&'a std::path::Path),
 }
 
+/// The backend's options that set a TCP connection to a server up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerSocket {
+    /// `option tcp-smart-connect`, when there is something to send at once:
+    /// the handshake's last ACK waits to go out with it (the server is woken
+    /// once, for a connection with its request).
+    pub smart_connect: bool,
+    /// `option tcpka` or `srvtcpka`: TCP keep-alive probes.
+    pub keepalive: bool,
+    /// `option nolinger`: the connection ends with a reset, not a lingering close.
+    pub nolinger: bool,
+}
+
+impl ServerSocket {
+    /// For a backend's options; `sends_first` when lbd writes to the server as
+    /// soon as it is connected (an HTTP request, a PROXY header, bytes already
+    /// read from the client). As HAProxy, the ACK is not held back when
+    /// nothing would carry it: a server that speaks first would wait for it.
+    pub fn of(o: &crate::config::model::Options, sends_first: bool) -> ServerSocket {
+        ServerSocket {
+            smart_connect: o.tcp_smart_connect && sends_first,
+            keepalive: o.tcpka || o.srvtcpka,
+            nolinger: o.nolinger,
+        }
+    }
+}
+
 /// Opens a connection to a server: TCP or a UNIX socket, the PROXY header
 /// (`send-proxy`) in clear first, then TLS when the server says `ssl`.
 pub async fn connect_server(
     target: Target<'_>,
     proxy_header: Option<&[u8]>,
     tls: Option<(Arc<rustls::ClientConfig>, Option<String>)>,
+    opts: ServerSocket,
 ) -> std::io::Result<Upstream> {
     use tokio::io::AsyncWriteExt;
     match target {
         Target::Inet(sa) => {
-            let mut s = TcpStream::connect(sa).await?;
+            let mut s = if opts == ServerSocket::default() {
+                TcpStream::connect(sa).await?
+            } else {
+                let socket = if sa.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()?
+                } else {
+                    tokio::net::TcpSocket::new_v6()?
+                };
+                if opts.smart_connect {
+                    let _ = socket2::SockRef::from(&socket).set_quickack(false);
+                }
+                if opts.keepalive {
+                    let _ = socket.set_keepalive(true);
+                }
+                socket.connect(sa).await?
+            };
+            if opts.nolinger {
+                let _ = socket2::SockRef::from(&s).set_linger(Some(std::time::Duration::ZERO));
+            }
             let _ = s.set_nodelay(true);
             if let Some(h) = proxy_header {
                 s.write_all(h).await?;

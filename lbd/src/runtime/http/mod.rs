@@ -1484,7 +1484,9 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
                 let header = server.conf.params.send_proxy.map(|v| super::proxy_proto::header(v, cx.src, cx.dst));
                 let tls = server.tls_for(&snapshot, &fe, &be, &acc);
                 let tried = Instant::now();
-                match upstream::connect(target, connect_timeout, header, tls).await {
+                // The request (or the TLS hello) goes out as soon as the connection is up.
+                let opts = crate::runtime::tls_io::ServerSocket::of(&be.conf.options, true);
+                match upstream::connect(target, connect_timeout, header, tls, opts).await {
                     Ok(t) => t,
                     Err(e) => {
                         let timed_out = matches!(e, upstream::ConnectError::Timeout);

@@ -170,8 +170,9 @@ pub async fn connect(
     timeout: Duration,
     proxy_header: Option<Vec<u8>>,
     tls: Option<(std::sync::Arc<rustls::ClientConfig>, Option<String>)>,
+    opts: crate::runtime::tls_io::ServerSocket,
 ) -> Result<Sender, ConnectError> {
-    let stream = match tokio::time::timeout(timeout, connect_server(target, proxy_header.as_deref(), tls)).await {
+    let stream = match tokio::time::timeout(timeout, connect_server(target, proxy_header.as_deref(), tls, opts)).await {
         Err(_) => return Err(ConnectError::Timeout),
         Ok(r) => r?,
     };

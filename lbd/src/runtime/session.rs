@@ -410,7 +410,15 @@ pub fn run<C: ClientStream>(
             activity: AtomicU64::new(0),
             bytes_in: AtomicU64::new(preread.len() as u64),
             bytes_out: AtomicU64::new(0),
+            counted: [AtomicU64::new(0), AtomicU64::new(0)],
         };
+        let counters = Counters([
+            (&fe.bytes_in, &fe.bytes_out),
+            (&be.bytes_in, &be.bytes_out),
+            (&server.bytes_in, &server.bytes_out),
+        ]);
+        // `option contstats`: the counters move while the session lasts, not only at its end.
+        let cont = fe.conf.options.contstats.then_some(&counters);
         let limit = idle_limit(&fe, &be);
         let (fo, bo) = (&fe.conf.options, &be.conf.options);
         // HAProxy splices only when asked to (`option splice-*`); so does lbd.
@@ -423,7 +431,7 @@ pub fn run<C: ClientStream>(
                 let up = super::splice::relay(ctcp, upstream, &meter.activity, meter.started, &meter.bytes_in);
                 let down = super::splice::relay(upstream, ctcp, &meter.activity, meter.started, &meter.bytes_out);
                 tokio::pin!(up, down);
-                supervise(up, down, &meter, limit, &stop).await
+                supervise(up, down, &meter, limit, &stop, cont).await
             })
             .await
         } else if let (Some(ctcp), Upstream::Tcp(upstream)) = (client.as_tcp(), &upstream) {
@@ -431,7 +439,7 @@ pub fn run<C: ClientStream>(
             let up = relay::tcp(ctcp, upstream, meter.tally(&meter.bytes_in), &ended);
             let down = relay::tcp(upstream, ctcp, meter.tally(&meter.bytes_out), &ended);
             tokio::pin!(up, down);
-            supervise(up, down, &meter, limit, &stop).await
+            supervise(up, down, &meter, limit, &stop, cont).await
         } else {
             Box::pin(async {
                 let (mut sr, mut sw) = tokio::io::split(&mut upstream);
@@ -439,21 +447,14 @@ pub fn run<C: ClientStream>(
                 let up = relay::copy(&mut cr, &mut sw, meter.tally(&meter.bytes_in));
                 let down = relay::copy(&mut sr, &mut cw, meter.tally(&meter.bytes_out));
                 tokio::pin!(up, down);
-                supervise(up, down, &meter, limit, &stop).await
+                supervise(up, down, &meter, limit, &stop, cont).await
             })
             .await
         };
         log.term = term;
         log.bytes_in = meter.bytes_in.load(Ordering::Relaxed);
         log.bytes_out = meter.bytes_out.load(Ordering::Relaxed);
-        for (a, b) in [
-            (&fe.bytes_in, &fe.bytes_out),
-            (&be.bytes_in, &be.bytes_out),
-            (&server.bytes_in, &server.bytes_out),
-        ] {
-            a.fetch_add(log.bytes_in, Ordering::Relaxed);
-            b.fetch_add(log.bytes_out, Ordering::Relaxed);
-        }
+        meter.count(&counters);
         finish(&fe, &acc, &log, Some(&be));
         drop(slot);
     }
@@ -466,9 +467,34 @@ struct Meter {
     activity: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    /// How much of `bytes_in` and `bytes_out` the proxies' counters have had.
+    counted: [AtomicU64; 2],
 }
 
+/// The byte counters (in, out) a session adds to: its frontend's, its
+/// backend's and its server's.
+struct Counters<'a>([(&'a AtomicU64, &'a AtomicU64); 3]);
+
+/// How often `option contstats` brings the counters up to date during a session.
+const CONTSTATS_PERIOD: Duration = Duration::from_secs(1);
+
 impl Meter {
+    /// Adds to `to` the bytes moved since the last call.
+    fn count(&self, to: &Counters<'_>) {
+        let [counted_in, counted_out] = &self.counted;
+        let now_in = self.bytes_in.load(Ordering::Relaxed);
+        let now_out = self.bytes_out.load(Ordering::Relaxed);
+        let d_in = now_in.saturating_sub(counted_in.swap(now_in, Ordering::Relaxed));
+        let d_out = now_out.saturating_sub(counted_out.swap(now_out, Ordering::Relaxed));
+        if d_in == 0 && d_out == 0 {
+            return;
+        }
+        for (i, o) in to.0 {
+            i.fetch_add(d_in, Ordering::Relaxed);
+            o.fetch_add(d_out, Ordering::Relaxed);
+        }
+    }
+
     fn tally<'a>(&'a self, bytes: &'a AtomicU64) -> relay::Tally<'a> {
         relay::Tally {
             activity: &self.activity,
@@ -520,7 +546,14 @@ impl Stop<'_> {
 
 /// Runs both directions until they end, the session idles out, or the server's
 /// sessions are shut down. Returns the log's termination state.
-async fn supervise<U, D>(up: U, down: D, meter: &Meter, limit: Option<(Duration, char)>, stop: &Stop<'_>) -> [char; 2]
+async fn supervise<U, D>(
+    up: U,
+    down: D,
+    meter: &Meter,
+    limit: Option<(Duration, char)>,
+    stop: &Stop<'_>,
+    cont: Option<&Counters<'_>>,
+) -> [char; 2]
 where
     U: std::future::Future<Output = std::io::Result<()>>,
     D: std::future::Future<Output = std::io::Result<()>>,
@@ -549,8 +582,23 @@ where
             Err(side) => [side, 'D'],
         },
         who = watchdog => [who, 'D'],
+        () = contstats(meter, cont) => ['-', '-'],
         // `shutdown-sessions`, or a reload replaced the snapshot and `hard-stop-after` ran out.
         _ = stop.wait() => ['K', 'D'],
+    }
+}
+
+/// With `option contstats`, brings the counters up to date every
+/// [`CONTSTATS_PERIOD`]; never ends.
+async fn contstats(meter: &Meter, cont: Option<&Counters<'_>>) {
+    let Some(to) = cont else {
+        return std::future::pending().await;
+    };
+    let mut tick = tokio::time::interval(CONTSTATS_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        meter.count(to);
     }
 }
 

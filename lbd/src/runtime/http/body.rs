@@ -16,6 +16,9 @@ use hyper::body::Incoming;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Adds a number of body bytes to some statistics counters.
+pub type Live = Box<dyn Fn(u64) + Send + Sync>;
+
 /// How a body ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {
@@ -54,6 +57,8 @@ pub struct LbBody {
     bytes: u64,
     /// Where the body bytes that went through are also counted, for whoever keeps the other end.
     shared_count: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    /// Statistics counters that take the bytes as they go through (`option contstats`).
+    live: Option<Live>,
     idle: Option<Idle>,
     finish: Option<Box<dyn Finish>>,
 }
@@ -88,6 +93,7 @@ impl LbBody {
             kind,
             bytes: 0,
             shared_count: None,
+            live: None,
             idle: None,
             finish: None,
         }
@@ -97,6 +103,11 @@ impl LbBody {
     pub fn counted(mut self, count: std::sync::Arc<std::sync::atomic::AtomicU64>) -> Self {
         self.shared_count = Some(count);
         self
+    }
+
+    /// Also adds the bytes that go through to statistics counters, as they go.
+    pub fn live(&mut self, counters: Live) {
+        self.live = Some(counters);
     }
 
     pub fn on_finish(mut self, f: Box<dyn Finish>) -> Self {
@@ -128,6 +139,9 @@ impl Body for LbBody {
                     this.bytes += d.len() as u64;
                     if let Some(c) = &this.shared_count {
                         c.fetch_add(d.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    if let Some(live) = &this.live {
+                        live(d.len() as u64);
                     }
                 }
                 if let Some(Idle { limit, sleep: Some(sleep) }) = &mut this.idle {

@@ -171,6 +171,9 @@ impl<C: AsyncRead + Unpin> AsyncRead for ClientIo<C> {
         if n > 0 {
             let s = &this.shared;
             s.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+            if this.fe.conf.options.contstats {
+                this.fe.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+            }
             if s.inflight.load(Ordering::Acquire) == 0 && s.head_started.load(Ordering::Acquire) == NO_HEAD {
                 s.head_started.store(s.ms(), Ordering::Release);
             }
@@ -645,7 +648,10 @@ pub fn run<C: ClientStream>(
                 shared.cut_by_timeout.store(true, Ordering::Release);
             }
         }
-        cx.fe.bytes_in.fetch_add(shared.bytes_in.load(Ordering::Relaxed), Ordering::Relaxed);
+        // With `option contstats` they were counted as they came.
+        if !cx.fe.conf.options.contstats {
+            cx.fe.bytes_in.fetch_add(shared.bytes_in.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
         let tunnels = cx.tunnels.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default();
         for t in tunnels {
             let _ = t.await;
@@ -744,6 +750,10 @@ struct Txn {
     /// of its body went out: the backend's and the server's bytes in.
     req_head_bytes: u64,
     req_body_sent: Option<Arc<AtomicU64>>,
+    /// The request body's and the response body's bytes were added to the
+    /// counters as they went (`option contstats`): the end adds only the heads.
+    live_in: bool,
+    live_out: bool,
 }
 
 impl Finish for Txn {
@@ -787,15 +797,20 @@ impl Finish for Txn {
             Ended::Failed => self.set_term('S', 'D'),
         }
         let total = bytes + self.head_bytes;
+        let out = if self.live_out { self.head_bytes } else { total };
         let fe = &self.cx.fe;
-        fe.bytes_out.fetch_add(total, Ordering::Relaxed);
-        let sent = self.req_head_bytes + self.req_body_sent.as_ref().map_or(0, |c| c.load(Ordering::Relaxed));
+        fe.bytes_out.fetch_add(out, Ordering::Relaxed);
+        let sent = if self.live_in {
+            self.req_head_bytes
+        } else {
+            self.req_head_bytes + self.req_body_sent.as_ref().map_or(0, |c| c.load(Ordering::Relaxed))
+        };
         if let Some(be) = &self.backend {
-            be.bytes_out.fetch_add(total, Ordering::Relaxed);
+            be.bytes_out.fetch_add(out, Ordering::Relaxed);
             be.bytes_in.fetch_add(sent, Ordering::Relaxed);
         }
         if let Some(s) = &self.server {
-            s.bytes_out.fetch_add(total, Ordering::Relaxed);
+            s.bytes_out.fetch_add(out, Ordering::Relaxed);
             s.bytes_in.fetch_add(sent, Ordering::Relaxed);
         }
         self.log(total);
@@ -1198,6 +1213,8 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
         head_bytes: 0,
         req_head_bytes: 0,
         req_body_sent: None,
+        live_in: false,
+        live_out: false,
     };
     let mut vars: Vec<(String, Sample)> = Vec::new();
 
@@ -1517,9 +1534,19 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
             }
         };
         let mut tx = tx;
-        let Some(req) = outgoing.take() else {
+        let Some(mut req) = outgoing.take() else {
             return txn.fail(500, ['P', 'H']);
         };
+        // `option contstats`: the request body counts for this backend and
+        // server as it goes out.
+        if fe.conf.options.contstats && body_sent.is_some() {
+            let (b, s) = (Arc::clone(&be), Arc::clone(&server));
+            req.body_mut().live(Box::new(move |n| {
+                b.bytes_in.fetch_add(n, Ordering::Relaxed);
+                s.bytes_in.fetch_add(n, Ordering::Relaxed);
+            }));
+            txn.live_in = true;
+        }
         if txn.t_connect < 0 || !reused {
             txn.t_connect = connect_started.ms();
         }
@@ -1817,7 +1844,18 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
         Some(GiveBack::Pool(Arc::clone(&server)))
     };
     txn.give_back = give_back.map(|g| (tx, g));
-    let body = LbBody::stream(rbody, server_timeout).on_finish(Box::new(txn));
+    let mut body = LbBody::stream(rbody, server_timeout);
+    // `option contstats`: the response body counts as it goes.
+    if fe.conf.options.contstats {
+        let (f, b, s) = (Arc::clone(&fe), Arc::clone(&be), Arc::clone(&server));
+        body.live(Box::new(move |n| {
+            for c in [&f.bytes_out, &b.bytes_out, &s.bytes_out] {
+                c.fetch_add(n, Ordering::Relaxed);
+            }
+        }));
+        txn.live_out = true;
+    }
+    let body = body.on_finish(Box::new(txn));
     Response::from_parts(rparts, body)
 }
 

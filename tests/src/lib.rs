@@ -186,6 +186,37 @@ pub mod harness {
         panic!("no free port left in {RESERVED:?} at {ip}");
     }
 
+    /// Debian's haproxy running `config` in the foreground (`-db`), as the
+    /// reference beside lbd; killed on drop.
+    pub struct Haproxy {
+        child: Child,
+        _dir: Scratch,
+    }
+
+    impl Haproxy {
+        pub fn start(config: &str) -> Haproxy {
+            let dir = Scratch::new("haproxy");
+            let cfg = dir.path.join("haproxy.cfg");
+            std::fs::write(&cfg, config).expect("write haproxy config");
+            let child = Command::new("haproxy")
+                .arg("-f")
+                .arg(&cfg)
+                .arg("-db")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start haproxy");
+            Haproxy { child, _dir: dir }
+        }
+    }
+
+    impl Drop for Haproxy {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
     /// A running lbd; killed on drop.
     pub struct Lbd {
         pub child: Child,

@@ -120,26 +120,12 @@ fn show_stat_columns_match_haproxy_for_the_same_config() {
     let body = |port: u16| {
         format!("{DEFAULTS}frontend f\n  bind 127.0.0.1:{port}\n  default_backend b\nbackend b\n  server s1 127.0.0.1:9 check inter 1s\n")
     };
-    let hcfg = dir.path.join("h.cfg");
-    std::fs::write(
-        &hcfg,
-        format!("global\n  stats socket {} level admin\n{}", hsock.display(), body(hp)),
-    )
-    .expect("cfg");
-    let mut h = Command::new("haproxy")
-        .arg("-f")
-        .arg(&hcfg)
-        .arg("-db")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("haproxy");
+    let h = Haproxy::start(&format!("global\n  stats socket {} level admin\n{}", hsock.display(), body(hp)));
     let lbd = Lbd::start(&format!("global\n  stats socket {} level admin\n{}", lsock.display(), body(lp)));
     assert!(wait_until(Duration::from_secs(5), || hsock.exists() && lsock.exists()).is_some());
     let hs = cmd(&hsock, "show stat");
     let ls = cmd(&lsock, "show stat");
-    let _ = h.kill();
-    let _ = h.wait();
+    drop(h);
     let header = |s: &str| s.lines().next().unwrap_or("").split(',').map(str::to_owned).collect::<Vec<_>>();
     let (hh, lh) = (header(&hs), header(&ls));
     assert!(lh.len() >= 80, "at least 80 columns");

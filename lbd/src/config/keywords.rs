@@ -152,11 +152,10 @@ pub const PROXY: &[Keyword] = &[
 /// (a `-` stands in for global, where no option is allowed).
 pub const OPTIONS: &[Keyword] = &[
     k("tcplog", "nyyyy", "TCP log format."),
-    kd(
+    k(
         "httplog",
         "nyywy",
         "HTTP log format (`option httplog clf` for the common log format); ignored in a backend.",
-        "`clf` is accepted; lines keep the httplog format.",
     ),
     k("dontlognull", "nyywy", "Do not log connections that carried no data."),
     k("dontlog-normal", "nyywy", "Log only errors."),
@@ -167,11 +166,10 @@ pub const OPTIONS: &[Keyword] = &[
         "Log when the response starts rather than when it ends.",
         "Accepted; lines are written when the transaction ends.",
     ),
-    kd(
+    k(
         "log-health-checks",
         "nywyy",
-        "Log every health check result change.",
-        "Accepted; lbd logs a server's state changes, as without it.",
+        "Log every check that changes a server's health, not only its state changes.",
     ),
     k(
         "redispatch",

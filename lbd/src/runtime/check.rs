@@ -93,15 +93,22 @@ pub fn apply(snapshot: &Snapshot, backend: &BackendRt, server: &ServerRt, outcom
     if !outcome.ok {
         server.checks_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
-    h.last_status = if outcome.ok {
+    let status = if outcome.ok {
         format!("{} {}", outcome.reason, outcome.info)
     } else {
         format!("{}: {}", outcome.reason, outcome.info)
     };
+    // `option log-health-checks`: as HAProxy, a check is logged when its result
+    // differs from the last one's, or when the server was between fully up and
+    // fully down (each step toward a change of state shows).
+    let before = h.value;
+    let log_it = backend.conf.options.log_health_checks && (status != h.last_status || (before > 0 && before < max));
+    h.last_status = status;
     let mut change = None;
     if was_up {
+        // `fall` counts consecutive failures: a success in between starts over.
         if outcome.ok {
-            h.value = (h.value + 1).min(max).max(p.rise);
+            h.value = max;
         } else if h.value > p.rise {
             h.value -= 1;
         } else {
@@ -117,10 +124,44 @@ pub fn apply(snapshot: &Snapshot, backend: &BackendRt, server: &ServerRt, outcom
     } else {
         h.value = 0;
     }
+    let value = h.value;
     drop(h);
+    if log_it {
+        let up = change.unwrap_or(was_up);
+        let (n, of, state) = if up {
+            (value + 1 - p.rise, p.fall, "UP")
+        } else {
+            (value, p.rise, "DOWN")
+        };
+        let msg = format!(
+            "Health check for {}server {}/{} {}{}, status: {n}/{of} {state}.",
+            if p.backup { "backup " } else { "" },
+            backend.name(),
+            server.name(),
+            if outcome.ok { "succeeded" } else { "failed" },
+            check_details(outcome),
+        );
+        snapshot.logger.log(Level::Notice, &msg);
+        eprintln!("[NOTICE] {msg}");
+    }
     if let Some(up) = change {
         set_state(snapshot, backend, server, up, outcome);
     }
+}
+
+/// `, reason: R[, code: N][, info: "I"], check duration: Dms`, as HAProxy
+/// words a check's result.
+fn check_details(outcome: &Outcome) -> String {
+    let info = match outcome.info.strip_prefix("code: ") {
+        Some(code) => format!(", code: {code}"),
+        None if outcome.info.is_empty() => String::new(),
+        None => format!(", info: \"{}\"", outcome.info),
+    };
+    format!(
+        ", reason: {}{info}, check duration: {}ms",
+        outcome.reason,
+        outcome.duration.as_millis()
+    )
 }
 
 /// Marks a server up or down, logs it the HAProxy way and applies
@@ -129,33 +170,33 @@ pub fn set_state(snapshot: &Snapshot, backend: &BackendRt, server: &ServerRt, up
     server.set_up(up);
     let (act, bck) = backend.active_and_backup_up();
     let sessions = server.cur_conns.load(std::sync::atomic::Ordering::Relaxed);
-    let info = if outcome.info.is_empty() {
+    // With `option log-health-checks` the check's own line gave the reason.
+    let details = if backend.conf.options.log_health_checks {
         String::new()
     } else {
-        format!(", info: \"{}\"", outcome.info)
+        check_details(outcome)
     };
     let msg = if up {
         format!(
-            "Server {}/{} is UP, reason: {}{info}, check duration: {}ms. {act} active and {bck} backup servers online. 0 sessions requeued, 0 total in queue.",
+            "{}erver {}/{} is UP{details}. {act} active and {bck} backup servers online. 0 sessions requeued, 0 total in queue.",
+            if server.conf.params.backup { "Backup S" } else { "S" },
             backend.name(),
             server.name(),
-            outcome.reason,
-            outcome.duration.as_millis()
         )
     } else {
         format!(
-            "Server {}/{} is DOWN, reason: {}{info}, check duration: {}ms. {act} active and {bck} backup servers left. {sessions} sessions active, 0 requeued, 0 remaining in queue.",
+            "{}erver {}/{} is DOWN{details}. {act} active and {bck} backup servers left. {sessions} sessions active, 0 requeued, 0 remaining in queue.",
+            if server.conf.params.backup { "Backup S" } else { "S" },
             backend.name(),
             server.name(),
-            outcome.reason,
-            outcome.duration.as_millis()
         )
     };
-    let level = if !up && act + bck == 0 { Level::Alert } else { Level::Notice };
+    // A server going down is an alert, as in HAProxy, however many are left.
+    let level = if up { Level::Notice } else { Level::Alert };
     snapshot.logger.log(level, &msg);
     eprintln!("[{}] {msg}", if up { "NOTICE" } else { "WARNING" });
     if !up && act + bck == 0 {
-        let m = format!("backend '{}' has no server available!", backend.name());
+        let m = format!("backend {} has no server available!", backend.name());
         snapshot.logger.log(Level::Emerg, &m);
         eprintln!("[ALERT] {m}");
     }

@@ -688,6 +688,7 @@ fn log_bad_request(cx: &ClientCtx, status: i32, term: [char; 2]) {
         captures: &[],
         res_captures: &[],
         request: "<BADREQ>",
+        clf: fe.conf.options.httplog_clf,
     }
     .format();
     fe.logger.log(Level::Info, &line);
@@ -863,6 +864,7 @@ impl Txn {
             captures: &self.captures,
             res_captures: &self.res_captures,
             request: &self.request,
+            clf: o.httplog_clf,
         }
         .format();
         let level = if normal { Level::Info } else { Level::Err };

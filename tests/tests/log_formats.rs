@@ -1,0 +1,230 @@
+//! `option httplog clf` lines from lbd and from Debian's haproxy 2.6, for the
+//! same configuration and the same requests in front of one nginx: token by
+//! token the same shape and the same text, numbers aside (dates, ports, timers
+//! and byte counts differ by nature).
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use e2e::harness::*;
+use e2e::web::Nginx;
+
+fn config(log_port: u16, f: u16, g: u16, server: &str) -> String {
+    format!(
+        "global\n  log 127.0.0.1:{log_port} local0\n\
+         defaults\n  mode http\n  log global\n  timeout connect 1s\n  timeout client 10s\n  timeout server 10s\n\
+         frontend f\n  bind 127.0.0.1:{f}\n  option httplog clf\n  capture request header Host len 20\n  \
+         capture request header User-Agent len 10\n  capture response header Server len 5\n  default_backend b\n\
+         frontend g\n  bind 127.0.0.1:{g}\n  option httplog clf\n  default_backend b\n\
+         backend b\n  server s1 {server}\n"
+    )
+}
+
+/// Three requests: with request and response captures, and two without.
+fn send_requests(f: u16, g: u16) {
+    let ask = |port: u16, req: &str| {
+        let mut s = connect(&format!("127.0.0.1:{port}"));
+        s.write_all(req.as_bytes()).expect("send");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    };
+    ask(
+        f,
+        "GET /x?y=1 HTTP/1.1\r\nHost: mail.xlc.local\r\nUser-Agent: curl/7.88.1\r\nConnection: close\r\n\r\n",
+    );
+    ask(g, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    ask(
+        g,
+        "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
+    );
+}
+
+/// The log line after the syslog header, numbers and the date replaced by
+/// placeholders. (haproxy ends each datagram with a line feed, lbd does not.)
+fn shape(line: &str) -> String {
+    let line = line.strip_suffix('\n').unwrap_or(line);
+    let msg = line.split_once("]: ").map_or(line, |(_, m)| m);
+    msg.split(' ')
+        .map(|t| {
+            let digits = t.trim_start_matches('+');
+            if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+                "N".to_owned()
+            } else if t.starts_with('[') && t.len() == 21 && t.as_bytes().get(3) == Some(&b'/') {
+                "[DATE".to_owned()
+            } else {
+                t.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn httplog_clf_lines_have_haproxys_shape() {
+    let np = free_port();
+    let _nginx = Nginx::start("clf", &[&format!("127.0.0.1:{np}")]);
+    let server = format!("127.0.0.1:{np}");
+
+    let hlog = Syslog::start();
+    let (hf, hg) = (free_port(), free_port());
+    let h = Haproxy::start(&config(hlog.port(), hf, hg, &server));
+    assert!(
+        wait_until(Duration::from_secs(5), || std::net::TcpStream::connect(("127.0.0.1", hg)).is_ok()).is_some(),
+        "haproxy did not listen"
+    );
+    // The probe above made a connection without a request: let it go by.
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = hlog.lines(Duration::from_millis(300));
+    send_requests(hf, hg);
+    let from_haproxy = hlog.lines(Duration::from_millis(800));
+    drop(h);
+
+    let llog = Syslog::start();
+    let (lf, lg) = (free_port(), free_port());
+    let _lbd = Lbd::start(&config(llog.port(), lf, lg, &server));
+    send_requests(lf, lg);
+    let from_lbd = llog.lines(Duration::from_millis(800));
+
+    let hs: Vec<String> = from_haproxy.iter().map(|l| shape(l)).collect();
+    let ls: Vec<String> = from_lbd.iter().map(|l| shape(l)).collect();
+    assert_eq!(hs.len(), 3, "haproxy's lines: {from_haproxy:#?}");
+    assert_eq!(ls, hs, "lbd's lines {from_lbd:#?}\nagainst haproxy's {from_haproxy:#?}");
+}
+
+/// The lines about `server` (`b/s1`) among `lines`, after the syslog header,
+/// check durations replaced by `N`.
+fn about(lines: &[String], server: &str) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| {
+            let l = l.strip_suffix('\n').unwrap_or(l);
+            l.split_once("]: ").map_or(l, |(_, m)| m).to_owned()
+        })
+        .filter(|m| m.contains(&format!(" {server} ")) || m.contains(&format!(" {server},")))
+        .map(|m| match m.split_once("check duration: ") {
+            Some((head, tail)) => format!("{head}check duration: N{}", tail.trim_start_matches(|c: char| c.is_ascii_digit())),
+            None => m,
+        })
+        .collect()
+}
+
+/// `option log-health-checks`, next to haproxy checking the same servers: a
+/// server that answers, stops answering for a while, then answers again; an
+/// HTTP check that passes with its status code; a backup server that never
+/// answers. Line for line, each server's story is told in the same words, at
+/// the same steps (`status: 2/3 UP`, ...), and the state changes leave the
+/// reason to the check lines.
+#[test]
+fn log_health_checks_lines_are_haproxys() {
+    let np = free_port();
+    let _nginx = Nginx::start("lhc", &[&format!("127.0.0.1:{np}")]);
+    let flap = free_port();
+    let dead = free_port();
+    let cfg = |log_port: u16, fe: u16| {
+        format!(
+            "global\n  log 127.0.0.1:{log_port} local0\n\
+             defaults\n  mode http\n  log global\n  timeout connect 1s\n  timeout client 10s\n  timeout server 10s\n  timeout check 1s\n\
+             frontend f\n  bind 127.0.0.1:{fe}\n  default_backend b\n\
+             backend b\n  option log-health-checks\n  server s1 127.0.0.1:{flap} check inter 300ms rise 2 fall 3\n\
+             backend c\n  option log-health-checks\n  option httpchk GET /\n  server s2 127.0.0.1:{np} check inter 300ms rise 2 fall 3\n  \
+             server bk 127.0.0.1:{dead} check inter 300ms rise 2 fall 3 backup\n"
+        )
+    };
+    let up = || std::net::TcpListener::bind(("127.0.0.1", flap)).expect("bind the flapping server");
+    let listener = up();
+    let (hlog, llog) = (Syslog::start(), Syslog::start());
+    let h = Haproxy::start(&cfg(hlog.port(), free_port()));
+    let _lbd = Lbd::start(&cfg(llog.port(), free_port()));
+    // Up, down long enough to fall (3 checks) and some more, up again.
+    let collect = |d: Duration| {
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| hlog.lines(d));
+            let b = s.spawn(|| llog.lines(d));
+            (a.join().unwrap_or_default(), b.join().unwrap_or_default())
+        });
+        (a, b)
+    };
+    let (mut hl, mut ll) = collect(Duration::from_millis(1600));
+    drop(listener);
+    let (a, b) = collect(Duration::from_millis(2400));
+    hl.extend(a);
+    ll.extend(b);
+    let _listener = up();
+    let (a, b) = collect(Duration::from_millis(1600));
+    hl.extend(a);
+    ll.extend(b);
+    drop(h);
+    for server in ["b/s1", "c/s2", "c/bk"] {
+        let (want, got) = (about(&hl, server), about(&ll, server));
+        assert!(!want.is_empty(), "haproxy said nothing about {server}: {hl:#?}");
+        assert_eq!(got, want, "{server}: lbd's lines, then haproxy's");
+    }
+    let none_left = |lines: &[String]| lines.iter().any(|l| l.contains("backend b has no server available!"));
+    assert!(none_left(&hl) && none_left(&ll), "haproxy {hl:#?}\nlbd {ll:#?}");
+}
+
+/// An HTTP check target that answers its checks in turn 200, 503, 503, 200,
+/// 503, 503, ...; returns its port and how many checks it answered.
+fn one_good_in_three() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::Ordering;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let n = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = std::sync::Arc::clone(&n);
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            s.set_read_timeout(Some(Duration::from_secs(2))).ok();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => head.extend_from_slice(&buf[..k]),
+                }
+            }
+            let i = count.fetch_add(1, Ordering::AcqRel);
+            let answer: &[u8] = if i.is_multiple_of(3) {
+                b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"
+            } else {
+                b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
+            };
+            let _ = s.write_all(answer);
+        }
+    });
+    (port, n)
+}
+
+/// `fall 3` counts consecutive failures, as in HAProxy: a server that fails
+/// two checks in three never goes down, for lbd as for haproxy beside it.
+#[test]
+fn fall_counts_consecutive_failed_checks() {
+    use std::sync::atomic::Ordering;
+    let cfg = |log_port: u16, fe: u16, srv: u16| {
+        format!(
+            "global\n  log 127.0.0.1:{log_port} local0\n\
+             defaults\n  mode http\n  log global\n  timeout connect 1s\n  timeout client 10s\n  timeout server 10s\n  timeout check 1s\n\
+             frontend f\n  bind 127.0.0.1:{fe}\n  default_backend b\n\
+             backend b\n  option log-health-checks\n  option httpchk GET /\n  server s1 127.0.0.1:{srv} check inter 100ms rise 2 fall 3\n"
+        )
+    };
+    let (hport, hchecks) = one_good_in_three();
+    let (lport, lchecks) = one_good_in_three();
+    let (hlog, llog) = (Syslog::start(), Syslog::start());
+    let h = Haproxy::start(&cfg(hlog.port(), free_port(), hport));
+    let _lbd = Lbd::start(&cfg(llog.port(), free_port(), lport));
+    let enough = wait_until(Duration::from_secs(10), || {
+        hchecks.load(Ordering::Acquire) >= 12 && lchecks.load(Ordering::Acquire) >= 12
+    });
+    drop(h);
+    assert!(enough.is_some(), "checks answered: haproxy {hchecks:?}, lbd {lchecks:?}");
+    let (hl, ll) = (hlog.lines(Duration::from_millis(300)), llog.lines(Duration::from_millis(300)));
+    let went_down = |lines: &[String]| lines.iter().any(|l| l.contains("is DOWN"));
+    assert!(!went_down(&hl), "haproxy took it down: {hl:#?}");
+    assert!(!went_down(&ll), "lbd took it down: {ll:#?}");
+    // And both logged the steps: 3/3, 2/3, 1/3, back to 3/3.
+    for lines in [&hl, &ll] {
+        assert!(lines.iter().any(|l| l.contains("status: 1/3 UP.")), "{lines:#?}");
+    }
+}

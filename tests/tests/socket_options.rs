@@ -237,21 +237,24 @@ fn listeners_of(pid: u32, port: u16) -> Vec<OwnedFd> {
     found
 }
 
-/// `option tcp-smart-accept` is on by default in HTTP mode and off in TCP mode,
-/// and either way the option (or `no option`) decides, as in HAProxy: lbd's
-/// listening sockets leave quick-ACK mode exactly when it is on.
+/// `option tcp-smart-accept` in either mode: lbd's listening sockets leave
+/// quick-ACK mode exactly when it is on, and a client's first bytes then wait
+/// for the answer to be acknowledged. Unset, it is off (HAProxy turns it on in
+/// HTTP mode; lbd differs, see keywords.md), and `no option` in a frontend
+/// undoes it from the defaults.
 #[test]
-fn tcp_smart_accept_is_on_in_http_mode_unless_turned_off() {
+fn tcp_smart_accept_holds_the_ack_of_a_request_when_set() {
     let cases = [
-        ("http", "", true),
-        ("http", "  no option tcp-smart-accept\n", false),
-        ("tcp", "", false),
-        ("tcp", "  option tcp-smart-accept\n", true),
+        ("http", "", "", false),
+        ("http", "", "  option tcp-smart-accept\n", true),
+        ("http", "  option tcp-smart-accept\n", "  no option tcp-smart-accept\n", false),
+        ("tcp", "", "", false),
+        ("tcp", "", "  option tcp-smart-accept\n", true),
     ];
-    for (mode, opts, smart) in cases {
+    for (mode, defaults, opts, smart) in cases {
         let port = free_port();
         let cfg = format!(
-            "defaults\n  mode {mode}\n  timeout connect 1s\n  timeout client 10s\n  timeout server 10s\n\
+            "defaults\n  mode {mode}\n  timeout connect 1s\n  timeout client 10s\n  timeout server 10s\n{defaults}\
              frontend f\n  bind 127.0.0.1:{port}\n{opts}  default_backend b\nbackend b\n  server s 127.0.0.1:9\n"
         );
         let lbd = Lbd::start(&cfg);

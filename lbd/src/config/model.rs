@@ -374,7 +374,7 @@ pub struct Options {
     pub persist: bool,
     pub prefer_last_server: bool,
     pub nolinger: bool,
-    /// `None` until set: then on in HTTP mode, off in TCP mode, as HAProxy.
+    /// `None` until set (then off, in HTTP mode too: see `runtime::listener::smart_accept`).
     pub tcp_smart_accept: Option<bool>,
     pub tcp_smart_connect: bool,
     pub checkcache: bool,

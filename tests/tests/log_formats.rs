@@ -40,12 +40,17 @@ fn send_requests(f: u16, g: u16) {
     );
 }
 
-/// The log line after the syslog header, numbers and the date replaced by
-/// placeholders. (haproxy ends each datagram with a line feed, lbd does not.)
-fn shape(line: &str) -> String {
+/// A syslog line's message, after its header. (haproxy ends each datagram
+/// with a line feed, lbd does not.)
+fn message(line: &str) -> &str {
     let line = line.strip_suffix('\n').unwrap_or(line);
-    let msg = line.split_once("]: ").map_or(line, |(_, m)| m);
-    msg.split(' ')
+    line.split_once("]: ").map_or(line, |(_, m)| m)
+}
+
+/// The log message, numbers and the date replaced by placeholders.
+fn shape(line: &str) -> String {
+    message(line)
+        .split(' ')
         .map(|t| {
             let digits = t.trim_start_matches('+');
             if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -97,10 +102,7 @@ fn httplog_clf_lines_have_haproxys_shape() {
 fn about(lines: &[String], server: &str) -> Vec<String> {
     lines
         .iter()
-        .map(|l| {
-            let l = l.strip_suffix('\n').unwrap_or(l);
-            l.split_once("]: ").map_or(l, |(_, m)| m).to_owned()
-        })
+        .map(|l| message(l).to_owned())
         .filter(|m| m.contains(&format!(" {server} ")) || m.contains(&format!(" {server},")))
         .map(|m| match m.split_once("check duration: ") {
             Some((head, tail)) => format!("{head}check duration: N{}", tail.trim_start_matches(|c: char| c.is_ascii_digit())),

@@ -178,15 +178,15 @@ pub fn set_state(snapshot: &Snapshot, backend: &BackendRt, server: &ServerRt, up
     };
     let msg = if up {
         format!(
-            "{}erver {}/{} is UP{details}. {act} active and {bck} backup servers online. 0 sessions requeued, 0 total in queue.",
-            if server.conf.params.backup { "Backup S" } else { "S" },
+            "{} {}/{} is UP{details}. {act} active and {bck} backup servers online. 0 sessions requeued, 0 total in queue.",
+            if server.conf.params.backup { "Backup Server" } else { "Server" },
             backend.name(),
             server.name(),
         )
     } else {
         format!(
-            "{}erver {}/{} is DOWN{details}. {act} active and {bck} backup servers left. {sessions} sessions active, 0 requeued, 0 remaining in queue.",
-            if server.conf.params.backup { "Backup S" } else { "S" },
+            "{} {}/{} is DOWN{details}. {act} active and {bck} backup servers left. {sessions} sessions active, 0 requeued, 0 remaining in queue.",
+            if server.conf.params.backup { "Backup Server" } else { "Server" },
             backend.name(),
             server.name(),
         )

@@ -143,7 +143,7 @@ fn tcp_socket(sa: SocketAddr, bind: &Bind, default_backlog: i32) -> std::io::Res
 /// set: on keep-alive connections it cost lbd about 5 % of its request rate in
 /// alternating rounds on loopback (docs/performance.md).
 pub fn smart_accept(fe: &FrontendRt) -> bool {
-    fe.conf.options.tcp_smart_accept.unwrap_or(false)
+    fe.conf.options.tcp_smart_accept
 }
 
 /// `option tcpka` or `clitcpka` (TCP keep-alive probes) and `option nolinger`

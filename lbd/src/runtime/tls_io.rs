@@ -189,22 +189,19 @@ pub async fn connect_server(
     use tokio::io::AsyncWriteExt;
     match target {
         Target::Inet(sa) => {
-            let mut s = if opts == ServerSocket::default() {
-                TcpStream::connect(sa).await?
+            // The same socket(2) and connect(2) as `TcpStream::connect`, with the options between.
+            let socket = if sa.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
             } else {
-                let socket = if sa.is_ipv4() {
-                    tokio::net::TcpSocket::new_v4()?
-                } else {
-                    tokio::net::TcpSocket::new_v6()?
-                };
-                if opts.smart_connect {
-                    let _ = socket2::SockRef::from(&socket).set_quickack(false);
-                }
-                if opts.keepalive {
-                    let _ = socket.set_keepalive(true);
-                }
-                socket.connect(sa).await?
+                tokio::net::TcpSocket::new_v6()?
             };
+            if opts.smart_connect {
+                let _ = socket2::SockRef::from(&socket).set_quickack(false);
+            }
+            if opts.keepalive {
+                let _ = socket.set_keepalive(true);
+            }
+            let mut s = socket.connect(sa).await?;
             if opts.nolinger {
                 let _ = socket2::SockRef::from(&s).set_linger(Some(std::time::Duration::ZERO));
             }

@@ -237,17 +237,18 @@ fn listeners_of(pid: u32, port: u16) -> Vec<OwnedFd> {
     found
 }
 
-/// `option tcp-smart-accept` in either mode: lbd's listening sockets leave
-/// quick-ACK mode exactly when it is on, and a client's first bytes then wait
-/// for the answer to be acknowledged. Unset, it is off (HAProxy turns it on in
-/// HTTP mode; lbd differs, see keywords.md), and `no option` in a frontend
-/// undoes it from the defaults.
+/// `option tcp-smart-accept`: as in HAProxy, on by default in HTTP mode and
+/// off in TCP mode, and the option (or `no option`, in the defaults or the
+/// frontend) decides either way. lbd's listening sockets leave quick-ACK mode
+/// exactly when it is on, and a client's first bytes then wait for the answer
+/// to be acknowledged.
 #[test]
-fn tcp_smart_accept_holds_the_ack_of_a_request_when_set() {
+fn tcp_smart_accept_holds_the_ack_of_a_request_in_http_mode_unless_turned_off() {
     let cases = [
-        ("http", "", "", false),
-        ("http", "", "  option tcp-smart-accept\n", true),
-        ("http", "  option tcp-smart-accept\n", "  no option tcp-smart-accept\n", false),
+        ("http", "", "", true),
+        ("http", "", "  no option tcp-smart-accept\n", false),
+        ("http", "  no option tcp-smart-accept\n", "", false),
+        ("http", "  no option tcp-smart-accept\n", "  option tcp-smart-accept\n", true),
         ("tcp", "", "", false),
         ("tcp", "", "  option tcp-smart-accept\n", true),
     ];

@@ -222,11 +222,10 @@ pub const OPTIONS: &[Keyword] = &[
         "nyyyy",
         "Close with a reset rather than linger: clients in a frontend, servers in a backend.",
     ),
-    kd(
+    k(
         "tcp-smart-accept",
         "nyywy",
-        "Acknowledge a client's first data with the answer, not an empty ACK.",
-        "Off unless set, in HTTP mode too, where HAProxy turns it on by itself: with it on, lbd's keep-alive rate measured about 5 % lower (docs/performance.md).",
+        "Acknowledge a client's first data with the answer, not an empty ACK; on by default in HTTP mode.",
     ),
     k(
         "tcp-smart-connect",

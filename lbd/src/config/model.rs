@@ -374,8 +374,8 @@ pub struct Options {
     pub persist: bool,
     pub prefer_last_server: bool,
     pub nolinger: bool,
-    /// Off unless set, in HTTP mode too: see `runtime::listener::smart_accept`.
-    pub tcp_smart_accept: bool,
+    /// `None` until set: then on in HTTP mode, off in TCP mode, as HAProxy.
+    pub tcp_smart_accept: Option<bool>,
     pub tcp_smart_connect: bool,
     pub checkcache: bool,
     pub http_ignore_probes: bool,

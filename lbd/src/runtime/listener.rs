@@ -138,12 +138,11 @@ fn tcp_socket(sa: SocketAddr, bind: &Bind, default_backlog: i32) -> std::io::Res
 /// `option tcp-smart-accept`: the listening socket is put out of quick-ACK
 /// mode, which the connections it accepts inherit, so that a client's request
 /// is acknowledged by the response rather than by an empty ACK of its own.
-/// (Only after `listen(2)`, which resets that mode.) Unlike HAProxy, which
-/// turns it on by itself in HTTP mode, lbd leaves it off unless the option is
-/// set: on keep-alive connections it cost lbd about 5 % of its request rate in
-/// alternating rounds on loopback (docs/performance.md).
+/// (Only after `listen(2)`, which resets that mode.) As in HAProxy, it is on in
+/// HTTP mode unless `no option tcp-smart-accept` says otherwise, and off in TCP
+/// mode unless asked for.
 pub fn smart_accept(fe: &FrontendRt) -> bool {
-    fe.conf.options.tcp_smart_accept
+    fe.conf.options.tcp_smart_accept.unwrap_or(fe.conf.mode == Mode::Http)
 }
 
 /// `option tcpka` or `clitcpka` (TCP keep-alive probes) and `option nolinger`

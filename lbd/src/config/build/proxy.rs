@@ -673,7 +673,7 @@ fn option(p: &mut Proxy, kind: SectionKind, line: &Line, at: usize, negated: boo
         "persist" => o.persist = on,
         "prefer-last-server" => o.prefer_last_server = on,
         "nolinger" => o.nolinger = on,
-        "tcp-smart-accept" => o.tcp_smart_accept = on,
+        "tcp-smart-accept" => o.tcp_smart_accept = Some(on),
         "tcp-smart-connect" => o.tcp_smart_connect = on,
         "checkcache" => o.checkcache = on,
         "http-ignore-probes" => o.http_ignore_probes = on,

@@ -1,7 +1,8 @@
-//! `option httplog clf` lines from lbd and from Debian's haproxy 2.6, for the
-//! same configuration and the same requests in front of one nginx: token by
-//! token the same shape and the same text, numbers aside (dates, ports, timers
-//! and byte counts differ by nature).
+//! Log lines from lbd and from Debian's haproxy 2.6, for the same
+//! configuration and the same traffic: `option httplog clf`,
+//! `option log-health-checks`, `option logasap`, `option dontlog-normal` with
+//! `option log-separate-errors`. Token by token the same shape and the same
+//! text, numbers aside (dates, ports, timers and byte counts differ by nature).
 
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -229,4 +230,206 @@ fn fall_counts_consecutive_failed_checks() {
     for lines in [&hl, &ll] {
         assert!(lines.iter().any(|l| l.contains("status: 1/3 UP.")), "{lines:#?}");
     }
+}
+
+/// A log message with every run of digits replaced by `N`: the shape of a
+/// line, `+` marks and separators kept.
+fn digits_to_n(line: &str) -> String {
+    let mut out = String::new();
+    let mut in_digits = false;
+    for c in message(line).chars() {
+        if c.is_ascii_digit() {
+            if !in_digits {
+                out.push('N');
+            }
+            in_digits = true;
+        } else {
+            out.push(c);
+            in_digits = false;
+        }
+    }
+    out
+}
+
+/// The next line `log` receives within `limit`, if any.
+fn next_line(log: &Syslog, limit: Duration) -> Option<String> {
+    let deadline = std::time::Instant::now() + limit;
+    let mut buf = [0u8; 8192];
+    while std::time::Instant::now() < deadline {
+        if let Ok((n, _)) = log.sock.recv_from(&mut buf) {
+            return Some(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    None
+}
+
+/// Starts `which` ("haproxy" or lbd) on `config`, once it listens on HTTP
+/// port `http`; the line of the probe that found it listening is let go by.
+fn start_beside(which: &str, config: &str, http: u16, log: &Syslog) -> Box<dyn std::any::Any> {
+    let proxy: Box<dyn std::any::Any> = if which == "haproxy" {
+        Box::new(Haproxy::start(config))
+    } else {
+        Box::new(Lbd::start(config))
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || std::net::TcpStream::connect(("127.0.0.1", http)).is_ok()).is_some(),
+        "{which} did not listen"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = log.lines(Duration::from_millis(300));
+    proxy
+}
+
+/// A server that answers each request with a response head and half of a
+/// 10-byte body, and sends the other half only once `release` is set; a
+/// connection that sends no request just stays open until its client leaves.
+fn held_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let release = std::sync::Arc::new(AtomicBool::new(false));
+    let r = std::sync::Arc::clone(&release);
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            let r = std::sync::Arc::clone(&r);
+            std::thread::spawn(move || {
+                s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(k) => head.extend_from_slice(&buf[..k]),
+                    }
+                }
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello");
+                let _ = wait_until(Duration::from_secs(10), || r.load(Ordering::Acquire));
+                let _ = s.write_all(b"world");
+                let _ = s.read(&mut buf);
+            });
+        }
+    });
+    (port, release)
+}
+
+/// `option logasap`, lbd beside haproxy: an HTTP transaction is logged as soon
+/// as the server's response head came, while its body is still held back, and
+/// a TCP session as soon as its server is connected, while it is still open;
+/// the total time and the byte count then carry HAProxy's `+`, and the end of
+/// either writes no second line. Line for line the same shape as haproxy's.
+#[test]
+fn logasap_lines_go_out_while_the_transfer_goes_on_as_haproxys() {
+    use std::sync::atomic::Ordering;
+    let cfg = |log_port: u16, f: u16, t: u16, srv: u16| {
+        format!(
+            "global\n  log 127.0.0.1:{log_port} local0\n\
+             defaults\n  mode http\n  log global\n  timeout connect 1s\n  timeout client 10s\n  timeout server 10s\n\
+             frontend f\n  bind 127.0.0.1:{f}\n  option httplog\n  option logasap\n  default_backend b\n\
+             listen t\n  bind 127.0.0.1:{t}\n  mode tcp\n  option tcplog\n  option logasap\n  option dontlognull\n  \
+             server s1 127.0.0.1:{srv}\n\
+             backend b\n  server s1 127.0.0.1:{srv}\n"
+        )
+    };
+    let run = |which: &str| -> Vec<String> {
+        let (srv, release) = held_server();
+        let log = Syslog::start();
+        let (f, t) = (free_port(), free_port());
+        let config = cfg(log.port(), f, t, srv);
+        let _proxy = start_beside(which, &config, f, &log);
+
+        let mut lines = Vec::new();
+        let mut c = connect(&format!("127.0.0.1:{f}"));
+        c.write_all(b"GET /held HTTP/1.1\r\nHost: a\r\n\r\n").expect("send");
+        let early = next_line(&log, Duration::from_secs(3));
+        assert!(early.is_some(), "{which}: nothing logged while the body was held");
+        lines.extend(early);
+        release.store(true, Ordering::Release);
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        c.set_read_timeout(Some(Duration::from_secs(3))).ok();
+        while !got.ends_with(b"helloworld") {
+            match c.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => got.extend_from_slice(&buf[..k]),
+            }
+        }
+        assert!(got.ends_with(b"helloworld"), "{which}: {}", String::from_utf8_lossy(&got));
+        drop(c);
+
+        // A TCP session that sends nothing: logged at the connect all the same.
+        let s = connect(&format!("127.0.0.1:{t}"));
+        let early = next_line(&log, Duration::from_secs(3));
+        assert!(early.is_some(), "{which}: nothing logged while the TCP session was open");
+        lines.extend(early);
+        drop(s);
+        // The ends write nothing more.
+        lines.extend(log.lines(Duration::from_millis(600)));
+        lines
+    };
+    let from_haproxy = run("haproxy");
+    let from_lbd = run("lbd");
+    let hs: Vec<String> = from_haproxy.iter().map(|l| digits_to_n(l)).collect();
+    let ls: Vec<String> = from_lbd.iter().map(|l| digits_to_n(l)).collect();
+    assert_eq!(hs.len(), 2, "haproxy's lines: {from_haproxy:#?}");
+    assert!(hs[0].contains("/+N N +N "), "{hs:#?}");
+    assert_eq!(ls, hs, "lbd's lines {from_lbd:#?}\nagainst haproxy's {from_haproxy:#?}");
+}
+
+/// `option dontlog-normal` with `option log-separate-errors`, lbd beside
+/// haproxy, in HTTP and in TCP mode: a plain 200, lbd's own redirect and a TCP
+/// session that ended well write nothing; a 503 from a dead server and a TCP
+/// session whose server refused write their lines, at the `err` level.
+#[test]
+fn dontlog_normal_keeps_errors_only_in_both_modes_as_haproxy() {
+    let np = free_port();
+    let _nginx = Nginx::start("dln", &[&format!("127.0.0.1:{np}")]);
+    let dead = free_port();
+    let cfg = |log_port: u16, f: u16, t: u16, u: u16| {
+        format!(
+            "global\n  log 127.0.0.1:{log_port} local0\n\
+             defaults\n  mode http\n  log global\n  retries 0\n  timeout connect 1s\n  timeout client 10s\n  timeout server 10s\n  \
+             option dontlog-normal\n  option log-separate-errors\n\
+             frontend f\n  bind 127.0.0.1:{f}\n  option httplog\n  http-request redirect location /elsewhere if {{ path /r }}\n  \
+             use_backend dead if {{ path /dead }}\n  default_backend b\n\
+             listen t\n  bind 127.0.0.1:{t}\n  mode tcp\n  option tcplog\n  server s1 127.0.0.1:{np}\n\
+             listen u\n  bind 127.0.0.1:{u}\n  mode tcp\n  option tcplog\n  server s1 127.0.0.1:{dead}\n\
+             backend b\n  server s1 127.0.0.1:{np}\n\
+             backend dead\n  server s1 127.0.0.1:{dead}\n"
+        )
+    };
+    let ask = |port: u16, req: &[u8]| {
+        let mut s = connect(&format!("127.0.0.1:{port}"));
+        let _ = s.write_all(req);
+        s.set_read_timeout(Some(Duration::from_secs(3))).ok();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let run = |which: &str| -> Vec<String> {
+        let log = Syslog::start();
+        let (f, t, u) = (free_port(), free_port(), free_port());
+        let config = cfg(log.port(), f, t, u);
+        let _proxy = start_beside(which, &config, f, &log);
+        let close = "Host: a\r\nConnection: close\r\n\r\n";
+        assert!(ask(f, format!("GET / HTTP/1.1\r\n{close}").as_bytes()).starts_with("HTTP/1.1 200"));
+        assert!(ask(f, format!("GET /r HTTP/1.1\r\n{close}").as_bytes()).starts_with("HTTP/1.1 302"));
+        assert!(ask(f, format!("GET /dead HTTP/1.1\r\n{close}").as_bytes()).starts_with("HTTP/1.1 503"));
+        assert!(ask(t, format!("GET / HTTP/1.1\r\n{close}").as_bytes()).starts_with("HTTP/1.1 200"));
+        ask(u, b"");
+        log.lines(Duration::from_millis(800))
+    };
+    // The priority (facility and level), then the message's shape.
+    let shaped = |lines: &[String]| -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| format!("{} {}", l.split_once('>').map_or("", |(p, _)| p), digits_to_n(l)))
+            .collect()
+    };
+    let from_haproxy = run("haproxy");
+    let from_lbd = run("lbd");
+    let (hs, ls) = (shaped(&from_haproxy), shaped(&from_lbd));
+    assert_eq!(hs.len(), 2, "haproxy's lines: {from_haproxy:#?}");
+    assert!(hs.iter().all(|l| l.starts_with("<131 ")), "haproxy's lines at err: {hs:#?}");
+    assert_eq!(ls, hs, "lbd's lines {from_lbd:#?}\nagainst haproxy's {from_haproxy:#?}");
 }

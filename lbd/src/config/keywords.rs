@@ -158,13 +158,12 @@ pub const OPTIONS: &[Keyword] = &[
         "HTTP log format (`option httplog clf` for the common log format); ignored in a backend.",
     ),
     k("dontlognull", "nyywy", "Do not log connections that carried no data."),
-    k("dontlog-normal", "nyywy", "Log only errors."),
-    k("log-separate-errors", "nyywy", "Log errors at a higher level."),
-    kd(
+    k("dontlog-normal", "nyywy", "Log only errors (HTTP and TCP): redispatched, retried, ended abnormally, or status 500 and up."),
+    k("log-separate-errors", "nyywy", "Log errors (as `dontlog-normal` judges them) at the `err` level."),
+    k(
         "logasap",
         "nyywy",
-        "Log when the response starts rather than when it ends.",
-        "Accepted; lines are written when the transaction ends.",
+        "Log an HTTP transaction when the server's response head comes, a TCP session when its server is connected; the total time and bytes then read `+N` (so far).",
     ),
     k(
         "log-health-checks",

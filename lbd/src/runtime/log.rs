@@ -280,6 +280,38 @@ impl std::fmt::Display for Tilde<'_> {
     }
 }
 
+/// Whether a session or a transaction counts as an error, as HAProxy judges it
+/// for `option dontlog-normal` (only errors are logged) and `option
+/// log-separate-errors` (errors go out at the `err` level): it was
+/// redispatched, it ended on anything but a normal end or lbd's own answer
+/// (`term0` other than `-` and `L`), it needed retries, or (HTTP) its status
+/// was 500 or above.
+pub fn is_error(term0: char, retries: u32, redispatched: bool, status: i32) -> bool {
+    redispatched || !matches!(term0, '-' | 'L') || (term0 == '-' && retries > 0) || status >= 500
+}
+
+/// The level of a log line: `err` for an error under `option log-separate-errors`.
+pub fn level_of(error: bool, separate_errors: bool) -> Level {
+    if error && separate_errors {
+        Level::Err
+    } else {
+        Level::Info
+    }
+}
+
+/// A total time or a byte count, `+`-prefixed in a line written early
+/// (`option logasap`): the session goes on, and the figure is what it was then.
+struct SoFar<T>(T, bool);
+
+impl<T: std::fmt::Display> std::fmt::Display for SoFar<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.1 {
+            f.write_str("+")?;
+        }
+        self.0.fmt(f)
+    }
+}
+
 /// The fields of a TCP log line (HAProxy's `option tcplog`).
 pub struct TcpLog<'a> {
     pub client: Option<SocketAddr>,
@@ -305,6 +337,8 @@ pub struct TcpLog<'a> {
     pub redispatched: bool,
     pub srv_queue: u32,
     pub backend_queue: u32,
+    /// Written when the server connection was made (`option logasap`), not at the end.
+    pub early: bool,
 }
 
 impl TcpLog<'_> {
@@ -320,8 +354,8 @@ impl TcpLog<'_> {
             self.server,
             self.tw,
             self.tc,
-            self.tt,
-            self.bytes,
+            SoFar(self.tt, self.early),
+            SoFar(self.bytes, self.early),
             self.termination[0],
             self.termination[1],
             self.actconn,
@@ -390,6 +424,8 @@ pub struct HttpLog<'a> {
     pub request: &'a str,
     /// `option httplog clf`: the common log format with HAProxy's fields after it.
     pub clf: bool,
+    /// Written when the server's response head came (`option logasap`), not at the end.
+    pub early: bool,
 }
 
 impl HttpLog<'_> {
@@ -418,9 +454,9 @@ impl HttpLog<'_> {
             self.t_queue,
             self.t_connect,
             self.t_response,
-            self.t_active,
+            SoFar(self.t_active, self.early),
             self.status,
-            self.bytes,
+            SoFar(self.bytes, self.early),
             self.actconn,
             self.feconn,
             self.beconn,
@@ -452,7 +488,7 @@ impl HttpLog<'_> {
             "{ci} - - [{date}] \"{}\" {} {} \"\" \"\" {cp} {:03} \"{}\" \"{}\" \"{}\" {} {} {} {} {} {t} {} {} {} {} {rc} 0 0 \"\" \"\" ",
             self.request,
             self.status,
-            self.bytes,
+            SoFar(self.bytes, self.early),
             p.ms,
             Tilde(self.frontend, self.ssl),
             self.backend,
@@ -461,7 +497,7 @@ impl HttpLog<'_> {
             self.t_queue,
             self.t_connect,
             self.t_response,
-            self.t_active,
+            SoFar(self.t_active, self.early),
             self.actconn,
             self.feconn,
             self.beconn,
@@ -541,6 +577,7 @@ mod tests {
             res_captures: &[],
             request: "GET /owa/ HTTP/1.1",
             clf: false,
+            early: false,
         }
     }
 
@@ -558,6 +595,12 @@ mod tests {
         // Over TLS, HAProxy writes the frontend's name with a `~`.
         let tls = HttpLog { ssl: true, ..l };
         assert!(tls.format().contains("] ft_web~ bk_owa_ecp/CAS1 "), "{}", tls.format());
+        // `option logasap`: written when the response head came; Ta and the bytes are so far.
+        let early = HttpLog { early: true, ..sample() };
+        assert!(early.format().contains(" 0/0/1/2/+3 200 +512 - - --NI "), "{}", early.format());
+        let clf = HttpLog { clf: true, ..early };
+        assert!(clf.format().contains("\" 200 +512 \"\""), "{}", clf.format());
+        assert!(clf.format().contains(" 0 0 1 2 +3 --NI "), "{}", clf.format());
     }
 
     #[test]
@@ -582,10 +625,22 @@ mod tests {
             redispatched: false,
             srv_queue: 0,
             backend_queue: 0,
+            early: false,
         };
         assert_eq!(
             l.format(),
             "10.0.0.5:34567 [26/Nov/2026:14:50:00.123] ft bk/s1 0/1/5007 212 -- 1/1/0/0/0 0/0"
+        );
+        // `option logasap`: written at the connect, the total time and the bytes are so far.
+        let early = TcpLog {
+            early: true,
+            tt: 1,
+            bytes: 0,
+            ..l
+        };
+        assert_eq!(
+            early.format(),
+            "10.0.0.5:34567 [26/Nov/2026:14:50:00.123] ft bk/s1 0/1/+1 +0 -- 1/1/0/0/0 0/0"
         );
     }
 }

@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 
 use super::acl_eval::{self, fetch, HttpView, SampleCtx};
 use super::balance::Pick;
-use super::log::{Level, TcpLog};
+use super::log::TcpLog;
 use super::relay;
 use super::snapshot::{BackendRt, FrontendRt, ServerRt, Snapshot};
 use super::tls_io::Upstream;
@@ -318,6 +318,7 @@ pub fn run<C: ClientStream>(
             term: ['P', 'R'],
             retries: 0,
             redispatched: false,
+            logged: false,
         };
         let Some(be) = be else {
             finish(&fe, &acc, &log, None);
@@ -399,6 +400,12 @@ pub fn run<C: ClientStream>(
         log.server = server.name().to_owned();
         server.observed_errors.store(0, Ordering::Release);
         store_sticky(&be, &sticky, &server);
+        // `option logasap`: the line goes out now that the server is connected,
+        // not when the session ends, which may be hours later.
+        if fe.conf.options.logasap {
+            write_log(&fe, &acc, &log, Some(&be), true);
+            log.logged = true;
+        }
         let mut upstream = upstream;
         let stop = Stop {
             server: &server,
@@ -612,14 +619,32 @@ struct LogState {
     term: [char; 2],
     retries: u32,
     redispatched: bool,
+    /// The line went out when the server was connected (`option logasap`).
+    logged: bool,
 }
 
+/// The end of a session: its log line, unless it went out early.
 fn finish(fe: &FrontendRt, acc: &Accepted, log: &LogState, be: Option<&BackendRt>) {
+    if !log.logged {
+        write_log(fe, acc, log, be, false);
+    }
+}
+
+/// A session's log line: at its end, or `early` when its server connection
+/// was made (`option logasap`), with the total time and bytes as they were
+/// then. As in HAProxy, an early line is written whatever the session later
+/// carries, so `dontlognull` does not hold it back.
+fn write_log(fe: &FrontendRt, acc: &Accepted, log: &LogState, be: Option<&BackendRt>, early: bool) {
     let o = &fe.conf.options;
     if !(o.tcplog || o.httplog) || fe.logger.is_empty() {
         return;
     }
-    if o.dontlognull && log.bytes_in == 0 && log.term == ['-', '-'] {
+    if !early && o.dontlognull && log.bytes_in == 0 && log.term == ['-', '-'] {
+        return;
+    }
+    let term = if early { ['-', '-'] } else { log.term };
+    let error = super::log::is_error(term[0], log.retries, log.redispatched, 0);
+    if o.dontlog_normal && !error {
         return;
     }
     let line = TcpLog {
@@ -633,7 +658,7 @@ fn finish(fe: &FrontendRt, acc: &Accepted, log: &LogState, be: Option<&BackendRt
         tc: log.tc,
         tt: acc.started.elapsed().as_millis() as i64,
         bytes: log.bytes_out,
-        termination: log.term,
+        termination: term,
         actconn: super::ACTIVE_CONNS.load(Ordering::Relaxed),
         feconn: fe.cur_conns.load(Ordering::Relaxed),
         beconn: be.map_or(0, |b| b.cur_conns.load(Ordering::Relaxed)),
@@ -644,7 +669,8 @@ fn finish(fe: &FrontendRt, acc: &Accepted, log: &LogState, be: Option<&BackendRt
         redispatched: log.redispatched,
         srv_queue: 0,
         backend_queue: 0,
+        early,
     }
     .format();
-    fe.logger.log(Level::Info, &line);
+    fe.logger.log(super::log::level_of(error, o.log_separate_errors), &line);
 }

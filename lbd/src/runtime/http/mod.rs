@@ -45,7 +45,7 @@ pub use upstream::Pool;
 use upstream::Sender;
 
 use super::acl_eval::{self, HttpView, Sample, SampleCtx};
-use super::log::{HttpLog, Level};
+use super::log::HttpLog;
 use super::session::{self, Accepted, Chosen, ClientStream, SlotGuard};
 use super::snapshot::{BackendRt, FrontendRt, ServerRt, Snapshot};
 use crate::config::model::{Balance, CookieMode, HttpConnMode, HttpReuse, Mode, RetryOn};
@@ -689,9 +689,12 @@ fn log_bad_request(cx: &ClientCtx, status: i32, term: [char; 2]) {
         res_captures: &[],
         request: "<BADREQ>",
         clf: fe.conf.options.httplog_clf,
+        early: false,
     }
     .format();
-    fe.logger.log(Level::Info, &line);
+    // Always an error (`P` or `c`): logged under `dontlog-normal` too.
+    fe.logger
+        .log(super::log::level_of(true, fe.conf.options.log_separate_errors), &line);
 }
 
 /// A moment, read from the clock only when the frontend logs: the timers of a
@@ -755,6 +758,8 @@ struct Txn {
     /// counters as they went (`option contstats`): the end adds only the heads.
     live_in: bool,
     live_out: bool,
+    /// The log line went out when the response head came (`option logasap`).
+    logged: bool,
 }
 
 impl Finish for Txn {
@@ -814,7 +819,9 @@ impl Finish for Txn {
             s.bytes_out.fetch_add(out, Ordering::Relaxed);
             s.bytes_in.fetch_add(sent, Ordering::Relaxed);
         }
-        self.log(total);
+        if !self.logged {
+            self.log(total, false);
+        }
         // The server slot is released only now: leastconn counts transactions in progress.
         drop(self.slot.take());
     }
@@ -828,14 +835,17 @@ impl Txn {
         }
     }
 
-    fn log(&self, bytes: u64) {
+    /// Writes the transaction's log line: at its end, or `early` when the
+    /// server's response head came (`option logasap`), with the total time and
+    /// the bytes as they were then.
+    fn log(&self, bytes: u64, early: bool) {
         let fe = &self.cx.fe;
         let o = &fe.conf.options;
         if !(o.httplog || o.tcplog) || fe.logger.is_empty() {
             return;
         }
-        let normal = self.term[0] == '-' && self.status > 0 && self.status < 500;
-        if o.dontlog_normal && normal {
+        let error = super::log::is_error(self.term[0], self.retries, self.redispatched, self.status);
+        if o.dontlog_normal && !error {
             return;
         }
         let backend = self.backend.as_ref().map_or(fe.name(), |b| b.name());
@@ -865,11 +875,10 @@ impl Txn {
             res_captures: &self.res_captures,
             request: &self.request,
             clf: o.httplog_clf,
+            early,
         }
         .format();
-        let level = if normal { Level::Info } else { Level::Err };
-        let level = if o.log_separate_errors { level } else { Level::Info };
-        fe.logger.log(level, &line);
+        fe.logger.log(super::log::level_of(error, o.log_separate_errors), &line);
     }
 
     /// Sends a response lbd made; its end writes the log line.
@@ -1217,6 +1226,7 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
         req_body_sent: None,
         live_in: false,
         live_out: false,
+        logged: false,
     };
     let mut vars: Vec<(String, Sample)> = Vec::new();
 
@@ -1514,7 +1524,7 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
                         if attempt >= be.conf.retries {
                             txn.server = Some(Arc::clone(&server));
                             txn.retries = attempt;
-                            txn.t_connect = connect_started.ms();
+                            // Never connected: Tc stays -1, as in HAProxy's logs.
                             return txn.fail(503, if timed_out { ['s', 'C'] } else { ['S', 'C'] });
                         }
                         attempt += 1;
@@ -1804,6 +1814,13 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
     txn.res_captures = capture(&fe.conf.res_captures, &rparts.headers);
     txn.status = i32::from(rparts.status.as_u16());
     txn.head_bytes = head_size(&rparts.headers);
+    // `option logasap`: the line goes out now, not when the body (or the
+    // tunnel) ends, which for a long download or an Outlook RPC channel may be
+    // hours later.
+    if fe.conf.options.logasap {
+        txn.log(txn.head_bytes, true);
+        txn.logged = true;
+    }
     if upgraded {
         // The tunnel outlives the response: it holds the server slot itself.
         let slot = txn.slot.take();

@@ -217,6 +217,38 @@ pub mod harness {
         }
     }
 
+    /// Starts `which` ("haproxy", else lbd) on `config`, for a test that runs
+    /// the two side by side, once it listens on HTTP port `http`; the log line
+    /// of the probe that found it listening is let go by. Stops on drop.
+    pub fn start_beside(which: &str, config: &str, http: u16, log: &Syslog) -> Box<dyn std::any::Any> {
+        let proxy: Box<dyn std::any::Any> = if which == "haproxy" {
+            Box::new(Haproxy::start(config))
+        } else {
+            Box::new(Lbd::start(config))
+        };
+        assert!(
+            wait_until(Duration::from_secs(5), || TcpStream::connect(("127.0.0.1", http)).is_ok()).is_some(),
+            "{which} did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = log.lines(Duration::from_millis(300));
+        proxy
+    }
+
+    /// Reads an HTTP head (up to its blank line) from `s`; `None` when the
+    /// peer closes or the read times out first.
+    pub fn read_head(s: &mut TcpStream) -> Option<Vec<u8>> {
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => return None,
+                Ok(k) => head.extend_from_slice(&buf[..k]),
+            }
+        }
+        Some(head)
+    }
+
     /// A running lbd; killed on drop.
     pub struct Lbd {
         pub child: Child,

@@ -179,14 +179,7 @@ fn one_good_in_three() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) 
         for s in l.incoming() {
             let Ok(mut s) = s else { return };
             s.set_read_timeout(Some(Duration::from_secs(2))).ok();
-            let mut head = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(k) => head.extend_from_slice(&buf[..k]),
-                }
-            }
+            let _ = read_head(&mut s);
             let i = count.fetch_add(1, Ordering::AcqRel);
             let answer: &[u8] = if i.is_multiple_of(3) {
                 b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"
@@ -263,23 +256,6 @@ fn next_line(log: &Syslog, limit: Duration) -> Option<String> {
     None
 }
 
-/// Starts `which` ("haproxy" or lbd) on `config`, once it listens on HTTP
-/// port `http`; the line of the probe that found it listening is let go by.
-fn start_beside(which: &str, config: &str, http: u16, log: &Syslog) -> Box<dyn std::any::Any> {
-    let proxy: Box<dyn std::any::Any> = if which == "haproxy" {
-        Box::new(Haproxy::start(config))
-    } else {
-        Box::new(Lbd::start(config))
-    };
-    assert!(
-        wait_until(Duration::from_secs(5), || std::net::TcpStream::connect(("127.0.0.1", http)).is_ok()).is_some(),
-        "{which} did not listen"
-    );
-    std::thread::sleep(Duration::from_millis(200));
-    let _ = log.lines(Duration::from_millis(300));
-    proxy
-}
-
 /// A server that answers each request with a response head and half of a
 /// 10-byte body, and sends the other half only once `release` is set; a
 /// connection that sends no request just stays open until its client leaves.
@@ -295,14 +271,10 @@ fn held_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
             let r = std::sync::Arc::clone(&r);
             std::thread::spawn(move || {
                 s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(k) => head.extend_from_slice(&buf[..k]),
-                    }
+                if read_head(&mut s).is_none() {
+                    return;
                 }
+                let mut buf = [0u8; 16];
                 let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello");
                 let _ = wait_until(Duration::from_secs(10), || r.load(Ordering::Acquire));
                 let _ = s.write_all(b"world");

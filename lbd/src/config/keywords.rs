@@ -234,8 +234,8 @@ pub const OPTIONS: &[Keyword] = &[
     kd(
         "checkcache",
         "nywyy",
-        "Refuse cacheable responses that set cookies.",
-        "Accepted; responses are not checked.",
+        "Block (502, `PH--`, an alert) a response a shared cache could keep with the cookie the server sets.",
+        "The block answers 502, as HAProxy's manual says; haproxy 2.6 sends an error page under the server's own status (`200 Service ready` for a 200).",
     ),
     k("http-keep-alive", "nyyyy", "Keep connections open on both sides (the default)."),
     k(

@@ -45,7 +45,7 @@ pub use upstream::Pool;
 use upstream::Sender;
 
 use super::acl_eval::{self, HttpView, Sample, SampleCtx};
-use super::log::HttpLog;
+use super::log::{HttpLog, Level};
 use super::session::{self, Accepted, Chosen, ClientStream, SlotGuard};
 use super::snapshot::{BackendRt, FrontendRt, ServerRt, Snapshot};
 use crate::config::model::{Balance, CookieMode, HttpConnMode, HttpReuse, Mode, RetryOn};
@@ -1732,6 +1732,24 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
         }
     }
 
+    // `option checkcache`: as HAProxy, a response a shared cache could keep
+    // along with the cookie the server sets is blocked, with an alert. (haproxy
+    // 2.6 then sends an error page under the server's own status, "200 Service
+    // ready" for a 200; lbd sends the 502 HAProxy's manual describes.)
+    if be.conf.options.checkcache && caches_a_cookie(&parts.method, rparts.status, &rparts.headers) {
+        snapshot.logger.log(
+            Level::Alert,
+            &format!(
+                "Blocking cacheable cookie in response from instance {}, server {}.",
+                be.name(),
+                server.name()
+            ),
+        );
+        txn.term[0] = 'P';
+        txn.term[1] = 'H';
+        return txn.answer(local::error(502, &be.conf.errorfiles), true);
+    }
+
     // The persistence cookie.
     if let Some(c) = cookie {
         let valid_for_server = txn.term[2] == 'V' && cookie_server.as_ref().is_some_and(|s| Arc::ptr_eq(s, &server));
@@ -1932,41 +1950,87 @@ mod cookie_stamp {
     }
 }
 
-/// Whether a shared cache could keep this response, as HAProxy judges it before
-/// `cookie ... nocache` marks it: a GET or HEAD, a status caches may keep
-/// (200, 203, 204, 206, 300, 301, 404, 405, 410, 414, 501), no `Pragma:
-/// no-cache`, no `private`, `no-cache`, `no-store` or zero `max-age`/`s-maxage`,
-/// and some freshness or validator (`max-age`, `s-maxage`, `Expires`,
-/// `Last-Modified`, `ETag`). A response without any is left alone, as HAProxy does.
-fn cacheable(method: &http::Method, status: StatusCode, h: &HeaderMap) -> bool {
-    if method != http::Method::GET && method != http::Method::HEAD {
-        return false;
+/// What a shared cache could keep of a response, as HAProxy 2.6 judges it for
+/// `cookie ... nocache` and `option checkcache` (compared case by case with a
+/// live haproxy in tests/tests/checkcache.rs):
+/// - a GET, HEAD, OPTIONS or TRACE with a status caches may keep (200, 203,
+///   204, 206, 300, 301, 404, 405, 410, 414, 501) starts cacheable, cookies
+///   included; `Pragma: no-cache` makes any response not cacheable;
+/// - then each `Cache-Control` directive, in order: `private`, `no-cache`,
+///   `no-store`, `max-age=0` and `s-maxage=0` make it not cacheable;
+///   `no-cache="set-cookie..."` keeps its cookies out; `public` makes it
+///   cacheable, cookies included, whatever its method and status;
+/// - without a lifetime (`max-age`, `s-maxage`, `Expires`) or a validator
+///   (`Last-Modified`, `ETag`) no cache keeps it.
+#[derive(Clone, Copy)]
+struct CacheVerdict {
+    cacheable: bool,
+    /// A cache keeping it would keep the cookies it sets too.
+    with_cookies: bool,
+}
+
+fn cache_verdict(method: &http::Method, status: StatusCode, h: &HeaderMap) -> CacheVerdict {
+    let not = CacheVerdict {
+        cacheable: false,
+        with_cookies: false,
+    };
+    let says = |name: header::HeaderName| {
+        h.get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+    };
+    if status.as_u16() < 200 || says(header::PRAGMA).any(|d| d.eq_ignore_ascii_case("no-cache")) {
+        return not;
     }
-    if ![200, 203, 204, 206, 300, 301, 404, 405, 410, 414, 501].contains(&status.as_u16()) {
-        return false;
-    }
-    let says = |name: header::HeaderName| h.get_all(name).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(','));
-    if says(header::PRAGMA).any(|d| d.trim().eq_ignore_ascii_case("no-cache")) {
-        return false;
-    }
-    let mut fresh = h.contains_key(header::EXPIRES) || h.contains_key(header::LAST_MODIFIED) || h.contains_key(header::ETAG);
+    let starts = |d: &str, p: &str| d.len() >= p.len() && d.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes());
+    let by_default = matches!(
+        *method,
+        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS | http::Method::TRACE
+    ) && [200, 203, 204, 206, 300, 301, 404, 405, 410, 414, 501].contains(&status.as_u16());
+    let mut v = CacheVerdict {
+        cacheable: by_default,
+        with_cookies: by_default,
+    };
+    let mut fresh = false;
     for d in says(header::CACHE_CONTROL) {
-        let (name, value) = d
-            .split_once('=')
-            .map_or((d.trim(), ""), |(n, v)| (n.trim(), v.trim().trim_matches('"')));
-        let name = name.to_ascii_lowercase();
-        match name.as_str() {
-            "private" | "no-cache" | "no-store" => return false,
-            "max-age" | "s-maxage" => {
-                if value.parse::<u64>().map_or(true, |n| n == 0) {
-                    return false;
-                }
-                fresh = true;
-            }
-            _ => {}
+        if ["private", "no-cache", "no-store", "max-age=0", "s-maxage=0"]
+            .iter()
+            .any(|n| d.eq_ignore_ascii_case(n))
+        {
+            v = not;
+        } else if starts(d, "no-cache=\"set-cookie") {
+            v.with_cookies = false;
+        } else if starts(d, "s-maxage") || starts(d, "max-age") {
+            fresh = true;
+        } else if starts(d, "public") {
+            v = CacheVerdict {
+                cacheable: true,
+                with_cookies: true,
+            };
         }
     }
-    fresh
+    fresh = fresh || h.contains_key(header::EXPIRES);
+    if !fresh && !h.contains_key(header::LAST_MODIFIED) && !h.contains_key(header::ETAG) {
+        v.cacheable = false;
+    }
+    v
+}
+
+/// Whether a shared cache could keep this response (`cookie ... nocache`).
+fn cacheable(method: &http::Method, status: StatusCode, h: &HeaderMap) -> bool {
+    cache_verdict(method, status, h).cacheable
+}
+
+/// `option checkcache`: the server sets a cookie on a response a shared cache
+/// could keep with it, and one client's cookie could reach another.
+fn caches_a_cookie(method: &http::Method, status: StatusCode, h: &HeaderMap) -> bool {
+    if !h.contains_key(header::SET_COOKIE) {
+        return false;
+    }
+    let v = cache_verdict(method, status, h);
+    v.cacheable && v.with_cookies
 }
 
 /// `cookie ... nocache` on a cacheable response: a `Cache-Control: private`

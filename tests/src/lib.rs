@@ -506,13 +506,28 @@ pub mod harness {
         pub fn lines(&self, wait: Duration) -> Vec<String> {
             let deadline = Instant::now() + wait;
             let mut out = Vec::new();
-            let mut buf = [0u8; 8192];
             while Instant::now() < deadline {
-                if let Ok((n, _)) = self.sock.recv_from(&mut buf) {
-                    out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-                }
+                out.extend(self.recv_one());
             }
             out
+        }
+
+        /// The next line received within `limit`, if any.
+        pub fn next_line(&self, limit: Duration) -> Option<String> {
+            let deadline = Instant::now() + limit;
+            while Instant::now() < deadline {
+                if let Some(l) = self.recv_one() {
+                    return Some(l);
+                }
+            }
+            None
+        }
+
+        /// One datagram, or `None` after the socket's read timeout (200 ms).
+        fn recv_one(&self) -> Option<String> {
+            let mut buf = [0u8; 8192];
+            let (n, _) = self.sock.recv_from(&mut buf).ok()?;
+            Some(String::from_utf8_lossy(&buf[..n]).into_owned())
         }
     }
 

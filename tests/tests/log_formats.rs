@@ -74,14 +74,7 @@ fn httplog_clf_lines_have_haproxys_shape() {
 
     let hlog = Syslog::start();
     let (hf, hg) = (free_port(), free_port());
-    let h = Haproxy::start(&config(hlog.port(), hf, hg, &server));
-    assert!(
-        wait_until(Duration::from_secs(5), || std::net::TcpStream::connect(("127.0.0.1", hg)).is_ok()).is_some(),
-        "haproxy did not listen"
-    );
-    // The probe above made a connection without a request: let it go by.
-    std::thread::sleep(Duration::from_millis(200));
-    let _ = hlog.lines(Duration::from_millis(300));
+    let h = start_beside("haproxy", &config(hlog.port(), hf, hg, &server), hg, &hlog);
     send_requests(hf, hg);
     let from_haproxy = hlog.lines(Duration::from_millis(800));
     drop(h);
@@ -244,18 +237,6 @@ fn digits_to_n(line: &str) -> String {
     out
 }
 
-/// The next line `log` receives within `limit`, if any.
-fn next_line(log: &Syslog, limit: Duration) -> Option<String> {
-    let deadline = std::time::Instant::now() + limit;
-    let mut buf = [0u8; 8192];
-    while std::time::Instant::now() < deadline {
-        if let Ok((n, _)) = log.sock.recv_from(&mut buf) {
-            return Some(String::from_utf8_lossy(&buf[..n]).into_owned());
-        }
-    }
-    None
-}
-
 /// A server that answers each request with a response head and half of a
 /// 10-byte body, and sends the other half only once `release` is set; a
 /// connection that sends no request just stays open until its client leaves.
@@ -313,7 +294,7 @@ fn logasap_lines_go_out_while_the_transfer_goes_on_as_haproxys() {
         let mut lines = Vec::new();
         let mut c = connect(&format!("127.0.0.1:{f}"));
         c.write_all(b"GET /held HTTP/1.1\r\nHost: a\r\n\r\n").expect("send");
-        let early = next_line(&log, Duration::from_secs(3));
+        let early = log.next_line(Duration::from_secs(3));
         assert!(early.is_some(), "{which}: nothing logged while the body was held");
         lines.extend(early);
         release.store(true, Ordering::Release);
@@ -331,7 +312,7 @@ fn logasap_lines_go_out_while_the_transfer_goes_on_as_haproxys() {
 
         // A TCP session that sends nothing: logged at the connect all the same.
         let s = connect(&format!("127.0.0.1:{t}"));
-        let early = next_line(&log, Duration::from_secs(3));
+        let early = log.next_line(Duration::from_secs(3));
         assert!(early.is_some(), "{which}: nothing logged while the TCP session was open");
         lines.extend(early);
         drop(s);

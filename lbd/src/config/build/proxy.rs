@@ -575,6 +575,29 @@ fn option(p: &mut Proxy, kind: SectionKind, line: &Line, at: usize, negated: boo
         ctx.alert(line, format!("unknown option '{name}'."));
         return;
     };
+    // These options cannot be negated, as in HAProxy (which refuses the `no` before it looks at
+    // the section): those with parameters, the log formats, `tcpka` and `http-use-htx`.
+    if negated
+        && matches!(
+            name,
+            "forwardfor"
+                | "httpchk"
+                | "originalto"
+                | "ssl-hello-chk"
+                | "smtpchk"
+                | "mysql-check"
+                | "ldap-check"
+                | "redis-check"
+                | "tcp-check"
+                | "tcplog"
+                | "httplog"
+                | "tcpka"
+                | "http-use-htx"
+        )
+    {
+        ctx.alert(line, format!("negation is not supported for 'option {name}'."));
+        return;
+    }
     match entry.verdict(kind) {
         Verdict::Yes => {}
         Verdict::Ignored => {
@@ -602,24 +625,6 @@ fn option(p: &mut Proxy, kind: SectionKind, line: &Line, at: usize, negated: boo
     }
     let on = !negated;
     let args = line.words.get(at + 1..).unwrap_or_default();
-    // Options with parameters cannot be negated, as in HAProxy.
-    if negated
-        && matches!(
-            name,
-            "forwardfor"
-                | "httpchk"
-                | "originalto"
-                | "ssl-hello-chk"
-                | "smtpchk"
-                | "mysql-check"
-                | "ldap-check"
-                | "redis-check"
-                | "tcp-check"
-        )
-    {
-        ctx.alert(line, format!("negation is not supported for 'option {name}'."));
-        return;
-    }
     let takes_args = matches!(
         name,
         "forwardfor" | "httpchk" | "originalto" | "httplog" | "smtpchk" | "mysql-check" | "tcplog"

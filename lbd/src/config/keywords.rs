@@ -267,8 +267,8 @@ pub const OPTIONS: &[Keyword] = &[
     kd(
         "http-pretend-keepalive",
         "nywyy",
-        "Hide connection close from servers.",
-        "Accepted; without effect.",
+        "In `http-server-close` and `httpclose` modes, do not send `Connection: close` to the server; the connection still closes after the response.",
+        "After the response lbd closes the server connection itself, in both modes; haproxy 2.6 leaves that to the server (seen with a server that keeps it open).",
     ),
     kd(
         "accept-invalid-http-request",

@@ -1420,7 +1420,9 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
     );
     if wants_upgrade {
         parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else if server_close {
+    } else if server_close && !be.conf.options.http_pretend_keepalive {
+        // `option http-pretend-keepalive`: the server is not told; lbd still closes after
+        // the response.
         parts.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     // `retry-on` beyond connect failures: requests without a body keep a copy of their head.

@@ -235,6 +235,25 @@ pub mod harness {
         proxy
     }
 
+    /// A server on a free loopback port that runs `handle` on a thread of its
+    /// own for each connection; the port is returned.
+    pub fn serve_each<F>(handle: F) -> u16
+    where
+        F: Fn(TcpStream) + Send + Sync + 'static,
+    {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        let handle = Arc::new(handle);
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(s) = s else { return };
+                let h = Arc::clone(&handle);
+                std::thread::spawn(move || h(s));
+            }
+        });
+        port
+    }
+
     /// Reads an HTTP head (up to its blank line) from `s`; `None` when the
     /// peer closes or the read times out first.
     pub fn read_head(s: &mut TcpStream) -> Option<Vec<u8>> {

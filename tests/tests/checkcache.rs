@@ -76,30 +76,22 @@ const CASES: &[(&str, &str)] = &[
 
 /// A server answering a request for `/N` with case N of [`CASES`] and a 2-byte body.
 fn case_server() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = l.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { return };
-            std::thread::spawn(move || {
-                s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-                while let Some(head) = read_head(&mut s) {
-                    let text = String::from_utf8_lossy(&head).into_owned();
-                    let n: usize = text
-                        .split(' ')
-                        .nth(1)
-                        .and_then(|p| p.trim_start_matches('/').parse().ok())
-                        .unwrap_or(0);
-                    let answer = CASES.get(n).map_or("500 No Such Case", |c| c.1);
-                    let out = format!("HTTP/1.1 {answer}\r\nContent-Length: 2\r\n\r\nok");
-                    if s.write_all(out.as_bytes()).is_err() {
-                        return;
-                    }
-                }
-            });
+    serve_each(|mut s| {
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+        while let Some(head) = read_head(&mut s) {
+            let text = String::from_utf8_lossy(&head).into_owned();
+            let n: usize = text
+                .split(' ')
+                .nth(1)
+                .and_then(|p| p.trim_start_matches('/').parse().ok())
+                .unwrap_or(0);
+            let answer = CASES.get(n).map_or("500 No Such Case", |c| c.1);
+            let out = format!("HTTP/1.1 {answer}\r\nContent-Length: 2\r\n\r\nok");
+            if s.write_all(out.as_bytes()).is_err() {
+                return;
+            }
         }
-    });
-    port
+    })
 }
 
 /// The status each case gets through the proxy on `port`.

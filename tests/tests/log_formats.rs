@@ -242,26 +242,18 @@ fn digits_to_n(line: &str) -> String {
 /// connection that sends no request just stays open until its client leaves.
 fn held_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
     use std::sync::atomic::{AtomicBool, Ordering};
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = l.local_addr().expect("addr").port();
     let release = std::sync::Arc::new(AtomicBool::new(false));
     let r = std::sync::Arc::clone(&release);
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { return };
-            let r = std::sync::Arc::clone(&r);
-            std::thread::spawn(move || {
-                s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-                if read_head(&mut s).is_none() {
-                    return;
-                }
-                let mut buf = [0u8; 16];
-                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello");
-                let _ = wait_until(Duration::from_secs(10), || r.load(Ordering::Acquire));
-                let _ = s.write_all(b"world");
-                let _ = s.read(&mut buf);
-            });
+    let port = serve_each(move |mut s| {
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        if read_head(&mut s).is_none() {
+            return;
         }
+        let mut buf = [0u8; 16];
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello");
+        let _ = wait_until(Duration::from_secs(10), || r.load(Ordering::Acquire));
+        let _ = s.write_all(b"world");
+        let _ = s.read(&mut buf);
     });
     (port, release)
 }
@@ -385,4 +377,118 @@ fn dontlog_normal_keeps_errors_only_in_both_modes_as_haproxy() {
     assert_eq!(hs.len(), 2, "haproxy's lines: {from_haproxy:#?}");
     assert!(hs.iter().all(|l| l.starts_with("<131 ")), "haproxy's lines at err: {hs:#?}");
     assert_eq!(ls, hs, "lbd's lines {from_lbd:#?}\nagainst haproxy's {from_haproxy:#?}");
+}
+
+/// A server that answers each request one second after it came, with a 2-byte
+/// body, and records the paths it was asked for.
+fn slow_server() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let rec = std::sync::Arc::clone(&seen);
+    let port = serve_each(move |mut s| {
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+        while let Some(head) = read_head(&mut s) {
+            let text = String::from_utf8_lossy(&head).into_owned();
+            let path = text.split(' ').nth(1).unwrap_or_default().to_owned();
+            rec.lock().unwrap_or_else(|e| e.into_inner()).push(path);
+            std::thread::sleep(Duration::from_secs(1));
+            if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").is_err() {
+                return;
+            }
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn abortonclose_drops_a_queued_request_whose_client_left_as_haproxy() {
+    let (srv, seen) = slow_server();
+    // As haproxy 2.6 makes it, the option acts only where both the frontend (from the
+    // defaults) and the backend have it: f1/b1 do, b2 turns it off, b3 sets it alone.
+    let cfg = |log_port: u16, f: [u16; 3]| {
+        let defaults = "  mode http\n  log global\n  option httplog\n  timeout connect 1s\n  timeout client 10s\n  \
+             timeout server 10s\n  timeout queue 10s\n";
+        format!(
+            "global\n  log 127.0.0.1:{log_port} local0\n\
+             defaults\n{defaults}  option abortonclose\n\
+             frontend f1\n  bind 127.0.0.1:{}\n  default_backend b1\n\
+             frontend f2\n  bind 127.0.0.1:{}\n  default_backend b2\n\
+             backend b1\n  server s1 127.0.0.1:{srv} maxconn 1\n\
+             backend b2\n  no option abortonclose\n  server s1 127.0.0.1:{srv} maxconn 1\n\
+             defaults\n{defaults}\
+             frontend f3\n  bind 127.0.0.1:{}\n  default_backend b3\n\
+             backend b3\n  option abortonclose\n  server s1 127.0.0.1:{srv} maxconn 1\n",
+            f[0], f[1], f[2]
+        )
+    };
+    let send = |port: u16, path: &str| {
+        let mut s = connect(&format!("127.0.0.1:{port}"));
+        s.set_read_timeout(Some(Duration::from_secs(8))).ok();
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes())
+            .expect("send");
+        s
+    };
+    let answer = |mut s: std::net::TcpStream| {
+        let mut out = [0u8; 64];
+        let n = s.read(&mut out).unwrap_or(0);
+        String::from_utf8_lossy(&out[..n]).into_owned()
+    };
+    // On each frontend: a request holds the only slot; a second client sends its
+    // request and shuts its sending side; a third sends its request and leaves.
+    let run = |which: &str, prefix: &str| -> (Vec<String>, Vec<String>, Vec<String>) {
+        let log = Syslog::start();
+        let f = [free_port(), free_port(), free_port()];
+        let config = cfg(log.port(), f);
+        let _proxy = start_beside(which, &config, f[0], &log);
+        seen.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        let mut half_closed = Vec::new();
+        for (port, tag) in f.into_iter().zip(["ab", "no", "be"]) {
+            let holder = send(port, &format!("/{prefix}-{tag}-a"));
+            std::thread::sleep(Duration::from_millis(300));
+            let b = send(port, &format!("/{prefix}-{tag}-b"));
+            b.shutdown(std::net::Shutdown::Write).expect("shutdown");
+            let c = send(port, &format!("/{prefix}-{tag}-c"));
+            std::thread::sleep(Duration::from_millis(100));
+            drop(c);
+            half_closed.push(answer(b));
+            assert!(answer(holder).starts_with("HTTP/1.1 200"), "{which}: the first request");
+        }
+        wait_until(Duration::from_secs(8), || seen.lock().unwrap_or_else(|e| e.into_inner()).len() >= 7);
+        let mut paths = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        paths.sort();
+        (paths, half_closed, log.lines(Duration::from_millis(800)))
+    };
+    let (hpaths, hanswer, hlines) = run("haproxy", "h");
+    let (lpaths, lanswer, llines) = run("lbd", "l");
+    let want = |p: &str| -> Vec<String> {
+        ["ab-a", "be-a", "be-b", "be-c", "no-a", "no-b", "no-c"]
+            .iter()
+            .map(|t| format!("/{p}-{t}"))
+            .collect()
+    };
+    assert_eq!(hpaths, want("h"), "haproxy: what the server was asked: {hlines:#?}");
+    assert_eq!(lpaths, want("l"), "lbd: what the server was asked: {llines:#?}");
+    // The half-closed client gets no answer where the request was dropped, else its answer.
+    let status = |a: &[String]| a.iter().map(|t| t.get(..12).unwrap_or(t).to_owned()).collect::<Vec<_>>();
+    assert_eq!(status(&hanswer), ["", "HTTP/1.1 200", "HTTP/1.1 200"], "haproxy: {hanswer:?}");
+    assert_eq!(status(&lanswer), status(&hanswer), "lbd: {lanswer:?}");
+    // The dropped requests' lines: no server, no status, `CQ--`.
+    let dropped = |lines: &[String], p: &str| -> Vec<String> {
+        ["b", "c"]
+            .iter()
+            .map(|t| {
+                let req = format!("\"GET /{p}-ab-{t} HTTP/1.1\"");
+                let l = lines
+                    .iter()
+                    .find(|l| l.contains(&req))
+                    .unwrap_or_else(|| panic!("no line for {req}: {lines:#?}"));
+                digits_to_n(&l.replace(&format!("/{p}-"), "/"))
+            })
+            .collect()
+    };
+    let (hd, ld) = (dropped(&hlines, "h"), dropped(&llines, "l"));
+    assert!(
+        hd.iter().all(|l| l.contains(" bN/<NOSRV> ") && l.contains(" CQ-- ")),
+        "haproxy: {hd:#?}"
+    );
+    assert_eq!(ld, hd, "lbd's lines, then haproxy's");
 }

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,38 +24,30 @@ type Record = Arc<Mutex<BTreeMap<String, Seen>>>;
 /// A server answering every request with a 2-byte body and recording, per
 /// path, what it saw. It never closes a connection itself.
 fn recording_server() -> (u16, Record) {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = l.local_addr().expect("addr").port();
     let seen: Record = Arc::default();
     let rec = Arc::clone(&seen);
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { return };
-            let rec = Arc::clone(&rec);
-            std::thread::spawn(move || {
-                s.set_read_timeout(Some(Duration::from_secs(2))).ok();
-                let Some(head) = read_head(&mut s) else { return };
-                let text = String::from_utf8_lossy(&head).into_owned();
-                let path = text.split(' ').nth(1).unwrap_or_default().to_owned();
-                let connection = text
-                    .lines()
-                    .filter_map(|l| l.split_once(':'))
-                    .find(|(n, _)| n.eq_ignore_ascii_case("connection"))
-                    .map(|(_, v)| v.trim().to_ascii_lowercase());
-                if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").is_err() {
-                    return;
-                }
-                // Another request or the proxy's close; a timeout means the
-                // connection was left open.
-                let mut buf = [0u8; 256];
-                let closed_by_proxy = matches!(s.read(&mut buf), Ok(0));
-                let entry = Seen {
-                    connection,
-                    closed_by_proxy,
-                };
-                rec.lock().unwrap_or_else(|e| e.into_inner()).insert(path, entry);
-            });
+    let port = serve_each(move |mut s| {
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok();
+        let Some(head) = read_head(&mut s) else { return };
+        let text = String::from_utf8_lossy(&head).into_owned();
+        let path = text.split(' ').nth(1).unwrap_or_default().to_owned();
+        let connection = text
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(n, _)| n.eq_ignore_ascii_case("connection"))
+            .map(|(_, v)| v.trim().to_ascii_lowercase());
+        if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").is_err() {
+            return;
         }
+        // Another request or the proxy's close; a timeout means the connection was
+        // left open.
+        let mut buf = [0u8; 256];
+        let closed_by_proxy = matches!(s.read(&mut buf), Ok(0));
+        let entry = Seen {
+            connection,
+            closed_by_proxy,
+        };
+        rec.lock().unwrap_or_else(|e| e.into_inner()).insert(path, entry);
     });
     (port, seen)
 }

@@ -77,6 +77,27 @@ impl ClientStream for tokio::net::UnixStream {
     }
 }
 
+/// Whether the client on `fd` has closed its sending side or reset the
+/// connection: a peek finds the end of the stream. Bytes still unread (a body,
+/// a pipelined request) say nothing yet.
+pub(crate) fn client_closed(fd: std::os::fd::RawFd) -> bool {
+    let mut b = [0u8; 1];
+    // SAFETY: `fd` is an open socket of the caller's; `b` is a valid one-byte buffer.
+    let n = unsafe { libc::recv(fd, b.as_mut_ptr().cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+    if n == 0 {
+        return true;
+    }
+    n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECONNRESET)
+}
+
+/// `option abortonclose`: ends once the client on `fd` has closed (looked at
+/// now, then every 50 ms: only requests waiting in a queue run this).
+pub(crate) async fn until_client_closed(fd: std::os::fd::RawFd) {
+    while !client_closed(fd) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// `silent-drop`: the connection goes away without the client being told. In
 /// TCP repair mode (CAP_NET_ADMIN) the kernel sends nothing at all when the
 /// socket is closed; failing that, whatever the close sends dies at the first

@@ -1397,7 +1397,26 @@ async fn handle(cx: Arc<ClientCtx>, req: Request<Incoming>) -> Response<LbBody> 
     let client_addr = client_ip(cx.src).unwrap_or(IpAddr::from([0, 0, 0, 0]));
     let queued = Stamp::now(timed);
     let preferred = pinned.or_else(|| cookie_server.clone()).or(sticky_srv);
-    let (mut server, slot) = match session::choose_server(&be, preferred, client_addr, None, hash).await {
+    let choice = session::choose_server(&be, preferred, client_addr, None, hash);
+    // `option abortonclose`: a client that leaves while its request waits in the queue
+    // takes the request with it (`CQ`); the server never sees it. As in haproxy 2.6, the
+    // frontend must have the option too (from a defaults section: a frontend's own
+    // line is ignored), else the client's close counts as a half-close.
+    let abortonclose = be.conf.options.abortonclose && fe.conf.options.abortonclose;
+    let chosen = match cx.fd.filter(|_| abortonclose) {
+        Some(fd) => tokio::select! {
+            biased;
+            c = choice => c,
+            () = session::until_client_closed(fd) => {
+                txn.t_queue = queued.ms();
+                txn.term[0] = 'C';
+                txn.term[1] = 'Q';
+                return txn.drop_connection();
+            }
+        },
+        None => choice.await,
+    };
+    let (mut server, slot) = match chosen {
         Chosen::Server(s, g) => (s, g),
         Chosen::QueueTimeout => {
             txn.t_queue = queued.ms();

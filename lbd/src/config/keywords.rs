@@ -185,7 +185,7 @@ pub const OPTIONS: &[Keyword] = &[
         "abortonclose",
         "nywyy",
         "Drop a queued HTTP request whose client has closed (`CQ--`, no answer); without it the request is served. As in haproxy 2.6, it acts only when the frontend has it too, which only a `defaults` section (or a `listen`) gives.",
-        "TCP mode and the connection phase are not watched; over `bind ... ssl` the close is not seen.",
+        "Not watched: TCP mode, the connection phase, a request whose body is still unread; over `bind ... ssl` the close is not seen.",
     ),
     k("splice-auto", "nyyyy", "Let lbd choose when to use splice(2)."),
     k("splice-request", "nyyyy", "splice(2) client-to-server data."),
